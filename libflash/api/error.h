@@ -1,0 +1,21 @@
+// Thread-local error state behind flash_last_error(). Every failing path calls set_error exactly once,
+// with a message that names the field and the values, and returns its code unchanged.
+#pragma once
+
+#include <cstdint>
+
+#include "flash.h"
+
+namespace flash {
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int32_t set_error(int32_t code, const char* fmt, ...);
+
+// Records a CUDA runtime failure: code FLASH_ERROR_CUDA, the cudaError_t value and "<what>: <cuda message>".
+int32_t set_cuda_error(int32_t cuda_error, const char* cuda_message, const char* what);
+
+void clear_error();
+
+} // namespace flash
