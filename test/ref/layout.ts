@@ -66,10 +66,14 @@ export function batchIdxRows(idx: ArrayLike<number>, st: Strides): RowAddr {
 }
 
 /** Paged pool [num_pages, page_size, heads, dim]: token t of sequence i is in page
- *  blockTable[i*btStride + floor(t/pageSize)], row t % pageSize; st.batch is the page stride. */
-export function pagedRows(blockTable: ArrayLike<number>, btStride: number, pageSize: number, st: Strides): RowAddr {
+ *  blockTable[i*btStride + floor(t/pageSize)], row t % pageSize; st.batch is the page stride. Throws for a
+ *  token past the table's maxBlocks columns (default btStride) or a missing entry. */
+export function pagedRows(
+  blockTable: ArrayLike<number>, btStride: number, pageSize: number, st: Strides, maxBlocks = btStride,
+): RowAddr {
   return (i, t) => {
-    const page = blockTable[i * btStride + Math.floor(t / pageSize)];
+    const col = Math.floor(t / pageSize);
+    const page = col < maxBlocks ? blockTable[i * btStride + col] : undefined;
     if (page === undefined) throw new Error(`pagedRows: token ${t} of sequence ${i} is past the block table`);
     return page * st.batch + (t % pageSize) * st.row;
   };
