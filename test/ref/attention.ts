@@ -14,7 +14,7 @@ export function attention(pr: AttnProblem): AttnResult {
   const lse: Float64Array[] = [];
   for (let bi = 0; bi < r.b; bi++) {
     const sq = pr.seqlensQ[bi]!, sk = pr.seqlensK[bi]!;
-    const v = pr.v[bi]!;
+    const v = r.v[bi]!;
     const ob = new Float64Array(sq * h * dv);
     const lb = new Float64Array(h * sq);
     for (let hi = 0; hi < h; hi++) {

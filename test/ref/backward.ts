@@ -21,7 +21,7 @@ export function attentionBackward(pr: AttnProblem, dO: ArrayLike<number>[]): Gra
   const res: Grads = { dq: [], dk: [], dv: [], softmaxD: [] };
   for (let bi = 0; bi < r.b; bi++) {
     const sq = pr.seqlensQ[bi]!, sk = pr.seqlensK[bi]!;
-    const q = pr.q[bi]!, k = pr.k[bi]!, v = pr.v[bi]!, go = dO[bi]!;
+    const q = r.q[bi]!, k = r.k[bi]!, v = r.v[bi]!, go = dO[bi]!;
     if (go.length < sq * h * dv) throw new Error(`dO[${bi}] shorter than [${sq}, ${h}, ${dv}]`);
     const dq = new Float64Array(sq * h * d);
     const dk = new Float64Array(sk * hk * d);

@@ -58,7 +58,11 @@ export interface Resolved {
   b: number; h: number; hk: number; d: number; dv: number; group: number;
   scale: number; softcap: number; left: number; right: number;
   alibi: Float64Array | null; p: number; rpKeep: number; seed: bigint; offset: bigint;
+  /** The inputs as Float64Array (copied only when given as another array type): keeps the hot loops monomorphic. */
+  q: Float64Array[]; k: Float64Array[]; v: Float64Array[];
 }
+
+const asF64 = (x: ArrayLike<number>): Float64Array => (x instanceof Float64Array ? x : Float64Array.from(x));
 
 export function resolve(pr: AttnProblem): Resolved {
   const { b, h, hk, d } = pr;
@@ -89,6 +93,7 @@ export function resolve(pr: AttnProblem): Resolved {
     right: pr.causal ? 0 : pr.windowRight !== undefined && pr.windowRight >= 0 ? pr.windowRight : -1,
     alibi, p, rpKeep: p > 0 ? dropoutScale(p) : 1,
     seed: pr.seed ?? 0n, offset: pr.offset ?? 0n,
+    q: pr.q.map(asF64), k: pr.k.map(asF64), v: pr.v.map(asF64),
   };
 }
 
@@ -123,7 +128,7 @@ export function rowProbs(pr: AttnProblem, r: Resolved, bi: number, hi: number, r
   const sq = pr.seqlensQ[bi]!, sk = pr.seqlensK[bi]!;
   const { d, hk } = r;
   const kh = Math.floor(hi / r.group);
-  const q = pr.q[bi]!, k = pr.k[bi]!;
+  const q = r.q[bi]!, k = r.k[bi]!;
   const x = new Float64Array(sk);
   const s = new Float64Array(sk).fill(-Infinity);
   const slope = alibiSlope(r, bi, hi);
