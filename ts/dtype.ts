@@ -2,15 +2,18 @@
 // Conversions round to nearest even and keep NaN/Inf, so host-side references see the same values the
 // library reads.
 
-export type DType = "float16" | "bfloat16" | "float32";
+/** Element types of tensors: the attention dtypes plus int32 for index arrays (cu_seqlens, block tables). */
+export type DType = "float16" | "bfloat16" | "float32" | "int32";
+/** The dtypes attention runs on (flash_dtype). */
+export type AttnDType = Exclude<DType, "int32">;
 
 /** flash_dtype values of include/flash.h. */
-export const DTYPE_CODE: Record<DType, number> = { float16: 1, bfloat16: 2, float32: 3 };
+export const DTYPE_CODE: Record<AttnDType, number> = { float16: 1, bfloat16: 2, float32: 3 };
 
-export const DTYPE_BYTES: Record<DType, number> = { float16: 2, bfloat16: 2, float32: 4 };
+export const DTYPE_BYTES: Record<DType, number> = { float16: 2, bfloat16: 2, float32: 4, int32: 4 };
 
 export function isDType(x: unknown): x is DType {
-  return x === "float16" || x === "bfloat16" || x === "float32";
+  return x === "float16" || x === "bfloat16" || x === "float32" || x === "int32";
 }
 
 const f32 = new Float32Array(1);
@@ -63,7 +66,7 @@ export function f16BitsToF32(h: number): number {
 }
 
 /** Rounds a number to the nearest value representable in `dtype`. */
-export function roundTo(dtype: DType, x: number): number {
+export function roundTo(dtype: AttnDType, x: number): number {
   if (dtype === "float16") return f16BitsToF32(f32ToF16Bits(x));
   if (dtype === "bfloat16") return bf16BitsToF32(f32ToBf16Bits(x));
   return Math.fround(x);
