@@ -123,6 +123,63 @@ struct FwdHead {
     float slope_log2 = 0.f; // ALiBi slope in base-2 units, 0 = none
 };
 
+// kt[x * kBlockN + jj] = K[j0 + jj][x] for jj < kc, zero for the rest of the tile.
+template <class D>
+void pack_kt(const KVRows<typename D::T>& kr, int64_t j0, int kc, int d, float* kt) {
+    for (int jj = 0; jj < kc; ++jj) {
+        const auto* kp = kr.row(j0 + jj);
+        for (int x = 0; x < d; ++x) kt[x * kBlockN + jj] = D::load(kp[x]);
+    }
+    if (kc < kBlockN)
+        for (int x = 0; x < d; ++x) std::fill(kt + x * kBlockN + kc, kt + (x + 1) * kBlockN, 0.f);
+}
+
+// dst[jj * np + x] = R[j0 + jj][x] for jj < kc, x < n; zero padding up to np. Rows are always repacked:
+// reading them in place would walk rows h*d floats apart, which for the usual power-of-two strides puts
+// every row in the same L1 set.
+template <class D>
+void pack_rows(const KVRows<typename D::T>& rr, int64_t j0, int kc, int n, int np, float* dst) {
+    for (int jj = 0; jj < kc; ++jj) {
+        const auto* src = rr.row(j0 + jj);
+        float* out = dst + int64_t(jj) * np;
+        for (int x = 0; x < n; ++x) out[x] = D::load(src[x]);
+        std::fill(out + n, out + np, 0.f);
+    }
+}
+
+// s = Q·Kᵀ of rows [r0, r0+m) and the key tile [j0, j0+kBlockN) becomes base-2 logits: softcap, then ALiBi,
+// then the mask (-inf outside the row's visible columns and outside [jb, je)). full = no column is masked.
+// th (optional, [m, kBlockN]) receives tanh of the capped scores for the backward's chain rule.
+inline void score_tile(const FwdProblem& p, const FwdHead& hd, float* s, int m, int64_t r0, int64_t j0, int64_t jb,
+                       int64_t je, bool full, float* th) {
+    const float cap = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
+    for (int i = 0; i < m; ++i) {
+        float* srow = s + int64_t(i) * kBlockN;
+        const int64_t r = r0 + i;
+        if (cap != 0.f) {
+            for (int jj = 0; jj < kBlockN; ++jj) {
+                const float t = std::tanh(srow[jj]);
+                if (th) th[int64_t(i) * kBlockN + jj] = t;
+                srow[jj] = cap * t;
+            }
+        }
+        if (hd.slope_log2 != 0.f) {
+            const int64_t a = r + hd.sk - hd.sq;
+            for (int jj = 0; jj < kBlockN; ++jj) srow[jj] -= hd.slope_log2 * float(std::llabs(a - (j0 + jj)));
+        }
+        if (!full) {
+            const ColRange c = visible_cols(p.mask, r, hd.sq, hd.sk);
+            const int64_t a0 = std::max(c.lo, jb) - j0, a1 = std::min(c.hi + 1, je) - j0;
+            if (a1 <= a0) {
+                std::fill(srow, srow + kBlockN, -kInf);
+            } else {
+                std::fill(srow, srow + a0, -kInf);
+                std::fill(srow + a1, srow + kBlockN, -kInf);
+            }
+        }
+    }
+}
+
 // How the Q loader must scale so that q·k lands in the units fwd_attend expects.
 inline float q_prescale(const FwdProblem& p) { return p.softcap > 0.f ? p.scale / p.softcap : p.scale_log2; }
 
@@ -130,65 +187,27 @@ inline float q_prescale(const FwdProblem& p) { return p.softcap > 0.f ? p.scale 
 template <class D>
 void fwd_attend(const FwdProblem& p, const Kernels& K, const FwdHead& hd, FwdTile& t, const FwdScratch& w,
                 const KVRows<typename D::T>& kr, const KVRows<typename D::T>& vr, int64_t c_begin, int64_t c_end) {
-    using T = typename D::T;
     const int d = p.d, dv = p.dv, dvp = int(round_up(dv, kPad));
     const ColRange first = visible_cols(p.mask, t.r0, hd.sq, hd.sk);
     const ColRange last = visible_cols(p.mask, t.r0 + t.m - 1, hd.sq, hd.sk);
     const int64_t lo = std::max<int64_t>(c_begin, first.lo), hi = std::min<int64_t>(c_end - 1, last.hi);
     if (hi < lo) return;
-    const bool direct_v = std::is_same<T, float>::value && dv % kPad == 0 && !vr.pages;
-    const float cap = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
     const bool dropout = p.dropout.p > 0.f;
 
     for (int64_t j0 = lo / kBlockN * kBlockN; j0 <= hi; j0 += kBlockN) {
         const int64_t jb = std::max(j0, c_begin), je = std::min(j0 + kBlockN, c_end);
         const int kc = int(je - j0); // the tile holds columns [j0, je); those below jb are masked
-        for (int jj = 0; jj < kc; ++jj) {
-            const T* kp = kr.row(j0 + jj);
-            for (int x = 0; x < d; ++x) w.kt[x * kBlockN + jj] = D::load(kp[x]);
-        }
-        if (kc < kBlockN)
-            for (int x = 0; x < d; ++x) std::fill(w.kt + x * kBlockN + kc, w.kt + (x + 1) * kBlockN, 0.f);
-        const float* vb;
-        int64_t ldv;
-        if (direct_v) {
-            vb = reinterpret_cast<const float*>(vr.row(j0));
-            ldv = vr.row_stride;
-        } else {
-            for (int jj = 0; jj < kc; ++jj) {
-                const T* vp = vr.row(j0 + jj);
-                float* dst = w.v + int64_t(jj) * dvp;
-                for (int x = 0; x < dv; ++x) dst[x] = D::load(vp[x]);
-                std::fill(dst + dv, dst + dvp, 0.f);
-            }
-            vb = w.v;
-            ldv = dvp;
-        }
+        pack_kt<D>(kr, j0, kc, d, w.kt);
+        pack_rows<D>(vr, j0, kc, dv, dvp, w.v);
 
         K.gemm(t.m, kBlockN, d, t.q, d, 1, w.kt, kBlockN, w.s, kBlockN, 0);
 
         // Whole tile visible to every row: no per-row masking needed.
         const bool full = jb == j0 && je == j0 + kBlockN && j0 >= last.lo && j0 + kBlockN - 1 <= first.hi;
+        score_tile(p, hd, w.s, t.m, t.r0, j0, jb, je, full, nullptr);
         for (int i = 0; i < t.m; ++i) {
             float* srow = w.s + int64_t(i) * kBlockN;
             const int64_t r = t.r0 + i;
-            if (cap != 0.f)
-                for (int jj = 0; jj < kBlockN; ++jj) srow[jj] = cap * std::tanh(srow[jj]);
-            if (hd.slope_log2 != 0.f) {
-                const int64_t a = r + hd.sk - hd.sq;
-                for (int jj = 0; jj < kBlockN; ++jj)
-                    srow[jj] -= hd.slope_log2 * float(std::llabs(a - (j0 + jj)));
-            }
-            if (!full) {
-                const ColRange c = visible_cols(p.mask, r, hd.sq, hd.sk);
-                const int64_t a0 = std::max(c.lo, jb) - j0, a1 = std::min(c.hi + 1, je) - j0;
-                if (a1 <= a0) {
-                    std::fill(srow, srow + kBlockN, -kInf);
-                } else {
-                    std::fill(srow, srow + a0, -kInf);
-                    std::fill(srow + a1, srow + kBlockN, -kInf);
-                }
-            }
             const float mnew = std::max(t.mx[i], K.row_max(srow, kBlockN));
             if (mnew == -kInf) { // nothing visible yet in this row
                 std::fill(srow, srow + kBlockN, 0.f);
@@ -209,7 +228,7 @@ void fwd_attend(const FwdProblem& p, const Kernels& K, const FwdHead& hd, FwdTil
                 }
             }
         }
-        K.gemm(t.m, dvp, kc, w.s, kBlockN, 1, vb, ldv, t.o, dvp, 1);
+        K.gemm(t.m, dvp, kc, w.s, kBlockN, 1, w.v, dvp, t.o, dvp, 1);
     }
 }
 
