@@ -75,11 +75,15 @@ export interface BuildInfo {
   cpu_simd: string;
 }
 
-/** Candidate paths, in order: FLASH_LIBRARY_PATH, the packaged build, the local build dir. */
+/**
+ * Candidate paths, in order: the packaged build, then the local build dir. FLASH_LIBRARY_PATH replaces the
+ * list (an override that silently fell back to another build would hide which library ran).
+ */
 export function candidatePaths(): string[] {
   const root = join(import.meta.dir, "..");
   const env = process.env.FLASH_LIBRARY_PATH;
-  return [...(env ? [env] : []), join(root, "lib", "libflash.so"), join(root, "build", "libflash.so")];
+  if (env) return [env];
+  return [join(root, "lib", "libflash.so"), join(root, "build", "libflash.so")];
 }
 
 let loaded: Library | undefined;
