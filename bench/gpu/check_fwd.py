@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""GPU correctness harness for libflash's CUDA forward (run on the device machine).
+
+For every case: random inputs, outputs poisoned with NaN, flash_fwd through ctypes on torch data_ptr(),
+then FlashAttention's rule against a float32 PyTorch reference:
+    max|out - ref32| <= 2 * max|out_pt - ref32| + 1e-5,   out_pt = the same math in the input dtype,
+plus LSE (|lse - ref| <= 1e-3 + 1e-3|ref|, +inf rows exact), every valid element written, padding rows
+untouched, and bitwise repeatability. Dropout: the mask is read back exactly (uniform attention over an
+identity V) and compared bit for bit with an independent numpy Philox and with the CPU backend.
+Usage: check_fwd.py [--quick] [--json OUT.json]
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+
+from flashlib import Lib, fill_params
+
+LOG = []
+
+
+def philox_numpy(c0, c1, c2, c3, k0, k1):
+    M0, M1, W0, W1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57), 0x9E3779B9, 0xBB67AE85
+    mask = np.uint64(0xFFFFFFFF)
+    c0, c1, c2, c3 = (np.asarray(x, dtype=np.uint64) & mask for x in (c0, c1, c2, c3))
+    k0, k1 = np.uint64(k0), np.uint64(k1)
+    for _ in range(10):
+        p0 = M0 * c0
+        p1 = M1 * c2
+        hi0, lo0 = p0 >> np.uint64(32), p0 & mask
+        hi1, lo1 = p1 >> np.uint64(32), p1 & mask
+        c0, c1, c2, c3 = (hi1 ^ c1 ^ k0) & mask, lo1, (hi0 ^ c3 ^ k1) & mask, lo0
+        k0 = (k0 + np.uint64(W0)) & mask
+        k1 = (k1 + np.uint64(W1)) & mask
+    return c0, c1, c2, c3
+
+
+def dropout_keep(seed, offset, h, bi, hi, sq, sk, p):
+    """bool [sq, sk] keep mask of include/flash.h for (bi, hi)."""
+    thr = min(65535, int(math.floor(float(np.float32(p)) * 65536 + 0.5)))
+    n = (offset + bi * h + hi) & 0xFFFFFFFFFFFFFFFF
+    rows = np.arange(sq, dtype=np.uint64)[:, None]
+    cols = np.arange(sk, dtype=np.uint64)[None, :]
+    x = philox_numpy(cols >> np.uint64(3), rows + np.zeros_like(cols), np.full((sq, sk), n & 0xFFFFFFFF),
+                     np.full((sq, sk), n >> 32), seed & 0xFFFFFFFF, seed >> 32)
+    word_idx = (cols & np.uint64(7)) >> np.uint64(1)
+    words = np.stack(x, 0)
+    w = np.take_along_axis(words, np.broadcast_to(word_idx, (sq, sk))[None].astype(np.int64), 0)[0]
+    u16 = (w >> (np.uint64(16) * (cols & np.uint64(1)))) & np.uint64(0xFFFF)
+    return u16 >= np.uint64(thr)
+
+
+def ref_seq(q, k, v, *, scale, causal, window, softcap, slope, keep, rp_keep, upcast):
+    """One sequence. q [sq, h, d], k [sk, hk, d], v [sk, hk, dv]. Returns o [sq, h, dv], lse [h, sq] (f32)."""
+    dt = torch.float32 if upcast else q.dtype
+    sq, h, _ = q.shape
+    sk, hk, _ = k.shape
+    g = h // hk
+    qf, kf, vf = q.to(dt), k.to(dt), v.to(dt)
+    if not upcast:  # FA's reorder_ops flavour: scale K rather than the scores
+        kf = (kf * scale).to(dt)
+    kf = kf.repeat_interleave(g, dim=1)
+    vf = vf.repeat_interleave(g, dim=1)
+    s = torch.einsum("qhd,khd->hqk", qf, kf).float()
+    if upcast:
+        s = s * scale
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    i = torch.arange(sq, device=q.device)[:, None]
+    j = torch.arange(sk, device=q.device)[None, :]
+    a = i + sk - sq
+    if slope is not None:
+        s = s - slope.view(h, 1, 1) * (a - j).abs().float()[None]
+    left, right = window
+    if causal:
+        right = 0
+    vis = torch.ones(sq, sk, dtype=torch.bool, device=q.device)
+    if left >= 0:
+        vis &= j >= a - left
+    if right >= 0:
+        vis &= j <= a + right
+    s = s.masked_fill(~vis[None], float("-inf"))
+    m = s.amax(-1, keepdim=True)
+    any_vis = torch.isfinite(m)
+    m = torch.where(any_vis, m, torch.zeros_like(m))
+    e = torch.exp(s - m)
+    l = e.sum(-1, keepdim=True)
+    pm = torch.where(any_vis, e / l, torch.zeros_like(e))
+    lse = torch.where(any_vis[..., 0], (m + torch.log(l))[..., 0], torch.full_like(m[..., 0], float("inf")))
+    if keep is not None:
+        pm = pm * keep.float() * rp_keep
+    o = torch.einsum("hqk,khd->qhd", pm.to(dt), vf).float()
+    return o, lse
+
+
+class Case:
+    def __init__(self, name, **kw):
+        self.name, self.kw = name, kw
+
+
+def run_case(lib, c, dev, results, repeat_check=True):
+    kw = dict(c.kw)
+    dtype = kw.pop("dtype")
+    b, h, hk, d = kw.pop("b"), kw.pop("h"), kw.pop("hk"), kw.pop("d")
+    dv = kw.pop("dv", None) or d
+    seqs_q, seqs_k = kw.pop("seqs_q"), kw.pop("seqs_k")
+    varlen = kw.pop("varlen", False)
+    causal, window = kw.pop("causal", False), kw.pop("window", (-1, -1))
+    softcap, alibi_on = kw.pop("softcap", 0.0), kw.pop("alibi", False)
+    dropout_p, num_splits = kw.pop("dropout", 0.0), kw.pop("num_splits", 0)
+    seqused_k_frac, leftpad_on = kw.pop("seqused_k", None), kw.pop("leftpad", False)
+    seqused_q_on = kw.pop("seqused_q", False)
+    noncontig = kw.pop("noncontig", False)
+    import zlib
+    hseed = zlib.crc32(c.name.encode())
+    torch.manual_seed(hseed)
+    gen = np.random.default_rng(hseed)
+    scale = 1.0 / math.sqrt(d)
+    seed, offset = int(gen.integers(0, 2**63)), int(gen.integers(0, 2**40))
+
+    def rnd(*shape, last):
+        if noncontig:  # a strided view: extra columns and an extra head between rows
+            t = torch.randn(*shape[:-2], shape[-2] + 1, last + 8, device=dev, dtype=dtype)
+            return t[..., : shape[-2], :last]
+        return torch.randn(*shape[:-1], last, device=dev, dtype=dtype)
+
+    if varlen:
+        cq = [0] + list(np.cumsum(seqs_q))
+        ck = [0] + list(np.cumsum(seqs_k))
+        q = rnd(cq[-1], h, d, last=d)
+        k = rnd(ck[-1], hk, d, last=d)
+        v = rnd(ck[-1], hk, dv, last=dv)
+        o = torch.full((cq[-1], h, dv), float("nan"), device=dev, dtype=dtype)
+        lse = torch.full((h, cq[-1]), float("nan"), device=dev, dtype=torch.float32)
+        cu_q = torch.tensor(cq, dtype=torch.int32, device=dev)
+        cu_k = torch.tensor(ck, dtype=torch.int32, device=dev)
+        max_q, max_k = max(seqs_q), max(seqs_k)
+    else:
+        sq, sk = seqs_q[0], seqs_k[0]
+        q = rnd(b, sq, h, d, last=d)
+        k = rnd(b, sk, hk, d, last=d)
+        v = rnd(b, sk, hk, dv, last=dv)
+        o = torch.full((b, sq, h, dv), float("nan"), device=dev, dtype=dtype)
+        lse = torch.full((b, h, sq), float("nan"), device=dev, dtype=torch.float32)
+        cu_q = cu_k = None
+        max_q, max_k = sq, sk
+    nseq = len(seqs_q) if varlen else b
+    lens_k_total = seqs_k if varlen else [seqs_k[0]] * b
+    lens_q_total = seqs_q if varlen else [seqs_q[0]] * b
+    leftpad = [int(gen.integers(0, max(1, L // 3))) for L in lens_k_total] if leftpad_on else [0] * nseq
+    used_k = ([max(leftpad[i], int(L * seqused_k_frac)) for i, L in enumerate(lens_k_total)]
+              if seqused_k_frac is not None else None)
+    used_q = [max(0, L - int(gen.integers(0, max(1, L // 2 + 1)))) for L in lens_q_total] if seqused_q_on else None
+    t32 = lambda xs: torch.tensor(xs, dtype=torch.int32, device=dev) if xs is not None else None
+    alibi = (torch.rand(nseq, h, device=dev) * 0.3) if alibi_on else None
+
+    p = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal, window=window, softcap=softcap,
+                    alibi=alibi, dropout_p=dropout_p, seed=seed, offset=offset, cu_seqlens_q=cu_q,
+                    cu_seqlens_k=cu_k, seqused_q=t32(used_q), seqused_k=t32(used_k),
+                    leftpad_k=t32(leftpad) if leftpad_on else None, max_seqlen_q=max_q, max_seqlen_k=max_k,
+                    num_splits=num_splits)
+    ws_n = lib.workspace_size(p)
+    ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
+    lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)
+    torch.cuda.synchronize()
+    o1, lse1 = o.clone(), lse.clone()
+    ok, worst, msgs = True, 0.0, []
+    rp_keep = 1.0 / (1.0 - float(np.float32(dropout_p))) if dropout_p > 0 else 1.0
+    for si in range(nseq):
+        q0 = cq[si] if varlen else 0
+        k0 = ck[si] if varlen else 0
+        Lq = seqs_q[si] if varlen else seqs_q[0]
+        Lk_end = (used_k[si] if used_k else (seqs_k[si] if varlen else seqs_k[0]))
+        sq_i = used_q[si] if used_q else Lq
+        lp = leftpad[si]
+        sk_i = Lk_end - lp
+        if varlen:
+            qs, ks, vs = q[q0:q0 + sq_i], k[k0 + lp:k0 + lp + sk_i], v[k0 + lp:k0 + lp + sk_i]
+            os_, ls = o1[q0:q0 + Lq], lse1[:, q0:q0 + Lq]
+        else:
+            qs, ks, vs = q[si, :sq_i], k[si, lp:lp + sk_i], v[si, lp:lp + sk_i]
+            os_, ls = o1[si], lse1[si]
+        keep = None
+        if dropout_p > 0:
+            keep = torch.from_numpy(np.stack([dropout_keep(seed, offset, h, si, hh, sq_i, sk_i, dropout_p)
+                                              for hh in range(h)])).to(dev)
+        slope = alibi[si] if alibi is not None else None
+        ref, lref = ref_seq(qs, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap,
+                            slope=slope, keep=keep, rp_keep=rp_keep, upcast=True)
+        pt, _ = ref_seq(qs, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap, slope=slope,
+                        keep=keep, rp_keep=rp_keep, upcast=False)
+        out = os_[:sq_i].float()
+        if torch.isnan(out).any():
+            ok = False
+            msgs.append(f"seq{si}: NaN/unwritten in O ({int(torch.isnan(out).sum())})")
+            continue
+        err = (out - ref).abs().max().item() if out.numel() else 0.0
+        err_pt = (pt.float() - ref).abs().max().item() if out.numel() else 0.0
+        tol = 2 * err_pt + 1e-5
+        worst = max(worst, err / max(tol, 1e-12))
+        if err > tol:
+            ok = False
+            msgs.append(f"seq{si}: err {err:.3g} > 2*{err_pt:.3g}+1e-5")
+        lo = ls[:, :sq_i]
+        fin = torch.isfinite(lref)
+        if not torch.equal(torch.isinf(lo) & (lo > 0), ~fin):
+            ok = False
+            msgs.append(f"seq{si}: LSE +inf pattern differs")
+        elif fin.any():
+            le = ((lo - lref).abs() / (1 + lref.abs()))[fin].max().item()
+            if le > 1e-3:
+                ok = False
+                msgs.append(f"seq{si}: LSE err {le:.3g}")
+        if sq_i < Lq:  # seqused_q padding rows: untouched
+            if not torch.isnan(os_[sq_i:].float()).all() or not torch.isnan(ls[:, sq_i:]).all():
+                ok = False
+                msgs.append(f"seq{si}: padding rows were written")
+    if repeat_check and ok:
+        o.fill_(float("nan"))
+        lse.fill_(float("nan"))
+        lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)
+        torch.cuda.synchronize()
+        same = torch.equal(o.view(torch.int16), o1.view(torch.int16)) and torch.equal(lse.view(torch.int32), lse1.view(torch.int32))
+        if not same:
+            ok = False
+            msgs.append("not bitwise repeatable")
+    results.append({"case": c.name, "ok": ok, "worst_ratio": worst, "ws": ws_n, "msgs": msgs})
+    print(f"{'PASS' if ok else 'FAIL'} {c.name} ratio={worst:.3f} {' | '.join(msgs)}", flush=True)
+    return ok
+
+
+def dropout_mask_case(lib, dev, results, dtype, sq, sk, h, b, p_drop, seed, offset, cpu_too):
+    """Reads the mask back exactly: q = 0 (uniform attention), V = identity -> O[i, j] = keep * rp / sk."""
+    name = f"dropout-mask {dtype} b{b} h{h} sq{sq} sk{sk} p{p_drop}"
+    dv = sk
+    q = torch.zeros(b, sq, h, 32, device=dev, dtype=dtype)
+    k = torch.randn(b, sk, h, 32, device=dev, dtype=dtype)
+    v = torch.eye(sk, device=dev, dtype=dtype)[None, :, None, :].expand(b, sk, h, sk).contiguous()
+    o = torch.full((b, sq, h, dv), float("nan"), device=dev, dtype=dtype)
+    pp = fill_params(lib, q=q, k=k, v=v, o=o, dropout_p=p_drop, seed=seed, offset=offset, num_splits=1)
+    lib.fwd(pp, 0, 0, torch.cuda.current_stream().cuda_stream)
+    torch.cuda.synchronize()
+    got = (o != 0).permute(0, 2, 1, 3).cpu().numpy()  # [b, h, sq, sk]
+    want = np.stack([np.stack([dropout_keep(seed, offset, h, bi, hi, sq, sk, p_drop) for hi in range(h)])
+                     for bi in range(b)])
+    ok = bool((got == want).all()) and not torch.isnan(o).any().item()
+    msgs = [] if ok else [f"{int((got != want).sum())} mask bits differ from numpy Philox"]
+    if cpu_too:
+        qc, kc, vc = q.cpu(), k.cpu(), v.cpu()
+        oc = torch.full_like(vc[:, :sq].expand(b, sq, h, dv).contiguous(), float("nan"))
+        pc = fill_params(lib, q=qc, k=kc, v=vc, o=oc, dropout_p=p_drop, seed=seed, offset=offset, device_cpu=True)
+        lib.fwd(pc, 0, 0, 0)
+        gc = (oc != 0).permute(0, 2, 1, 3).numpy()
+        if not (gc == got).all():
+            ok = False
+            msgs.append(f"{int((gc != got).sum())} mask bits differ from the CPU backend")
+    results.append({"case": name, "ok": ok, "msgs": msgs})
+    print(f"{'PASS' if ok else 'FAIL'} {name} {' | '.join(msgs)}", flush=True)
+    return ok
+
+
+def build_cases(quick):
+    cases = []
+    dts = [torch.bfloat16, torch.float16]
+    shapes = [(1, 1), (17, 17), (97, 113), (113, 203), (203, 113), (1023, 1024)]
+    dims = [32, 59, 64, 96, 128, 192, 256]
+    if quick:
+        shapes = [(17, 17), (113, 203), (203, 113)]
+        dims = [59, 64, 128]
+        dts = [torch.bfloat16]
+    for dt in dts:
+        dn = "bf16" if dt == torch.bfloat16 else "fp16"
+        for (sq, sk) in shapes:
+            for d in dims:
+                for causal in (False, True):
+                    cases.append(Case(f"{dn} sq{sq} sk{sk} d{d} causal{int(causal)}", dtype=dt, b=2, h=3, hk=3, d=d,
+                                      seqs_q=[sq], seqs_k=[sk], causal=causal))
+    dt = torch.bfloat16
+    for hk in (1, 2, 6):
+        for d in ((64, 128) if not quick else (64,)):
+            cases.append(Case(f"gqa h6 hk{hk} d{d}", dtype=dt, b=2, h=6, hk=hk, d=d, seqs_q=[97], seqs_k=[203], causal=hk == 2))
+    for d in ((64, 128, 256) if not quick else (128,)):
+        cases.append(Case(f"local d{d}", dtype=dt, b=2, h=2, hk=2, d=d, seqs_q=[203], seqs_k=[311], window=(37, 11)))
+        cases.append(Case(f"local-left-only d{d}", dtype=dt, b=1, h=2, hk=2, d=d, seqs_q=[300], seqs_k=[300], window=(50, -1)))
+        cases.append(Case(f"alibi d{d}", dtype=dt, b=2, h=4, hk=2, d=d, seqs_q=[113], seqs_k=[203], alibi=True, causal=True))
+        cases.append(Case(f"softcap d{d}", dtype=torch.float16, b=2, h=2, hk=2, d=d, seqs_q=[113], seqs_k=[203], softcap=5.0))
+        cases.append(Case(f"dropout d{d}", dtype=dt, b=2, h=3, hk=3, d=d, seqs_q=[97], seqs_k=[203], dropout=0.17))
+        cases.append(Case(f"dropout-causal-alibi d{d}", dtype=dt, b=2, h=2, hk=1, d=d, seqs_q=[130], seqs_k=[130], dropout=0.3, causal=True, alibi=True))
+    cases.append(Case("varlen d64", dtype=dt, b=0, h=4, hk=2, d=64, seqs_q=[1, 17, 130, 64], seqs_k=[5, 300, 97, 64], varlen=True))
+    cases.append(Case("varlen causal d128", dtype=dt, b=0, h=4, hk=4, d=128, seqs_q=[33, 1, 257], seqs_k=[100, 9, 257], varlen=True, causal=True))
+    cases.append(Case("varlen seqused_k leftpad d96", dtype=dt, b=0, h=2, hk=2, d=96, seqs_q=[40, 70, 3], seqs_k=[120, 80, 50], varlen=True, seqused_k=0.8, leftpad=True, causal=True))
+    cases.append(Case("dense seqused_q/k leftpad d64", dtype=dt, b=3, h=2, hk=1, d=64, seqs_q=[150], seqs_k=[260], seqused_q=True, seqused_k=0.9, leftpad=True))
+    cases.append(Case("dv48 d64", dtype=dt, b=2, h=2, hk=2, d=64, dv=48, seqs_q=[97], seqs_k=[203]))
+    cases.append(Case("dv100 d128 causal", dtype=dt, b=2, h=2, hk=2, d=128, dv=100, seqs_q=[97], seqs_k=[203], causal=True))
+    cases.append(Case("noncontig d64", dtype=dt, b=2, h=3, hk=3, d=64, seqs_q=[113], seqs_k=[203], noncontig=True))
+    cases.append(Case("noncontig d40 causal", dtype=torch.float16, b=2, h=3, hk=3, d=40, seqs_q=[113], seqs_k=[203], noncontig=True, causal=True))
+    for ns in (0, 1, 2, 3, 7, 64):
+        cases.append(Case(f"decode splits{ns} d128", dtype=dt, b=1, h=4, hk=1, d=128, seqs_q=[1], seqs_k=[4099], num_splits=ns))
+    cases.append(Case("splits5 causal d64", dtype=dt, b=2, h=2, hk=2, d=64, seqs_q=[77], seqs_k=[1500], num_splits=5, causal=True))
+    cases.append(Case("splits3 varlen d128", dtype=dt, b=0, h=2, hk=2, d=128, seqs_q=[1, 30, 5], seqs_k=[900, 300, 2000], varlen=True, num_splits=3))
+    cases.append(Case("splits4 local d256", dtype=dt, b=1, h=2, hk=2, d=256, seqs_q=[16], seqs_k=[1200], window=(300, 0), num_splits=4))
+    cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))
+    return cases
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sanitize", action="store_true", help="reduced grid for compute-sanitizer")
+    ap.add_argument("--json")
+    ap.add_argument("--lib")
+    args = ap.parse_args()
+    lib = Lib(args.lib)
+    print(lib.build_info())
+    dev = torch.device("cuda")
+    results = []
+    t0 = time.time()
+    nfail = 0
+    cases = build_cases(args.quick or args.sanitize)
+    if args.sanitize:
+        keep = ("bf16 sq17 sk17 d59 causal1", "bf16 sq113 sk203 d64 causal0", "bf16 sq203 sk113 d128 causal1",
+                "gqa h6 hk2 d64", "local d128", "alibi d128", "dropout d128", "varlen d64",
+                "varlen seqused_k leftpad d96", "noncontig d40 causal", "decode splits3 d128", "splits4 local d256",
+                "dv100 d128 causal")
+        cases = [c for c in build_cases(False) if c.name in keep]
+    for c in cases:
+        try:
+            nfail += not run_case(lib, c, dev, results)
+        except Exception as e:  # report and go on
+            nfail += 1
+            results.append({"case": c.name, "ok": False, "msgs": [repr(e)]})
+            print(f"FAIL {c.name} exception {e!r}", flush=True)
+    for (dt, sq, sk, h, b, pd, cpu) in [(torch.bfloat16, 77, 200, 3, 2, 0.17, True), (torch.float16, 130, 256, 2, 1, 0.5, False),
+                                         (torch.bfloat16, 1, 9, 1, 1, 0.3, True)][: 1 if args.sanitize else 3]:
+        try:
+            nfail += not dropout_mask_case(lib, dev, results, dt, sq, sk, h, b, pd, 0x123456789ABCDEF, 2**33 + 5, cpu)
+        except Exception as e:
+            nfail += 1
+            results.append({"case": "dropout-mask", "ok": False, "msgs": [repr(e)]})
+            print(f"FAIL dropout-mask exception {e!r}", flush=True)
+    print(f"{len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"passed": len(results) - nfail, "total": len(results), "results": results}, f, indent=1)
+    sys.exit(1 if nfail else 0)
+
+
+if __name__ == "__main__":
+    main()

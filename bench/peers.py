@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Side-by-side forward benchmark on one GPU, in one process: libflash (ctypes on torch data_ptr()) vs
+PyTorch SDPA with the FLASH_ATTENTION backend (FlashAttention-2 kernels) and the CUDNN_ATTENTION backend.
+
+Grid (FlashAttention-3 paper): bf16 and fp16, 16,384 tokens (batch = 16384 / seqlen), hidden 2048
+(heads = 2048 / hdim), hdim 64/128/256, causal off/on, seqlen 512..16k. Timing: triton.testing.do_bench
+median. FLOPs = 4 * b * h * s * s * d (/2 causal). Writes peers.json, peers.md and peers.png to --out.
+Usage: peers.py --out DIR [--lib build/libflash.so] [--quick] [--dtypes bf16,fp16] [--hdims 64,128,256]
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import torch
+import triton
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu"))
+from flashlib import Lib, fill_params  # noqa: E402
+
+
+def bench(fn):
+    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--lib")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--dtypes", default="bf16,fp16")
+    ap.add_argument("--hdims", default="64,128,256")
+    ap.add_argument("--seqlens", default="512,1024,2048,4096,8192,16384")
+    args = ap.parse_args()
+    lib = Lib(args.lib)
+    dev = torch.device("cuda")
+    dts = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    seqlens = [int(x) for x in args.seqlens.split(",")]
+    if args.quick:
+        seqlens = [1024, 4096, 16384]
+    rows = []
+    for dn in args.dtypes.split(","):
+        dt = dts[dn]
+        for hd in [int(x) for x in args.hdims.split(",")]:
+            for causal in (False, True):
+                for s in seqlens:
+                    b, h = 16384 // s, 2048 // hd
+                    torch.manual_seed(0)
+                    q = torch.randn(b, s, h, hd, device=dev, dtype=dt)
+                    k = torch.randn(b, s, h, hd, device=dev, dtype=dt)
+                    v = torch.randn(b, s, h, hd, device=dev, dtype=dt)
+                    o = torch.empty_like(q)
+                    lse = torch.empty(b, h, s, device=dev, dtype=torch.float32)
+                    p = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal)
+                    ws_n = lib.workspace_size(p)
+                    ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
+                    stream = torch.cuda.current_stream().cuda_stream
+                    ws_ptr = ws.data_ptr()
+                    f_lib = lambda: lib.fwd(p, ws_ptr, ws_n, stream)
+                    qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+                    def f_sdpa(backend):
+                        def f():
+                            with sdpa_kernel(backend):
+                                return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+                        return f
+                    flops = 4 * b * h * s * s * hd / (2 if causal else 1)
+                    row = {"dtype": dn, "hdim": hd, "causal": causal, "seqlen": s, "batch": b, "heads": h}
+                    f_lib()
+                    torch.cuda.synchronize()
+                    ref = None
+                    for name, fn in (("libflash", f_lib), ("sdpa_flash", f_sdpa(SDPBackend.FLASH_ATTENTION)),
+                                     ("sdpa_cudnn", f_sdpa(SDPBackend.CUDNN_ATTENTION))):
+                        try:
+                            if name != "libflash":
+                                out = fn()
+                                if name == "sdpa_flash":
+                                    ref = out
+                            ms = bench(fn)
+                            row[name + "_ms"] = ms
+                            row[name + "_tflops"] = flops / ms / 1e9
+                        except Exception as e:  # a backend may refuse a shape
+                            row[name + "_error"] = repr(e)[:200]
+                    if ref is not None:
+                        row["maxdiff_vs_sdpa_flash"] = (o.float() - ref.transpose(1, 2).float()).abs().max().item()
+                    if "sdpa_flash_tflops" in row and "libflash_tflops" in row:
+                        row["speedup_vs_fa2"] = row["libflash_tflops"] / row["sdpa_flash_tflops"]
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                    del q, k, v, o, lse, ws
+    gpu = torch.cuda.get_device_name()
+    meta = {"gpu": gpu, "date": datetime.datetime.utcnow().isoformat() + "Z", "torch": torch.__version__,
+            "cudnn": torch.backends.cudnn.version(), "triton": triton.__version__, "command": " ".join(sys.argv),
+            "build_info": lib.build_info()}
+    try:
+        meta["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit",
+                                             "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+    except Exception:
+        pass
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "peers.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    md = [f"GPU: {gpu}; {meta['date']}; torch {torch.__version__}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
+          "| dtype | hdim | causal | seqlen | libflash TFLOP/s | SDPA-flash (FA2) | SDPA-cuDNN | libflash / FA2 | max diff |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda r, k: f"{r[k]:.1f}" if k in r else "err"
+    for r in rows:
+        md.append(f"| {r['dtype']} | {r['hdim']} | {int(r['causal'])} | {r['seqlen']} | {fmt(r, 'libflash_tflops')} | "
+                  f"{fmt(r, 'sdpa_flash_tflops')} | {fmt(r, 'sdpa_cudnn_tflops')} | "
+                  f"{r.get('speedup_vs_fa2', float('nan')):.2f} | {r.get('maxdiff_vs_sdpa_flash', float('nan')):.3g} |")
+    with open(os.path.join(args.out, "peers.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        combos = sorted({(r["dtype"], r["hdim"], r["causal"]) for r in rows})
+        n = len(combos)
+        cols = 4
+        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4 * cols, 3 * ((n + cols - 1) // cols)), squeeze=False)
+        for ax, (dn, hd, c) in zip(axes.flat, combos):
+            sel = [r for r in rows if (r["dtype"], r["hdim"], r["causal"]) == (dn, hd, c)]
+            for key, lab in (("libflash_tflops", "libflash"), ("sdpa_flash_tflops", "SDPA-flash (FA2)"), ("sdpa_cudnn_tflops", "SDPA-cuDNN")):
+                xs = [r["seqlen"] for r in sel if key in r]
+                ax.plot(xs, [r[key] for r in sel if key in r], marker="o", label=lab)
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{dn} d{hd} {'causal' if c else 'non-causal'}", fontsize=9)
+            ax.set_ylabel("TFLOP/s")
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle(f"forward, 16k tokens, hidden 2048 — {gpu}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(os.path.join(args.out, "peers.png"), dpi=90)
+    except Exception as e:
+        print("plot skipped:", e)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+// Host side of the CUDA forward: FwdProblem -> FwdParams, instantiation choice, split-KV heuristic,
+// workspace layout, launches. Every rule about which keys a row sees lives in the kernel (fwd_kernel.cuh),
+// mirrored from api/seqinfo.h.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "api/error.h"
+#include "cuda_backend.h"
+#include "fwd_config.h"
+#include "fwd_launch.h"
+
+#ifndef FLASH_HEAD_DIMS_JSON
+#define FLASH_HEAD_DIMS_JSON "[]"
+#endif
+#ifndef FLASH_CUDA_ARCHS_STR
+#define FLASH_CUDA_ARCHS_STR ""
+#endif
+
+namespace flash::cuda {
+
+namespace {
+
+// Instantiated head dims, ascending (FLASH_HDIM_<d> come from sources.cmake / FLASH_HEAD_DIMS).
+constexpr int kCompiledDims[] = {
+#ifdef FLASH_HDIM_32
+    32,
+#endif
+#ifdef FLASH_HDIM_64
+    64,
+#endif
+#ifdef FLASH_HDIM_96
+    96,
+#endif
+#ifdef FLASH_HDIM_128
+    128,
+#endif
+#ifdef FLASH_HDIM_192
+    192,
+#endif
+#ifdef FLASH_HDIM_256
+    256,
+#endif
+    0};
+
+// The smallest compiled instantiation that holds both d and dv, 0 if none.
+int pick_dim(int d, int dv) {
+    const int need = std::max(d, dv);
+    for (int x : kCompiledDims)
+        if (x != 0 && x >= need) return x;
+    return 0;
+}
+
+struct DevInfo {
+    int sms = 0, major = 0, minor = 0;
+};
+
+int device_info(int dev, DevInfo* out) {
+    static std::mutex mu;
+    static DevInfo cache[64];
+    static bool have[64] = {};
+    if (dev >= 0 && dev < 64) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (have[dev]) {
+            *out = cache[dev];
+            return FLASH_OK;
+        }
+    }
+    DevInfo d;
+    cudaError_t e = cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&d.major, cudaDevAttrComputeCapabilityMajor, dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&d.minor, cudaDevAttrComputeCapabilityMinor, dev);
+    if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaDeviceGetAttribute");
+    if (dev >= 0 && dev < 64) {
+        std::lock_guard<std::mutex> lk(mu);
+        cache[dev] = d;
+        have[dev] = true;
+    }
+    *out = d;
+    return FLASH_OK;
+}
+
+// FA2's num_splits_heuristic (flash_api.cpp): the fewest splits whose wave efficiency is within 85% of the
+// best, and none at all once the (batch x head x m-block) grid already fills 80% of the CTA slots.
+int num_splits_heuristic(int64_t total_blocks, int slots, int n_blocks, int max_splits) {
+    if (total_blocks >= int64_t(0.8 * slots)) return 1;
+    max_splits = std::min({max_splits, slots, n_blocks});
+    if (max_splits <= 1) return 1;
+    float eff[257] = {};
+    float max_eff = 0.f;
+    auto ceil_div64 = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+    auto eligible = [&](int s) { return s == 1 || ceil_div64(n_blocks, s) != ceil_div64(n_blocks, s - 1); };
+    for (int s = 1; s <= max_splits; ++s) {
+        if (!eligible(s)) continue;
+        const float waves = float(total_blocks * s) / float(slots);
+        eff[s] = waves / std::ceil(waves);
+        max_eff = std::max(max_eff, eff[s]);
+    }
+    for (int s = 1; s <= max_splits; ++s)
+        if (eligible(s) && eff[s] >= 0.85f * max_eff) return s;
+    return 1;
+}
+
+struct Plan {
+    int dim = 0;
+    FwdTile tile{};
+    int m_blocks = 0;
+    int num_splits = 1;
+    int64_t acc_rows = 0;
+    uint64_t ws_bytes = 0;
+    uint64_t lse_accum_offset = 0;
+};
+
+// Everything both fwd_workspace_size and fwd must agree on.
+int32_t make_plan(const FwdProblem& p, Plan* plan) {
+    plan->dim = pick_dim(p.d, p.dv);
+    if (plan->dim == 0)
+        return set_error(FLASH_ERROR_UNSUPPORTED,
+                         "head dims d=%d dv=%d: this build's largest CUDA forward instantiation is smaller "
+                         "(compiled head dims %s)",
+                         p.d, p.dv, FLASH_HEAD_DIMS_JSON);
+    plan->tile = fwd_tile(plan->dim);
+    const FwdTile& t = plan->tile;
+    plan->m_blocks = (p.seqlen_q + t.block_m - 1) / t.block_m;
+    const int n_blocks = (p.seqlen_k + t.block_n - 1) / t.block_n;
+    int ns = 1;
+    if (p.num_splits >= 1) {
+        ns = p.num_splits;
+    } else if (p.seqlen_q > 0 && n_blocks > 1) {
+        DevInfo di;
+        if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
+        const int64_t total = int64_t(p.b) * p.h * plan->m_blocks;
+        ns = num_splits_heuristic(total, di.sms * t.ctas_per_sm, n_blocks, 128);
+    }
+    ns = std::max(1, std::min({ns, std::max(1, n_blocks), 256}));
+    plan->num_splits = ns;
+    plan->acc_rows = p.cu_seqlens_q ? int64_t(p.total_q) : int64_t(p.b) * p.seqlen_q;
+    if (ns > 1) {
+        const uint64_t o_bytes = uint64_t(ns) * p.h * plan->acc_rows * plan->dim * sizeof(float);
+        plan->lse_accum_offset = (o_bytes + 255) & ~uint64_t(255);
+        plan->ws_bytes = plan->lse_accum_offset + uint64_t(ns) * p.h * plan->acc_rows * sizeof(float);
+    }
+    return FLASH_OK;
+}
+
+bool aligned16(const void* ptr, const Strides& s, bool use_batch) {
+    return (reinterpret_cast<uintptr_t>(ptr) % 16 == 0) && s.row % 8 == 0 && s.head % 8 == 0 &&
+           (!use_batch || s.batch % 8 == 0);
+}
+
+} // namespace
+
+uint64_t fwd_workspace_size(const FwdProblem& p) {
+    Plan plan;
+    if (make_plan(p, &plan) != FLASH_OK) {
+        clear_error();
+        return 0;
+    }
+    return plan.ws_bytes;
+}
+
+int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void* stream_ptr) {
+    if (p.b == 0 || p.seqlen_q == 0 || p.h == 0) return FLASH_OK;
+    if (p.dtype != DType::F16 && p.dtype != DType::BF16)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "dtype=%d: the CUDA forward supports fp16 and bf16", int(p.dtype));
+    if (p.b > 65535 || p.h > 65535)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "b=%d h=%d: the CUDA forward grid allows at most 65535 of each",
+                         p.b, p.h);
+    Plan plan;
+    if (int32_t st = make_plan(p, &plan); st != FLASH_OK) return st;
+    if (plan.ws_bytes > 0 && (workspace == nullptr || workspace_bytes < plan.ws_bytes))
+        return set_error(FLASH_ERROR_INVALID_ARGUMENT,
+                         "workspace_bytes=%llu: this call needs %llu bytes (num_splits=%d; ask flash_fwd_workspace_size)",
+                         (unsigned long long)workspace_bytes, (unsigned long long)plan.ws_bytes, plan.num_splits);
+    cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
+
+    FwdParams k{};
+    k.q = p.q;
+    k.k = p.k;
+    k.v = p.v;
+    k.o = p.o;
+    k.q_batch = p.sq_.batch, k.q_row = p.sq_.row, k.q_head = p.sq_.head;
+    k.k_batch = p.sk_.batch, k.k_row = p.sk_.row, k.k_head = p.sk_.head;
+    k.v_batch = p.sv_.batch, k.v_row = p.sv_.row, k.v_head = p.sv_.head;
+    k.o_batch = p.so_.batch, k.o_row = p.so_.row, k.o_head = p.so_.head;
+    k.b = p.b, k.h = p.h, k.hk = p.hk, k.group = p.group;
+    k.seqlen_q = p.seqlen_q, k.seqlen_k = p.seqlen_k, k.d = p.d, k.dv = p.dv, k.total_q = p.total_q;
+    constexpr float kLog2e = 1.4426950408889634f;
+    k.scale_log2 = p.scale_log2;
+    k.softcap_log2 = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
+    k.scale_over_softcap = p.softcap > 0.f ? p.scale / p.softcap : 0.f;
+    k.win_left = p.mask.left;
+    k.win_right = p.mask.right;
+    k.alibi = p.alibi;
+    k.alibi_batch_stride = p.alibi_batch_stride;
+    const bool dropout = p.dropout.p > 0.f;
+    k.rp_keep = dropout ? p.dropout.rp_keep : 1.f;
+    k.threshold16 = dropout ? p.dropout.threshold16 : 0u;
+    k.philox_seed = p.dropout.seed;
+    k.philox_offset = p.dropout.offset;
+    k.cu_seqlens_q = p.cu_seqlens_q;
+    k.cu_seqlens_k = p.cu_seqlens_k;
+    k.seqused_q = p.seqused_q;
+    k.seqused_k = p.seqused_k;
+    k.leftpad_k = p.leftpad_k;
+    k.lse = p.lse;
+    k.lse_unpadded = p.lse_unpadded ? 1 : 0;
+    k.aligned_q = aligned16(p.q, p.sq_, !p.cu_seqlens_q);
+    k.aligned_k = aligned16(p.k, p.sk_, !p.cu_seqlens_k);
+    k.aligned_v = aligned16(p.v, p.sv_, !p.cu_seqlens_k);
+    k.aligned_o = aligned16(p.o, p.so_, !p.cu_seqlens_q);
+    k.num_splits = plan.num_splits;
+    k.acc_rows = int32_t(plan.acc_rows);
+    if (plan.num_splits > 1) {
+        k.o_accum = static_cast<float*>(workspace);
+        k.lse_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + plan.lse_accum_offset);
+    }
+    if (plan.acc_rows > INT32_MAX)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "split-KV rows %lld exceed 2^31", (long long)plan.acc_rows);
+
+    const bool full = p.softcap > 0.f || p.alibi != nullptr || dropout;
+    const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
+    const bool bf16 = p.dtype == DType::BF16;
+    const int64_t gx = int64_t(plan.m_blocks) * plan.num_splits;
+    if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "seqlen_q=%d: grid too large", p.seqlen_q);
+    const dim3 grid(unsigned(gx), unsigned(p.h), unsigned(p.b));
+
+    int32_t st = FLASH_ERROR_INTERNAL;
+#define FLASH_FWD_CASE(D)                                                                                  \
+    case D:                                                                                                \
+        st = bf16 ? (masked ? run_fwd<true, D, true>(k, grid, full, stream)                                \
+                            : run_fwd<true, D, false>(k, grid, full, stream))                              \
+                  : (masked ? run_fwd<false, D, true>(k, grid, full, stream)                               \
+                            : run_fwd<false, D, false>(k, grid, full, stream));                            \
+        break;
+    switch (plan.dim) {
+#ifdef FLASH_HDIM_32
+        FLASH_FWD_CASE(32)
+#endif
+#ifdef FLASH_HDIM_64
+        FLASH_FWD_CASE(64)
+#endif
+#ifdef FLASH_HDIM_96
+        FLASH_FWD_CASE(96)
+#endif
+#ifdef FLASH_HDIM_128
+        FLASH_FWD_CASE(128)
+#endif
+#ifdef FLASH_HDIM_192
+        FLASH_FWD_CASE(192)
+#endif
+#ifdef FLASH_HDIM_256
+        FLASH_FWD_CASE(256)
+#endif
+    default:
+        return set_error(FLASH_ERROR_INTERNAL, "no CUDA forward instantiation for head dim %d", plan.dim);
+    }
+#undef FLASH_FWD_CASE
+    if (st != FLASH_OK) return st;
+    if (plan.num_splits > 1) return run_fwd_combine(k, plan.dim, bf16, stream);
+    return FLASH_OK;
+}
+
+uint64_t fwd_kvcache_workspace_size(const FwdProblem&) { return 0; }
+int32_t fwd_kvcache(const FwdProblem&, void*, uint64_t, void*) {
+    return set_error(FLASH_ERROR_NOT_IMPLEMENTED, "flash_fwd_kvcache is not implemented on the CUDA backend yet");
+}
+
+uint64_t bwd_workspace_size(const BwdProblem&) { return 0; }
+int32_t bwd(const BwdProblem&, void*, uint64_t, void*) {
+    return set_error(FLASH_ERROR_NOT_IMPLEMENTED, "flash_bwd is not implemented on the CUDA backend yet");
+}
+
+const char* compiled_archs_json() {
+    // FLASH_CUDA_ARCHS_STR is CMake's list, e.g. "80;86;90a" or "90a-real": report the numbers.
+    static const std::string json = [] {
+        std::string out = "[";
+        const char* s = FLASH_CUDA_ARCHS_STR;
+        bool first = true;
+        while (*s) {
+            while (*s && !(*s >= '0' && *s <= '9')) ++s;
+            if (!*s) break;
+            int v = 0;
+            while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
+            while (*s && *s != ';') ++s;
+            out += (first ? "" : ",") + std::to_string(v);
+            first = false;
+        }
+        return out + "]";
+    }();
+    return json.c_str();
+}
+
+const char* compiled_head_dims_json() { return FLASH_HEAD_DIMS_JSON; }
+
+} // namespace flash::cuda

@@ -1,0 +1,509 @@
+// FlashAttention-2 forward on mma.sync (sm80+): one CTA = one (query block, split, batch, head).
+//
+// Algorithm (FA2): the CTA's block_m query rows are split across warps (each warp owns kMT m16 tiles and
+// never talks to the others); K and V tiles of block_n keys stream through a cp.async ring of `stages`
+// slots (groups issued in the order Q+K0, V0, K1, V1, ...: V_j loads under Q K_j^T, K_{j+S} under the
+// softmax and P V_j); S = Q K^T accumulates in fp32 registers; online softmax in fp32 with exp2 and the
+// scale folded into one FFMA; P is converted to 16 bits in registers and used directly as the A operand of
+// P V (accumulator layout == A layout, fragment.cuh); O is normalized once at the end (deferred 1/l); the
+// LSE is written in the natural log. Key blocks are visited from the last to the first so the masked
+// blocks (sequence end, causal diagonal) come first; blocks wholly outside the mask window are skipped.
+//
+// Compile-time switches: kMasked (causal / local window: per-element window test on diagonal blocks),
+// kFull (softcap, ALiBi, dropout: the scores are mapped to log2 units first). Everything else (lengths,
+// varlen, seqused, leftpad, GQA, head dims below the instantiation, unaligned tensors, splits) is runtime.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "fwd_config.h"
+#include "fwd_params.h"
+#include "philox.cuh"
+#include "primitives/cp_async.cuh"
+#include "primitives/fastmath.cuh"
+#include "primitives/fragment.cuh"
+#include "primitives/ldmatrix.cuh"
+#include "primitives/mma.cuh"
+#include "primitives/swizzle.cuh"
+
+namespace flash::cuda {
+
+template <int kD_>
+struct FwdCfg {
+    static constexpr FwdTile kTile = fwd_tile(kD_);
+    static constexpr int kD = kD_;
+    static constexpr int kBM = kTile.block_m;
+    static constexpr int kBN = kTile.block_n;
+    static constexpr int kWarps = kTile.warps;
+    static constexpr int kStages = kTile.stages;
+    static constexpr int kMinBlocks = kTile.ctas_per_sm;
+    static constexpr bool kQInRegs = kTile.q_in_regs;
+    static constexpr int kThreads = 32 * kWarps;
+    static constexpr int kMT = kBM / (16 * kWarps); // m16 tiles per warp
+    static constexpr int kChunks = kD / 8;          // 16-byte chunks per row
+    using Lay = prim::SwizzledRows<kChunks>;
+    static constexpr int kQBytes = Lay::bytes(kBM);
+    static constexpr int kKVBytes = Lay::bytes(kBN);
+    static constexpr int kSmem = kQBytes + 2 * kStages * kKVBytes;
+    static_assert(kTile.d == kD_, "head dim missing from kFwdTiles");
+    static_assert(kD % 16 == 0 && kBN % 16 == 0 && kBM % (16 * kWarps) == 0, "tile shape");
+};
+
+__host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+namespace detail {
+
+// Physical chunk of logical chunk 2k + lb for a lane whose swizzle row key is s (rows start at multiples of
+// 8, so the swizzle depends on the lane only): ((2k) & ~7) + lco[k & 3], lco[j] = (2j + lb) ^ s.
+template <class Lay>
+struct LaneChunks {
+    int lco[4];
+    __device__ __forceinline__ LaneChunks(int lb, int row_in_8) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) lco[j] = ((2 * j + lb) ^ Lay::swz(row_in_8));
+    }
+    __device__ __forceinline__ int phys(int k) const { return ((2 * k) & ~7) + lco[k & 3]; }
+};
+
+// Copies rows [0, kRows) x elements [0, kD) of a strided global tile into the swizzled shared tile:
+// rows >= rows_valid and columns >= cols_valid are zero-filled. Full 16-byte chunks of an aligned tensor go
+// through cp.async (part of the caller's next commit group); everything else through scalar loads.
+template <class Cfg, int kRows>
+__device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, int64_t row_stride, int rows_valid,
+                                          int cols_valid, bool aligned) {
+    using Lay = typename Cfg::Lay;
+    constexpr int kC = Cfg::kChunks;
+    constexpr int kTotal = kRows * kC;
+    constexpr int kIters = (kTotal + Cfg::kThreads - 1) / Cfg::kThreads;
+    const uint32_t s_addr = prim::smem_u32addr(s);
+    // Not unrolled on purpose: unrolled, the compiler hoists every iteration's 64-bit row offset out of the
+    // key loop and spends 2-3 registers per iteration (100+ at d=256); the copies are asynchronous anyway.
+#pragma unroll 1
+    for (int it = 0; it < kIters; ++it) {
+        const int idx = it * Cfg::kThreads + threadIdx.x;
+        if (kTotal % Cfg::kThreads != 0 && idx >= kTotal) break;
+        const int r = idx / kC, c = idx % kC;
+        const int col = c * 8;
+        const bool rv = r < rows_valid;
+        const int off = Lay::chunk(r, c) * 16;
+        if (aligned && (col + 8 <= cols_valid || col >= cols_valid)) {
+            const bool v = rv && col < cols_valid;
+            prim::cp_async_16(s_addr + off, v ? g + r * row_stride + col : g, v ? 16u : 0u);
+        } else {
+            uint16_t e[8];
+#pragma unroll
+            for (int k = 0; k < 8; ++k) e[k] = (rv && col + k < cols_valid) ? g[r * row_stride + col + k] : uint16_t(0);
+            uint4 u;
+            u.x = e[0] | (uint32_t(e[1]) << 16);
+            u.y = e[2] | (uint32_t(e[3]) << 16);
+            u.z = e[4] | (uint32_t(e[5]) << 16);
+            u.w = e[6] | (uint32_t(e[7]) << 16);
+            *reinterpret_cast<uint4*>(s + off) = u;
+        }
+    }
+}
+
+} // namespace detail
+
+template <class Cfg, bool kBf16, bool kMasked, bool kFull>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(const __grid_constant__ FwdParams p) {
+    using namespace prim;
+    using Lay = typename Cfg::Lay;
+    constexpr int D = Cfg::kD, BM = Cfg::kBM, BN = Cfg::kBN, S = Cfg::kStages, MT = Cfg::kMT;
+    constexpr int kKSteps = D / 16;   // k16 steps of Q K^T
+    constexpr int kNT = BN / 8;       // n8 tiles of S
+    constexpr int kOT = D / 8;        // n8 tiles of O
+    constexpr int kPVSteps = BN / 16; // k16 steps of P V
+    constexpr float kLn2 = 0.6931471805599453f;
+    constexpr float kLog2e = 1.4426950408889634f;
+
+    extern __shared__ __align__(128) unsigned char smem[];
+    unsigned char* sQ = smem;
+    unsigned char* sK = smem + Cfg::kQBytes;
+    unsigned char* sV = sK + S * Cfg::kKVBytes;
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, q = lane & 3;
+
+    const int num_m_blocks = gridDim.x / p.num_splits;
+    const int mb_raw = blockIdx.x / p.num_splits;
+    const int split = blockIdx.x % p.num_splits;
+    const int m_block = kMasked ? (num_m_blocks - 1 - mb_raw) : mb_raw; // heavy causal blocks first
+    const int hi = blockIdx.y, bi = blockIdx.z;
+    const int hki = hi / p.group;
+
+    // ---- per-sequence geometry: api/seqinfo.h, line for line ----
+    int64_t q_row0 = 0;
+    int sq = p.seqlen_q;
+    if (p.cu_seqlens_q) {
+        q_row0 = p.cu_seqlens_q[bi];
+        sq = p.cu_seqlens_q[bi + 1] - p.cu_seqlens_q[bi];
+    }
+    if (p.seqused_q) sq = p.seqused_q[bi];
+    const int leftpad = p.leftpad_k ? p.leftpad_k[bi] : 0;
+    int64_t k_row0 = 0;
+    int kend;
+    if (p.cu_seqlens_k) {
+        k_row0 = p.cu_seqlens_k[bi];
+        kend = p.cu_seqlens_k[bi + 1] - p.cu_seqlens_k[bi];
+    } else {
+        kend = p.seqlen_k;
+    }
+    if (p.seqused_k) kend = p.seqused_k[bi];
+    k_row0 += leftpad;
+    const int sk = kend - leftpad;
+
+    const int m0 = m_block * BM;
+    if (m0 >= sq) return;
+    const int64_t diag = int64_t(sk) - sq; // query row i sees keys up to i + diag (+ right)
+
+    // ---- key-block range: skip blocks wholly outside the window; split-KV share ----
+    int n_end = ceil_div(sk, BN), n_begin = 0;
+    if constexpr (kMasked) {
+        if (p.win_right >= 0) {
+            const int64_t lim = int64_t(m0) + BM - 1 + diag + p.win_right + 1; // one past the last visible key
+            const int64_t nb = lim <= 0 ? 0 : (lim + BN - 1) / BN;
+            if (nb < n_end) n_end = int(nb);
+        }
+        if (p.win_left >= 0) {
+            const int64_t lo = int64_t(m0) + diag - p.win_left; // first visible key of the first row
+            if (lo > 0) n_begin = int(lo / BN < n_end ? lo / BN : n_end);
+        }
+    }
+    if (p.num_splits > 1) {
+        const int per = ceil_div(ceil_div(sk, BN), p.num_splits);
+        n_begin = max(n_begin, split * per);
+        n_end = min(n_end, (split + 1) * per);
+    }
+    const int ntiles = n_end > n_begin ? n_end - n_begin : 0;
+
+    // ---- global bases (64-bit) ----
+    const uint16_t* gQ = static_cast<const uint16_t*>(p.q) + (p.cu_seqlens_q ? 0 : int64_t(bi) * p.q_batch) +
+                         (q_row0 + m0) * p.q_row + int64_t(hi) * p.q_head;
+    const uint16_t* gK = static_cast<const uint16_t*>(p.k) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.k_batch) +
+                         k_row0 * p.k_row + int64_t(hki) * p.k_head;
+    const uint16_t* gV = static_cast<const uint16_t*>(p.v) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.v_batch) +
+                         k_row0 * p.v_row + int64_t(hki) * p.v_head;
+    const bool al_k = p.aligned_k, al_v = p.aligned_v;
+
+    auto nblk = [&](int j) { return n_end - 1 - j; };
+    auto load_k = [&](int j, int slot) {
+        const int n = nblk(j);
+        detail::load_tile<Cfg, BN>(sK + slot * Cfg::kKVBytes, gK + int64_t(n) * BN * p.k_row, p.k_row, sk - n * BN,
+                                   p.d, al_k);
+    };
+    auto load_v = [&](int j, int slot) {
+        const int n = nblk(j);
+        detail::load_tile<Cfg, BN>(sV + slot * Cfg::kKVBytes, gV + int64_t(n) * BN * p.v_row, p.v_row, sk - n * BN,
+                                   p.dv, al_v);
+    };
+
+    // ---- prologue: [Q, K0], [V0], [K1], ..., [V_{S-2}], [K_{S-1}] ----
+    if (ntiles > 0) {
+        detail::load_tile<Cfg, BM>(sQ, gQ, p.q_row, sq - m0, p.d, p.aligned_q);
+        load_k(0, 0);
+    }
+    cp_async_commit();
+#pragma unroll
+    for (int s = 0; s + 1 < S; ++s) {
+        if (s < ntiles) load_v(s, s);
+        cp_async_commit();
+        if (s + 1 < ntiles) load_k(s + 1, s + 1);
+        cp_async_commit();
+    }
+
+    // ---- per-lane ldmatrix addressing ----
+    const int warp_row0 = warp * MT * 16; // first row of this warp inside the block
+    // Q (A, non-trans): lane -> row (lane & 15), chunk 2k + (lane >> 4)
+    const detail::LaneChunks<Lay> qch(lane >> 4, lane & 7);
+    const int q_row_off = (warp_row0 + (lane & 15)) * Lay::kPitch * 16;
+    // K (B, non-trans, x4 = two n8 tiles): lane -> key (lane & 7) + 8 * (lane >> 4), chunk 2k + ((lane >> 3) & 1)
+    const detail::LaneChunks<Lay> kch((lane >> 3) & 1, lane & 7);
+    const int k_row_off = ((lane & 7) + 8 * (lane >> 4)) * Lay::kPitch * 16;
+    // V (B, trans, x4 = two n8 tiles of dv): lane -> key (lane & 7) + 8 * ((lane >> 3) & 1), chunk 2k + (lane >> 4)
+    const detail::LaneChunks<Lay> vch(lane >> 4, lane & 7);
+    const int v_row_off = ((lane & 7) + 8 * ((lane >> 3) & 1)) * Lay::kPitch * 16;
+    const uint32_t sQ_a = smem_u32addr(sQ), sK_a = smem_u32addr(sK), sV_a = smem_u32addr(sV);
+
+    // ---- feature constants ----
+    const float sl2 = kFull ? 1.f : p.scale_log2; // factor from the stored score to log2 units
+    float alibi_l2 = 0.f;
+    if constexpr (kFull) {
+        if (p.alibi) alibi_l2 = p.alibi[int64_t(bi) * p.alibi_batch_stride + hi] * kLog2e;
+    }
+    const uint64_t ph_n = p.philox_offset + uint64_t(bi) * uint64_t(p.h) + uint64_t(hi);
+
+    float acc_o[MT][kOT][4];
+    float row_max[MT][2], row_sum[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int t = 0; t < kOT; ++t)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc_o[mt][t][e] = 0.f;
+        row_max[mt][0] = row_max[mt][1] = -INFINITY;
+        row_sum[mt][0] = row_sum[mt][1] = 0.f;
+    }
+    uint32_t q_frag[Cfg::kQInRegs ? MT : 1][Cfg::kQInRegs ? kKSteps : 1][4];
+
+    for (int j = 0; j < ntiles; ++j) {
+        const int slot = S == 1 ? 0 : j % S;
+        cp_async_wait<2 * S - 2>();
+        __syncthreads();
+        if (j + S - 1 < ntiles) load_v(j + S - 1, (j + S - 1) % S);
+        cp_async_commit();
+
+        if constexpr (Cfg::kQInRegs) {
+            if (j == 0) {
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                    for (int ks = 0; ks < kKSteps; ++ks)
+                        ldmatrix_x4(q_frag[mt][ks], sQ_a + q_row_off + mt * 16 * Lay::kPitch * 16 + qch.phys(ks) * 16);
+            }
+        }
+
+        // ---- S = Q K^T ----
+        float acc_s[MT][kNT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int t = 0; t < kNT; ++t)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc_s[mt][t][e] = 0.f;
+        const uint32_t sKs = sK_a + slot * Cfg::kKVBytes + k_row_off;
+#pragma unroll
+        for (int ks = 0; ks < kKSteps; ++ks) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                if constexpr (Cfg::kQInRegs) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) a[mt][e] = q_frag[mt][ks][e];
+                } else {
+                    ldmatrix_x4(a[mt], sQ_a + q_row_off + mt * 16 * Lay::kPitch * 16 + qch.phys(ks) * 16);
+                }
+            }
+#pragma unroll
+            for (int np = 0; np < kNT / 2; ++np) {
+                uint32_t b[4];
+                ldmatrix_x4(b, sKs + np * 16 * Lay::kPitch * 16 + kch.phys(ks) * 16);
+                const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma_m16n8k16<kBf16>(acc_s[mt][2 * np], a[mt], b0);
+                    mma_m16n8k16<kBf16>(acc_s[mt][2 * np + 1], a[mt], b1);
+                }
+            }
+        }
+
+        cp_async_wait<2 * S - 2>();
+        __syncthreads();
+        if (j + S < ntiles) load_k(j + S, slot);
+        cp_async_commit();
+
+        // ---- scores -> probabilities (online softmax) ----
+        const int n0 = nblk(j) * BN;
+        if constexpr (kFull) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int t = 0; t < kNT; ++t)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        float x = acc_s[mt][t][e];
+                        x = p.softcap_log2 > 0.f ? p.softcap_log2 * tanhf(x * p.scale_over_softcap) : x * p.scale_log2;
+                        if (alibi_l2 != 0.f) {
+                            const int i = m0 + warp_row0 + mt * 16 + g + 8 * (e >> 1);
+                            const int c = n0 + t * 8 + 2 * q + (e & 1);
+                            x -= alibi_l2 * fabsf(float(int64_t(i) + diag - c));
+                        }
+                        acc_s[mt][t][e] = x;
+                    }
+        }
+        bool need_mask = n0 + BN > sk;
+        if constexpr (kMasked) {
+            if (p.win_right >= 0 && int64_t(n0) + BN - 1 > int64_t(m0) + diag + p.win_right) need_mask = true;
+            if (p.win_left >= 0 && int64_t(n0) < int64_t(m0) + BM - 1 + diag - p.win_left) need_mask = true;
+        }
+        if (need_mask) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int t = 0; t < kNT; ++t)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int i = m0 + warp_row0 + mt * 16 + g + 8 * (e >> 1);
+                        const int c = n0 + t * 8 + 2 * q + (e & 1);
+                        bool vis = c < sk;
+                        if constexpr (kMasked) {
+                            const int64_t a = int64_t(i) + diag;
+                            if (p.win_left >= 0 && c < a - p.win_left) vis = false;
+                            if (p.win_right >= 0 && c > a + p.win_right) vis = false;
+                        }
+                        if (!vis) acc_s[mt][t][e] = -INFINITY;
+                    }
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                float mx = row_max[mt][r];
+#pragma unroll
+                for (int t = 0; t < kNT; ++t) mx = fmaxf(mx, fmaxf(acc_s[mt][t][2 * r], acc_s[mt][t][2 * r + 1]));
+                mx = quad_max(mx);
+                const float m_use = mx == -INFINITY ? 0.f : mx;
+                const float ms = m_use * sl2;
+                const float alpha = exp2_approx(row_max[mt][r] * sl2 - ms);
+                row_max[mt][r] = mx;
+                row_sum[mt][r] *= alpha;
+#pragma unroll
+                for (int t = 0; t < kOT; ++t) {
+                    acc_o[mt][t][2 * r] *= alpha;
+                    acc_o[mt][t][2 * r + 1] *= alpha;
+                }
+                float sum = 0.f;
+#pragma unroll
+                for (int t = 0; t < kNT; ++t) {
+#pragma unroll
+                    for (int e = 2 * r; e < 2 * r + 2; ++e) {
+                        const float pe = exp2_approx(fmaf(acc_s[mt][t][e], sl2, -ms));
+                        acc_s[mt][t][e] = pe;
+                        sum += pe;
+                    }
+                }
+                row_sum[mt][r] += sum;
+            }
+        }
+        if constexpr (kFull) {
+            if (p.threshold16 != 0) {
+                const uint32_t k0 = uint32_t(p.philox_seed), k1 = uint32_t(p.philox_seed >> 32);
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const uint32_t i = uint32_t(m0 + warp_row0 + mt * 16 + g + 8 * r);
+#pragma unroll
+                        for (int t = 0; t < kNT; ++t) {
+                            const uint32_t cb = uint32_t((n0 + t * 8) >> 3);
+                            const Philox4 x = philox4x32_10(cb, i, uint32_t(ph_n), uint32_t(ph_n >> 32), k0, k1);
+                            // x.x[q] with a run-time q would put x in local memory: select instead.
+                            const uint32_t w = q == 0 ? x.x[0] : q == 1 ? x.x[1] : q == 2 ? x.x[2] : x.x[3];
+                            if ((w & 0xFFFFu) < p.threshold16) acc_s[mt][t][2 * r] = 0.f;
+                            if ((w >> 16) < p.threshold16) acc_s[mt][t][2 * r + 1] = 0.f;
+                        }
+                    }
+            }
+        }
+
+        // ---- O += P V ----
+        const uint32_t sVs = sV_a + slot * Cfg::kKVBytes + v_row_off;
+#pragma unroll
+        for (int ks = 0; ks < kPVSteps; ++ks) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) acc_to_a<kBf16>(a[mt], acc_s[mt][2 * ks], acc_s[mt][2 * ks + 1]);
+#pragma unroll
+            for (int dp = 0; dp < kOT / 2; ++dp) {
+                uint32_t b[4];
+                ldmatrix_x4_trans(b, sVs + ks * 16 * Lay::kPitch * 16 + vch.phys(dp) * 16);
+                const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma_m16n8k16<kBf16>(acc_o[mt][2 * dp], a[mt], b0);
+                    mma_m16n8k16<kBf16>(acc_o[mt][2 * dp + 1], a[mt], b1);
+                }
+            }
+        }
+    }
+
+    // ---- epilogue: deferred 1/l, LSE (natural log), store ----
+    float lse[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const float l = quad_sum(row_sum[mt][r]);
+            const bool any = l > 0.f;
+            const float inv = any ? p.rp_keep / l : 0.f;
+            lse[mt][r] = any ? row_max[mt][r] * sl2 * kLn2 + __logf(l) : INFINITY;
+#pragma unroll
+            for (int t = 0; t < kOT; ++t) {
+                acc_o[mt][t][2 * r] *= inv;
+                acc_o[mt][t][2 * r + 1] *= inv;
+            }
+        }
+
+    const int rows_valid = sq - m0;
+    if (p.num_splits > 1) {
+        // fp32 partials straight from registers: o_accum[split][h][acc_row][D], lse_accum[split][h][acc_row]
+        const int64_t acc_row0 = p.cu_seqlens_q ? q_row0 : int64_t(bi) * p.seqlen_q;
+        const int64_t base = (int64_t(split) * p.h + hi) * p.acc_rows + acc_row0 + m0;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int row = warp_row0 + mt * 16 + g + 8 * r;
+                if (row >= rows_valid) continue;
+                float* orow = p.o_accum + (base + row) * D;
+#pragma unroll
+                for (int t = 0; t < kOT; ++t)
+                    *reinterpret_cast<float2*>(orow + t * 8 + 2 * q) = make_float2(acc_o[mt][t][2 * r], acc_o[mt][t][2 * r + 1]);
+                if (q == 0) p.lse_accum[base + row] = lse[mt][r] == INFINITY ? -INFINITY : lse[mt][r];
+            }
+        return;
+    }
+
+    if (p.lse && q == 0) {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int row = warp_row0 + mt * 16 + g + 8 * r;
+                if (row >= rows_valid) continue;
+                const int64_t i = int64_t(m0) + row;
+                const int64_t idx = p.lse_unpadded ? int64_t(hi) * p.total_q + q_row0 + i
+                                                   : (int64_t(bi) * p.h + hi) * p.seqlen_q + i;
+                p.lse[idx] = lse[mt][r];
+            }
+    }
+
+    // O -> 16 bits -> this warp's own rows of sQ (only this warp ever read them) -> coalesced stores.
+    __syncwarp();
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int row = warp_row0 + mt * 16 + g + 8 * r;
+#pragma unroll
+            for (int t = 0; t < kOT; ++t)
+                *reinterpret_cast<uint32_t*>(sQ + Lay::byte_offset(row, t * 8 + 2 * q)) =
+                    pack2<kBf16>(acc_o[mt][t][2 * r], acc_o[mt][t][2 * r + 1]);
+        }
+    __syncthreads();
+    uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(bi) * p.o_batch) +
+                   (q_row0 + m0) * p.o_row + int64_t(hi) * p.o_head;
+    constexpr int kC = Cfg::kChunks;
+    constexpr int kIters = (BM * kC + Cfg::kThreads - 1) / Cfg::kThreads;
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+        const int idx = it * Cfg::kThreads + tid;
+        if ((BM * kC) % Cfg::kThreads != 0 && idx >= BM * kC) break;
+        const int r = idx / kC, c = idx % kC, col = c * 8;
+        if (r >= rows_valid || col >= p.dv) continue;
+        const uint4 u = *reinterpret_cast<const uint4*>(sQ + Lay::chunk(r, c) * 16);
+        uint16_t* dst = gO + r * p.o_row + col;
+        if (p.aligned_o && col + 8 <= p.dv) {
+            *reinterpret_cast<uint4*>(dst) = u;
+        } else {
+            const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+            for (int k = 0; k < 8; ++k)
+                if (col + k < p.dv) dst[k] = uint16_t(w[k >> 1] >> (16 * (k & 1)));
+        }
+    }
+}
+
+} // namespace flash::cuda

@@ -1,0 +1,57 @@
+#!/bin/bash
+# Build libflash on the GPU machine, run the CUDA forward checks and the side-by-side benchmark.
+# Usage: scripts/device_run.sh [all|check|sanitize|bench|quick] [extra args for peers.py]
+# Writes under $OUT (default ./device-out): build.log, check.log/.json, sanitize.log, peers.{json,md,png}.
+# Prints a short table last.
+set -uo pipefail
+MODE=${1:-all}
+shift || true
+OUT=${OUT:-$PWD/device-out}
+mkdir -p "$OUT"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PYTHONUNBUFFERED=1
+ARCH=${FLASH_CUDA_ARCHS:-}
+if [ -z "$ARCH" ]; then
+  cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
+  ARCH=$cc; [ "$cc" = "90" ] && ARCH=90a
+fi
+HD=${FLASH_HEAD_DIMS:-32;64;96;128;192;256}
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv
+  echo "arch=$ARCH head_dims=$HD"
+  t0=$(date +%s)
+  cmake -S . -B build-dev -G Ninja -DFLASH_CUDA=ON "-DFLASH_CUDA_ARCHS=$ARCH" "-DFLASH_HEAD_DIMS=$HD" \
+    -DCMAKE_CUDA_FLAGS="-Xptxas=-v" && cmake --build build-dev -j"$(nproc)"
+  rc=$?
+  echo "build rc=$rc in $(( $(date +%s) - t0 )) s"
+} > "$OUT/build.log" 2>&1
+grep -E "build rc" "$OUT/build.log"
+if ! grep -q "build rc=0" "$OUT/build.log"; then tail -40 "$OUT/build.log"; exit 1; fi
+grep -E "spill stores" "$OUT/build.log" | grep -v " 0 bytes spill stores" | head -5
+export LIBFLASH=$ROOT/build-dev/libflash.so
+CHECK_RC=skip; SAN_RC=skip
+if [ "$MODE" = all ] || [ "$MODE" = check ] || [ "$MODE" = quick ]; then
+  Q=""; [ "$MODE" = quick ] && Q="--quick"
+  python3 bench/gpu/check_fwd.py $Q --json "$OUT/check.json" > "$OUT/check.log" 2>&1
+  CHECK_RC=$?
+  grep -E "^FAIL" "$OUT/check.log" | head -30
+fi
+if [ "$MODE" = all ] || [ "$MODE" = sanitize ]; then
+  {
+    for tool in memcheck racecheck; do
+      echo "== $tool"
+      compute-sanitizer --tool $tool --kernel-name kns=flash --print-limit 20 \
+        python3 bench/gpu/check_fwd.py --quick --sanitize 2>&1 | grep -vE "^(PASS)" | tail -40
+    done
+  } > "$OUT/sanitize.log" 2>&1
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Error|error" "$OUT/sanitize.log" | head -10
+  SAN_RC=done
+fi
+if [ "$MODE" = all ] || [ "$MODE" = bench ]; then
+  python3 bench/peers.py --out "$OUT" "$@" > "$OUT/peers.log" 2>&1 || tail -20 "$OUT/peers.log"
+fi
+echo "== summary (checks rc=$CHECK_RC, sanitize=$SAN_RC)"
+[ -f "$OUT/check.log" ] && tail -1 "$OUT/check.log"
+[ -f "$OUT/peers.md" ] && cat "$OUT/peers.md"
+exit 0
