@@ -122,16 +122,27 @@ export function launch(
   check(runFn(p.bytes, ws as Pointer | null, bytes, streamHandle(stream)), op);
 }
 
+/** Checks given outputs first, then allocates the missing ones (so a bad argument allocates nothing). */
 function outputs(c: Checker, o: AttnOptions, outShape: number[], lseShape: number[], dtype: AttnDType, device: Device) {
-  const out = o.out ? c.tensor("out", o.out, outShape.length, dtype) : Tensor.empty(outShape, dtype, device);
-  c.shape("out", out, outShape);
-  let lse: Tensor | undefined;
+  if (o.out) c.shape("out", c.tensor("out", o.out, outShape.length, dtype), outShape);
   if (o.lse) {
-    lse = c.tensor("lse", o.lse, lseShape.length, "float32");
-    c.shape("lse", lse, lseShape);
-    if (!lse.isContiguous) throw invalid(c.op, "lse must be contiguous");
-  } else if (o.returnLse) lse = Tensor.empty(lseShape, "float32", device);
-  return { out, lse };
+    c.shape("lse", c.tensor("lse", o.lse, lseShape.length, "float32"), lseShape);
+    if (!o.lse.isContiguous) throw invalid(c.op, "lse must be contiguous");
+  }
+  const owned: Tensor[] = [];
+  const out = o.out ?? (owned[owned.length] = Tensor.empty(outShape, dtype, device));
+  const lse = o.lse ?? (o.returnLse ? (owned[owned.length] = Tensor.empty(lseShape, "float32", device)) : undefined);
+  return { out, lse, owned };
+}
+
+/** Runs `body`; if it throws, frees the tensors this call allocated. */
+export function freeOnError<T>(owned: Tensor[], body: () => T): T {
+  try {
+    return body();
+  } catch (e) {
+    for (const t of owned) t.dispose();
+    throw e;
+  }
 }
 
 /** Attention over dense batches: q [b, sq, h, d], k [b, sk, hk, d], v [b, sk, hk, dv] → out [b, sq, h, dv]. */
@@ -146,19 +157,21 @@ export function flashAttn(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions = {
   const dv = v.shape[3]!;
   c.shape("k", k, [b, sk, hk, d]);
   c.shape("v", v, [b, sk, hk, dv]);
-  const { out, lse } = outputs(c, opts, [b, sq, h, dv], [b, h, sq], dtype, c.device!);
-  const p = fwdPacker().reset();
-  setDevice(p, c.device!, dtype);
-  setTensor(p, "q", q);
-  setTensor(p, "k", k);
-  setTensor(p, "v", v);
-  setTensor(p, "o", out);
-  p.i32("b", b).i32("seqlen_q", sq).i32("seqlen_k", sk).i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
-  if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
-  setOptions(c, p, opts, b, h);
-  if (opts.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", opts.numSplits, 0, 256));
-  launch("flash_fwd", p, c.device!, opts.stream);
-  return { out, lse };
+  const { out, lse, owned } = outputs(c, opts, [b, sq, h, dv], [b, h, sq], dtype, c.device!);
+  return freeOnError(owned, () => {
+    const p = fwdPacker().reset();
+    setDevice(p, c.device!, dtype);
+    setTensor(p, "q", q);
+    setTensor(p, "k", k);
+    setTensor(p, "v", v);
+    setTensor(p, "o", out);
+    p.i32("b", b).i32("seqlen_q", sq).i32("seqlen_k", sk).i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
+    if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
+    setOptions(c, p, opts, b, h);
+    if (opts.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", opts.numSplits, 0, 256));
+    launch("flash_fwd", p, c.device!, opts.stream);
+    return { out, lse };
+  });
 }
 
 export interface VarlenOptions extends AttnOptions {
@@ -193,21 +206,23 @@ export function flashAttnVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOpt
   const usk = c.optional("sequsedK", opts.sequsedK, 1, "int32");
   if (usq) c.shape("sequsedQ", usq, [b]);
   if (usk) c.shape("sequsedK", usk, [b]);
-  const { out, lse } = outputs(c, opts, [totalQ, h, dv], [h, totalQ], dtype, c.device!);
-  const p = fwdPacker().reset();
-  setDevice(p, c.device!, dtype);
-  setTensor(p, "q", q);
-  setTensor(p, "k", k);
-  setTensor(p, "v", v);
-  setTensor(p, "o", out);
-  p.i32("b", b).i32("seqlen_q", c.int("maxSeqlenQ", opts.maxSeqlenQ, 0)).i32("seqlen_k", c.int("maxSeqlenK", opts.maxSeqlenK, 0));
-  p.i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk).i32("total_q", totalQ);
-  p.ptr("cu_seqlens_q", cuq.ptr).ptr("cu_seqlens_k", cuk.ptr).ptr("seqused_q", usq?.ptr).ptr("seqused_k", usk?.ptr);
-  if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
-  setOptions(c, p, opts, b, h);
-  if (opts.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", opts.numSplits, 0, 256));
-  launch("flash_fwd", p, c.device!, opts.stream);
-  return { out, lse };
+  const { out, lse, owned } = outputs(c, opts, [totalQ, h, dv], [h, totalQ], dtype, c.device!);
+  return freeOnError(owned, () => {
+    const p = fwdPacker().reset();
+    setDevice(p, c.device!, dtype);
+    setTensor(p, "q", q);
+    setTensor(p, "k", k);
+    setTensor(p, "v", v);
+    setTensor(p, "o", out);
+    p.i32("b", b).i32("seqlen_q", c.int("maxSeqlenQ", opts.maxSeqlenQ, 0)).i32("seqlen_k", c.int("maxSeqlenK", opts.maxSeqlenK, 0));
+    p.i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk).i32("total_q", totalQ);
+    p.ptr("cu_seqlens_q", cuq.ptr).ptr("cu_seqlens_k", cuk.ptr).ptr("seqused_q", usq?.ptr).ptr("seqused_k", usk?.ptr);
+    if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
+    setOptions(c, p, opts, b, h);
+    if (opts.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", opts.numSplits, 0, 256));
+    launch("flash_fwd", p, c.device!, opts.stream);
+    return { out, lse };
+  });
 }
 
 export interface BackwardOptions extends Omit<AttnOptions, "out" | "lse" | "returnLse" | "numSplits"> {
@@ -243,13 +258,20 @@ export function flashAttnBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor,
   c.tensor("lse", lse, 3, "float32");
   c.shape("lse", lse, [b, h, sq]);
   const dev = c.device!;
-  const grad = (n: string, given: Tensor | undefined, like: Tensor) => {
-    const t = given ? c.tensor(n, given, 4, dtype) : Tensor.empty(like.shape, dtype, dev);
-    c.shape(n, t, like.shape);
-    return t;
-  };
-  const dq = grad("dq", opts.dq, q), dk = grad("dk", opts.dk, k), dv = grad("dv", opts.dv, v);
-  const softmaxD = opts.returnSoftmaxD ? Tensor.empty([b, h, sq], "float32", dev) : undefined;
+  for (const [n, t, like] of [["dq", opts.dq, q], ["dk", opts.dk, k], ["dv", opts.dv, v]] as const)
+    if (t) c.shape(n, c.tensor(n, t, 4, dtype), like.shape);
+  const owned: Tensor[] = [];
+  const grad = (given: Tensor | undefined, like: Tensor) => given ?? (owned[owned.length] = Tensor.empty(like.shape, dtype, dev));
+  const dq = grad(opts.dq, q), dk = grad(opts.dk, k), dv = grad(opts.dv, v);
+  const softmaxD = opts.returnSoftmaxD ? (owned[owned.length] = Tensor.empty([b, h, sq], "float32", dev)) : undefined;
+  return freeOnError(owned, () => backwardCall(c, opts, { q, k, v, out, dout, lse, dq, dk, dv, softmaxD }, [b, sq, sk, d, dvDim, h, hk]));
+}
+
+function backwardCall(c: Checker, opts: BackwardOptions, t: Record<"q" | "k" | "v" | "out" | "dout" | "lse" | "dq" | "dk" | "dv", Tensor> & { softmaxD?: Tensor }, dims: number[]): BackwardResult {
+  const [b, sq, sk, d, dvDim, h, hk] = dims as [number, number, number, number, number, number, number];
+  const { q, k, v, out, dout, lse, dq, dk, dv, softmaxD } = t;
+  const dev = c.device!;
+  const dtype = attnDType(c, q);
   const p = bwdPacker().reset();
   setDevice(p, dev, dtype);
   setTensor(p, "q", q);
