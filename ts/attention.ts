@@ -54,7 +54,7 @@ export function fwdPacker(): Params<FwdField> {
   return (fwdParams ??= new Params<FwdField>(lib.fwdLayout, (b) => lib.symbols.flash_fwd_params_init(b), "flash_fwd"));
 }
 
-function bwdPacker(): Params<BwdField> {
+export function bwdPacker(): Params<BwdField> {
   const lib = library();
   return (bwdParams ??= new Params<BwdField>(lib.bwdLayout, (b) => lib.symbols.flash_bwd_params_init(b), "flash_bwd"));
 }
@@ -174,7 +174,9 @@ export function flashAttn(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions = {
   });
 }
 
-export interface VarlenOptions extends AttnOptions {
+export interface VarlenOptions extends AttnOptions, VarlenIndex {}
+
+export interface VarlenIndex {
   /** int32 [b+1] cumulative offsets of q / k rows. */
   cuSeqlensQ: Tensor;
   cuSeqlensK: Tensor;
@@ -183,6 +185,27 @@ export interface VarlenOptions extends AttnOptions {
   /** int32 [b]: rows actually used per sequence. */
   sequsedQ?: Tensor;
   sequsedK?: Tensor;
+}
+
+/** Checks the varlen index tensors (int32, [b+1] / [b]) and derives b. */
+export function varlenIndex(c: Checker, opts: VarlenIndex) {
+  const cuq = c.tensor("cuSeqlensQ", opts?.cuSeqlensQ, 1, "int32");
+  const cuk = c.tensor("cuSeqlensK", opts.cuSeqlensK, 1, "int32");
+  const b = cuq.shape[0]! - 1;
+  if (b < 0) throw invalid(c.op, "cuSeqlensQ must have b+1 >= 1 entries");
+  c.shape("cuSeqlensK", cuk, [b + 1]);
+  const usq = c.optional("sequsedQ", opts.sequsedQ, 1, "int32");
+  const usk = c.optional("sequsedK", opts.sequsedK, 1, "int32");
+  if (usq) c.shape("sequsedQ", usq, [b]);
+  if (usk) c.shape("sequsedK", usk, [b]);
+  return { b, cuq, cuk, usq, usk };
+}
+
+export function setVarlen(c: Checker, p: P, opts: VarlenIndex, ix: ReturnType<typeof varlenIndex>, totalQ: number): void {
+  const pp = p as Params<Common>;
+  pp.i32("b", ix.b).i32("seqlen_q", c.int("maxSeqlenQ", opts.maxSeqlenQ, 0)).i32("seqlen_k", c.int("maxSeqlenK", opts.maxSeqlenK, 0));
+  pp.i32("total_q", totalQ);
+  pp.ptr("cu_seqlens_q", ix.cuq.ptr).ptr("cu_seqlens_k", ix.cuk.ptr).ptr("seqused_q", ix.usq?.ptr).ptr("seqused_k", ix.usk?.ptr);
 }
 
 /** Packed variable-length batches: q [total_q, h, d], k [total_k, hk, d], v [total_k, hk, dv]. LSE is [h, total_q]. */
@@ -197,15 +220,7 @@ export function flashAttnVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOpt
   const dv = v.shape[2]!;
   c.shape("k", k, [totalK, hk, d]);
   c.shape("v", v, [totalK, hk, dv]);
-  const cuq = c.tensor("cuSeqlensQ", opts?.cuSeqlensQ, 1, "int32");
-  const cuk = c.tensor("cuSeqlensK", opts.cuSeqlensK, 1, "int32");
-  const b = cuq.shape[0]! - 1;
-  if (b < 0) throw invalid(c.op, "cuSeqlensQ must have b+1 >= 1 entries");
-  c.shape("cuSeqlensK", cuk, [b + 1]);
-  const usq = c.optional("sequsedQ", opts.sequsedQ, 1, "int32");
-  const usk = c.optional("sequsedK", opts.sequsedK, 1, "int32");
-  if (usq) c.shape("sequsedQ", usq, [b]);
-  if (usk) c.shape("sequsedK", usk, [b]);
+  const { b, cuq, cuk, usq, usk } = varlenIndex(c, opts);
   const { out, lse, owned } = outputs(c, opts, [totalQ, h, dv], [h, totalQ], dtype, c.device!);
   return freeOnError(owned, () => {
     const p = fwdPacker().reset();
@@ -214,78 +229,12 @@ export function flashAttnVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOpt
     setTensor(p, "k", k);
     setTensor(p, "v", v);
     setTensor(p, "o", out);
-    p.i32("b", b).i32("seqlen_q", c.int("maxSeqlenQ", opts.maxSeqlenQ, 0)).i32("seqlen_k", c.int("maxSeqlenK", opts.maxSeqlenK, 0));
-    p.i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk).i32("total_q", totalQ);
-    p.ptr("cu_seqlens_q", cuq.ptr).ptr("cu_seqlens_k", cuk.ptr).ptr("seqused_q", usq?.ptr).ptr("seqused_k", usk?.ptr);
+    p.i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
+    setVarlen(c, p, opts, { b, cuq, cuk, usq, usk }, totalQ);
     if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
     setOptions(c, p, opts, b, h);
     if (opts.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", opts.numSplits, 0, 256));
     launch("flash_fwd", p, c.device!, opts.stream);
     return { out, lse };
   });
-}
-
-export interface BackwardOptions extends Omit<AttnOptions, "out" | "lse" | "returnLse" | "numSplits"> {
-  dq?: Tensor;
-  dk?: Tensor;
-  dv?: Tensor;
-  /** Also return softmax_d = rowsum(dO * O) (float32, LSE layout). */
-  returnSoftmaxD?: boolean;
-  /** Bitwise repeatable gradients. */
-  deterministic?: boolean;
-}
-
-export interface BackwardResult {
-  dq: Tensor;
-  dk: Tensor;
-  dv: Tensor;
-  softmaxD?: Tensor;
-}
-
-/** Gradients of flashAttn: dout and out [b, sq, h, dv], lse [b, h, sq] from the forward (same options). */
-export function flashAttnBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, opts: BackwardOptions = {}): BackwardResult {
-  const c = new Checker("flashAttnBackward");
-  c.tensor("q", q, 4);
-  const dtype = attnDType(c, q);
-  for (const [n, t] of [["k", k], ["v", v], ["out", out], ["dout", dout]] as const) c.tensor(n, t, 4, dtype);
-  const [b, sq, h, d] = q.shape as [number, number, number, number];
-  const [, sk, hk] = k.shape as [number, number, number, number];
-  const dvDim = v.shape[3]!;
-  c.shape("k", k, [b, sk, hk, d]);
-  c.shape("v", v, [b, sk, hk, dvDim]);
-  c.shape("out", out, [b, sq, h, dvDim]);
-  c.shape("dout", dout, [b, sq, h, dvDim]);
-  c.tensor("lse", lse, 3, "float32");
-  c.shape("lse", lse, [b, h, sq]);
-  const dev = c.device!;
-  for (const [n, t, like] of [["dq", opts.dq, q], ["dk", opts.dk, k], ["dv", opts.dv, v]] as const)
-    if (t) c.shape(n, c.tensor(n, t, 4, dtype), like.shape);
-  const owned: Tensor[] = [];
-  const grad = (given: Tensor | undefined, like: Tensor) => given ?? (owned[owned.length] = Tensor.empty(like.shape, dtype, dev));
-  const dq = grad(opts.dq, q), dk = grad(opts.dk, k), dv = grad(opts.dv, v);
-  const softmaxD = opts.returnSoftmaxD ? (owned[owned.length] = Tensor.empty([b, h, sq], "float32", dev)) : undefined;
-  return freeOnError(owned, () => backwardCall(c, opts, { q, k, v, out, dout, lse, dq, dk, dv, softmaxD }, [b, sq, sk, d, dvDim, h, hk]));
-}
-
-function backwardCall(c: Checker, opts: BackwardOptions, t: Record<"q" | "k" | "v" | "out" | "dout" | "lse" | "dq" | "dk" | "dv", Tensor> & { softmaxD?: Tensor }, dims: number[]): BackwardResult {
-  const [b, sq, sk, d, dvDim, h, hk] = dims as [number, number, number, number, number, number, number];
-  const { q, k, v, out, dout, lse, dq, dk, dv, softmaxD } = t;
-  const dev = c.device!;
-  const dtype = attnDType(c, q);
-  const p = bwdPacker().reset();
-  setDevice(p, dev, dtype);
-  setTensor(p, "q", q);
-  setTensor(p, "k", k);
-  setTensor(p, "v", v);
-  setTensor(p, "o", out);
-  setTensor(p, "do", dout);
-  setTensor(p, "dq", dq);
-  setTensor(p, "dk", dk);
-  setTensor(p, "dv", dv);
-  p.i32("b", b).i32("seqlen_q", sq).i32("seqlen_k", sk).i32("d", d).i32("dv", dvDim).i32("h", h).i32("h_k", hk);
-  p.ptr("softmax_lse_ptr", lse.ptr).ptr("dsoftmax_sum", softmaxD?.ptr);
-  setOptions(c, p, opts, b, h);
-  p.i32("deterministic", opts.deterministic ? 1 : 0);
-  launch("flash_bwd", p, dev, opts.stream);
-  return { dq, dk, dv, softmaxD };
 }

@@ -1,6 +1,8 @@
 // libflash for Bun: FlashAttention through a C ABI, with zero-copy CUDA device pointers.
-export { flashAttn, flashAttnVarlen, flashAttnBackward } from "./attention.ts";
-export type { AttnOptions, AttnResult, VarlenOptions, BackwardOptions, BackwardResult } from "./attention.ts";
+export { flashAttn, flashAttnVarlen } from "./attention.ts";
+export type { AttnOptions, AttnResult, VarlenOptions } from "./attention.ts";
+export { flashAttnBackward, flashAttnVarlenBackward } from "./backward.ts";
+export type { BackwardOptions, BackwardResult } from "./backward.ts";
 export { flashAttnWithKVCache } from "./kvcache.ts";
 export type { KVCacheOptions } from "./kvcache.ts";
 export { Tensor, contiguousStrides } from "./tensor.ts";

@@ -87,8 +87,10 @@ FLASH_API const char* flash_build_info(void) {
         s += ",\"features\":{";
 #endif
         // What each CPU entry point implements today; tests skip exactly what is missing here.
-        s += "\"cpu\":{\"fwd\":[\"causal\",\"local\",\"alibi\",\"softcap\",\"gqa\",\"varlen\",\"lse\"],"
-             "\"kvcache\":[],\"bwd\":[]}}";
+        s += "\"cpu\":{\"fwd\":[\"causal\",\"local\",\"alibi\",\"softcap\",\"dropout\",\"gqa\",\"varlen\",\"lse\"],"
+             "\"kvcache\":[\"append\",\"rotary\",\"paged\",\"leftpad\",\"cache_batch_idx\",\"split_kv\",\"gqa\","
+             "\"causal\",\"local\",\"alibi\",\"softcap\",\"lse\"],"
+             "\"bwd\":[\"causal\",\"local\",\"alibi\",\"softcap\",\"dropout\",\"gqa\",\"varlen\",\"deterministic\"]}}";
         s += ",\"dtypes\":{\"cpu\":[\"float16\",\"bfloat16\",\"float32\"],\"cuda\":[\"float16\",\"bfloat16\"]}";
         s += ",\"cpu_simd\":\"";
         s += flash::cpu::simd_name();
