@@ -145,7 +145,7 @@ describe("flash_fwd validation", () => {
     const fx = fixture();
     const p = fwdParams(fx).i32("device_type", 2).i32("dtype", 2).i32("device_id", 99);
     const r = call("flash_fwd", p);
-    expect([Status.INVALID_ARGUMENT, Status.UNSUPPORTED]).toContain(r.st);
+    expect([Status.INVALID_ARGUMENT, Status.UNSUPPORTED] as number[]).toContain(r.st);
     expect(r.msg).toMatch(/device_id=99 is not a CUDA device|built without the CUDA backend/);
     untouched(fx);
   });

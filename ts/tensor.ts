@@ -150,7 +150,7 @@ export function encode(dtype: DType, data: ArrayLike<number>, out: Uint8Array): 
   if (dtype === "float32" || dtype === "int32") {
     const View = dtype === "int32" ? Int32Array : Float32Array;
     if (dtype === "int32") for (let i = 0; i < data.length; i++) if (!Number.isInteger(data[i]!)) throw invalid("Tensor.from", `int32 data[${i}]=${data[i]} is not an integer`);
-    new View(out.buffer, out.byteOffset, data.length).set(data);
+    new View(out.buffer as ArrayBuffer, out.byteOffset, data.length).set(data);
     return;
   }
   const u16 = new Uint16Array(out.buffer, out.byteOffset, data.length);

@@ -1,6 +1,6 @@
 // Random attention problems for tests: normal q/k/v per sequence, optionally rounded to a storage dtype so
 // that the reference sees exactly the values a library buffer would hold.
-import { roundTo, type DType } from "../../ts/dtype.ts";
+import { roundTo, type AttnDType as DType } from "../../ts/dtype.ts";
 import type { AttnOptions, AttnProblem } from "./core.ts";
 import { randn, type Rng } from "./rng.ts";
 

@@ -68,9 +68,9 @@ describe("kvcache reference", () => {
                 const at = ((i * cap + t) * hk + kh) * d;
                 const got = res.kCache.subarray(at, at + d), gotV = res.vCache.subarray(at, at + d);
                 if (t >= cs && t < cs + 2) {
-                  const src = pr.knew![i]!.slice(((t - cs) * hk + kh) * d, ((t - cs) * hk + kh + 1) * d);
+                  const src = (pr.knew![i]! as Float64Array).slice(((t - cs) * hk + kh) * d, ((t - cs) * hk + kh + 1) * d);
                   expect(maxAbsDiff(got, rotateComplex(src, d, dim, t, interleaved))).toBeLessThan(1e-12);
-                  expect(Array.from(gotV)).toEqual(Array.from(pr.vnew![i]!.slice(((t - cs) * hk + kh) * d, ((t - cs) * hk + kh + 1) * d)));
+                  expect(Array.from(gotV)).toEqual(Array.from((pr.vnew![i]! as Float64Array).slice(((t - cs) * hk + kh) * d, ((t - cs) * hk + kh + 1) * d)));
                 } else {
                   expect(Array.from(got)).toEqual(Array.from(Float64Array.from(pr.kCache).subarray(at, at + d)));
                 }
@@ -79,7 +79,7 @@ describe("kvcache reference", () => {
             for (let r = 0; r < 3; r++)
               for (let hh = 0; hh < h; hh++) {
                 const at = (r * h + hh) * d;
-                const want = rotateComplex(pr.q[i]!.slice(at, at + d) as Float64Array, d, dim, causal ? cs + r : cs, interleaved);
+                const want = rotateComplex((pr.q[i]! as Float64Array).slice(at, at + d) as Float64Array, d, dim, causal ? cs + r : cs, interleaved);
                 expect(maxAbsDiff(res.qRot[i]!.subarray(at, at + d), want)).toBeLessThan(1e-12);
               }
           }
@@ -91,7 +91,7 @@ describe("kvcache reference", () => {
     const pr = denseProblem(rng, { rotary: { cos, sin, dim: 8, interleaved: false }, windowLeft: 3, dtype: "bfloat16" });
     const res = kvcacheForward(pr);
     const at = (2 * 4 + 1) * 8;
-    const want = rotateComplex(pr.q[1]!.slice(at, at + 8) as Float64Array, 8, 8, 9 + 2, false);
+    const want = rotateComplex((pr.q[1]! as Float64Array).slice(at, at + 8) as Float64Array, 8, 8, 9 + 2, false);
     expect(maxAbsDiff(res.qRot[1]!.subarray(at, at + 8), want)).toBeLessThan(2 ** -7 * 4);
   });
 
@@ -152,7 +152,7 @@ describe("kvcache reference", () => {
     const ref = kvcacheForward({ ...base, kCache: perm(base.kCache), vCache: perm(base.vCache) });
     for (let i = 0; i < 2; i++) expect(maxAbsDiff(res.o[i]!, ref.o[i]!)).toBe(0);
     expect(Array.from(res.kCache.subarray(192, 384))).toEqual(Array.from(Float64Array.from(base.kCache).subarray(192, 384))); // row 1 untouched
-    expect(Array.from(res.vCache.subarray(2 * 192 + 5 * 16, 2 * 192 + 6 * 16))).toEqual(Array.from(base.vnew![0]!.slice(0, 16)));
+    expect(Array.from(res.vCache.subarray(2 * 192 + 5 * 16, 2 * 192 + 6 * 16))).toEqual(Array.from((base.vnew![0]! as Float64Array).slice(0, 16)));
   });
 
   test("no knew: attends over [leftpad, cache_seqlens); capacity is checked", () => {

@@ -6,7 +6,7 @@
 //   3. Attention (attention.ts) over the buffer rows [leftpad[i], cache_seqlens[i] + seqlen_knew).
 // Rotary on a pair (x1, x2) with (cos, sin) of the position and pair index j < rotary_dim/2:
 //   x1' = x1 cos - x2 sin,  x2' = x1 sin + x2 cos;  pairs (2j, 2j+1) interleaved, else (j, j + rotary_dim/2).
-import { roundTo, type DType } from "../../ts/dtype.ts";
+import { roundTo, type AttnDType as DType } from "../../ts/dtype.ts";
 import { attention } from "./attention.ts";
 import type { AttnOptions, AttnProblem, AttnResult } from "./core.ts";
 

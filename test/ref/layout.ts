@@ -3,7 +3,7 @@
 // Float32Array; values are converted with ts/dtype.ts so the reference reads exactly what the library reads.
 // Where a row lives is a RowAddr: (sequence, row) -> element offset of that row's head 0, dim 0; the head
 // stride is separate and the dim stride is 1 (the ABI requires a contiguous last dimension).
-import { type DType, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, roundTo } from "../../ts/dtype.ts";
+import { type AttnDType as DType, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, roundTo } from "../../ts/dtype.ts";
 
 export type Storage = Uint16Array | Float32Array;
 

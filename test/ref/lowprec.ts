@@ -9,7 +9,7 @@
 //   P  = rT(softmax_fp32(S)), dropped -> 0, vs = rT(v/(1-p)), O = rT(P.vs)
 // The backward follows PyTorch autograd through the same graph (each op's gradient rounded to dtype, GQA
 // gradients rounded per query head, then summed over the group and rounded once).
-import { roundTo, type DType } from "../../ts/dtype.ts";
+import { roundTo, type AttnDType as DType } from "../../ts/dtype.ts";
 import { type AttnProblem, type AttnResult, type Grads, type Resolved, alibiSlope, resolve, visible } from "./core.ts";
 import { dropoutKeepRow } from "./philox.ts";
 
