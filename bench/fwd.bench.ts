@@ -9,7 +9,7 @@ import {
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
-const outPath = args[args.indexOf("--out") + 1];
+const outPath = args.includes("--out") ? args[args.indexOf("--out") + 1] : undefined;
 const gpu = hasCuda() && buildInfo().backends.includes("cuda");
 const device = gpu ? 0 : ("cpu" as const);
 
