@@ -17,6 +17,20 @@
 namespace {
 const flash_field_info k_fwd_fields[] = {FLASH_FWD_FIELDS};
 const flash_field_info k_bwd_fields[] = {FLASH_BWD_FIELDS};
+
+// The documented defaults; the two structs share these field names.
+template <class P>
+int32_t init_defaults(P* p, const char* name) {
+    if (!p) return flash::set_error(FLASH_ERROR_INVALID_ARGUMENT, "%s: params is NULL", name);
+    std::memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+    p->device_type = FLASH_DEVICE_CUDA;
+    p->dtype = FLASH_DTYPE_BF16;
+    p->window_size_left = -1;
+    p->window_size_right = -1;
+    flash::clear_error();
+    return FLASH_OK;
+}
 } // namespace
 
 extern "C" {
@@ -24,29 +38,9 @@ extern "C" {
 FLASH_API int32_t flash_version(void) { return FLASH_VERSION; }
 FLASH_API int32_t flash_abi_version(void) { return FLASH_ABI_VERSION; }
 
-FLASH_API int32_t flash_fwd_params_init(flash_fwd_params* p) {
-    if (!p) return flash::set_error(FLASH_ERROR_INVALID_ARGUMENT, "flash_fwd_params_init: params is NULL");
-    std::memset(p, 0, sizeof *p);
-    p->struct_size = sizeof *p;
-    p->device_type = FLASH_DEVICE_CUDA;
-    p->dtype = FLASH_DTYPE_BF16;
-    p->window_size_left = -1;
-    p->window_size_right = -1;
-    flash::clear_error();
-    return FLASH_OK;
-}
+FLASH_API int32_t flash_fwd_params_init(flash_fwd_params* p) { return init_defaults(p, "flash_fwd_params_init"); }
 
-FLASH_API int32_t flash_bwd_params_init(flash_bwd_params* p) {
-    if (!p) return flash::set_error(FLASH_ERROR_INVALID_ARGUMENT, "flash_bwd_params_init: params is NULL");
-    std::memset(p, 0, sizeof *p);
-    p->struct_size = sizeof *p;
-    p->device_type = FLASH_DEVICE_CUDA;
-    p->dtype = FLASH_DTYPE_BF16;
-    p->window_size_left = -1;
-    p->window_size_right = -1;
-    flash::clear_error();
-    return FLASH_OK;
-}
+FLASH_API int32_t flash_bwd_params_init(flash_bwd_params* p) { return init_defaults(p, "flash_bwd_params_init"); }
 
 FLASH_API const flash_field_info* flash_params_layout(int32_t which, uint32_t* count) {
     const flash_field_info* t = nullptr;
