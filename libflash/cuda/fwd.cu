@@ -265,11 +265,6 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     return FLASH_OK;
 }
 
-uint64_t fwd_kvcache_workspace_size(const FwdProblem&) { return 0; }
-int32_t fwd_kvcache(const FwdProblem&, void*, uint64_t, void*) {
-    return set_error(FLASH_ERROR_NOT_IMPLEMENTED, "flash_fwd_kvcache is not implemented on the CUDA backend yet");
-}
-
 uint64_t bwd_workspace_size(const BwdProblem&) { return 0; }
 int32_t bwd(const BwdProblem&, void*, uint64_t, void*) {
     return set_error(FLASH_ERROR_NOT_IMPLEMENTED, "flash_bwd is not implemented on the CUDA backend yet");

@@ -21,3 +21,6 @@ foreach(_d IN LISTS _flash_dims)
   endif()
 endforeach()
 target_compile_definitions(flash PRIVATE "FLASH_HEAD_DIMS_JSON=\"[${_flash_dims_json}]\"")
+
+# KV-cache decode (flash_fwd_kvcache): host side and per-head-dim instantiations.
+include(${CMAKE_CURRENT_LIST_DIR}/kvcache/sources.cmake)

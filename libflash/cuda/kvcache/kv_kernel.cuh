@@ -1,0 +1,463 @@
+// KV-cache decode attention on mma.sync (sm80+), with GQA packing and split-KV.
+//
+// One CTA = (split, KV head, packed m-block of 16 rows, batch). The query heads that share a KV head are
+// packed into the M dimension (packed row pm = r * group + gi, FA3's pack_gqa), so every K/V block is read
+// from memory once per KV head, and the 16-row m16n8k16 tile is filled by group x seqlen_q rows. The warps
+// of the CTA split each key block (warp w owns keys [16w, 16w + 16) of every block), each keeping its own
+// online-softmax state; the warps are merged once at the end through shared memory. K/V blocks stream
+// through an S-stage cp.async ring (16-byte copies, zero-filled beyond the valid rows/columns); the row
+// addresses are resolved per row, so a paged cache may have any page size >= 1. Q is loaded with plain
+// loads, rotated (rotary, fp32 math rounded back to the storage type as the CPU backend does) and kept in
+// registers (d <= 128) or in shared memory.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "../fwd_kernel.cuh" // ceil_div, detail::LaneChunks
+#include "../primitives/cp_async.cuh"
+#include "../primitives/fastmath.cuh"
+#include "../primitives/fragment.cuh"
+#include "../primitives/ldmatrix.cuh"
+#include "../primitives/mma.cuh"
+#include "../primitives/swizzle.cuh"
+#include "kv_params.h"
+
+namespace flash::cuda::kv {
+
+// Per instantiated head dim: warps (each owns 16 keys of a block), stages, Q in registers.
+//   d   warps  BN  stages  stage bytes   smem (all <= 99 KB: fits sm86/89/120 too)
+//   32    4    64    8        8 KB         64 KB
+//   64    4    64    5       16 KB         80 KB
+//   96    4    64    3     26.6 KB         80 KB
+//  128    4    64    3       32 KB         96 KB
+//  192    2    32    3       24 KB      72+6 KB (Q in smem)
+//  256    2    32    2       32 KB      64+8 KB (Q in smem)
+template <int kD_>
+struct KVCfg {
+    static constexpr int kD = kD_;
+    static constexpr int kWarps = kD_ <= 128 ? 4 : 2;
+    static constexpr int kThreads = 32 * kWarps;
+    static constexpr int kBN = 16 * kWarps;
+    static constexpr int kStages = kD_ <= 32 ? 8 : kD_ <= 64 ? 5 : kD_ <= 192 ? 3 : 2;
+    static constexpr bool kQInRegs = kD_ <= 128;
+    static constexpr int kChunks = kD_ / 8;
+    using Lay = prim::SwizzledRows<kChunks>;
+    static constexpr int kTileBytes = Lay::bytes(kBN);
+    static constexpr int kStageBytes = 2 * kTileBytes;
+    static constexpr int kQBytes = Lay::bytes(16);
+    static constexpr int kKVOffset = kQInRegs ? 0 : kQBytes;
+    static constexpr int kSmem = kKVOffset + kStages * kStageBytes;
+    // End-of-CTA warp merge: O [warps][16][kD + 4] fp32, then max / sum [warps][16].
+    static constexpr int kOPitch = kD_ + 4;
+    static constexpr int kMergeBytes = kWarps * 16 * kOPitch * 4 + 2 * kWarps * 16 * 4;
+    static_assert(kD_ % 16 == 0, "head dim");
+    static_assert(kMergeBytes <= kStages * kStageBytes, "merge scratch must fit the K/V ring");
+    static_assert(!kQInRegs || kStages >= 3, "Q is staged in the last ring slot before the loop");
+    static_assert(kSmem <= 99 * 1024, "must fit every sm80+ GPU");
+};
+
+// Rotated element `col` of a row x (storage type) at one position: fp32 math without contraction, as
+// cpu/rotary.h computes it, rounded back to the storage type.
+template <bool kBf16>
+__device__ __forceinline__ uint16_t rotary_elem(const uint16_t* x, int col, const uint16_t* cs, const uint16_t* sn,
+                                                int rotary_dim, bool interleaved) {
+    using namespace prim;
+    const int half = rotary_dim >> 1;
+    int j, i0, i1;
+    bool first;
+    if (interleaved) {
+        j = col >> 1;
+        i0 = col & ~1;
+        i1 = i0 + 1;
+        first = (col & 1) == 0;
+    } else {
+        first = col < half;
+        j = first ? col : col - half;
+        i0 = j;
+        i1 = j + half;
+    }
+    const float c = to_float<kBf16>(cs[j]), s = to_float<kBf16>(sn[j]);
+    const float x0 = to_float<kBf16>(x[i0]), x1 = to_float<kBf16>(x[i1]);
+    const float y = first ? __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)) : __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+    return from_float<kBf16>(y);
+}
+
+// Buffer row offset (elements) of key j (after leftpad) for the K or V tensor of one sequence.
+struct KVRowMap {
+    const int32_t* bt; // this sequence's block_table row, null = dense
+    int32_t page_size, page_shift, leftpad;
+    __device__ __forceinline__ void locate(int j, int64_t batch, int64_t row, int64_t& off) const {
+        const int t = leftpad + j;
+        if (bt) {
+            int pg, pr;
+            if (page_shift >= 0) {
+                pg = t >> page_shift;
+                pr = t & (page_size - 1);
+            } else {
+                pg = t / page_size;
+                pr = t - pg * page_size;
+            }
+            off = int64_t(bt[pg]) * batch + int64_t(pr) * row;
+        } else {
+            off = int64_t(t) * row;
+        }
+    }
+};
+
+// One 16-byte chunk: cp.async when allowed (whole chunk valid or wholly invalid), else scalar with zero fill.
+__device__ __forceinline__ void copy_chunk(uint32_t s_addr, unsigned char* s_ptr, const uint16_t* g_row,
+                                           const uint16_t* g_any, int col, int cols_valid, bool row_valid,
+                                           bool aligned) {
+    if (aligned && (col + 8 <= cols_valid || col >= cols_valid)) {
+        const bool v = row_valid && col < cols_valid;
+        prim::cp_async_16(s_addr, v ? g_row + col : g_any, v ? 16u : 0u);
+    } else {
+        uint16_t e[8];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) e[k] = (row_valid && col + k < cols_valid) ? g_row[col + k] : uint16_t(0);
+        uint4 u;
+        u.x = e[0] | (uint32_t(e[1]) << 16);
+        u.y = e[2] | (uint32_t(e[3]) << 16);
+        u.z = e[4] | (uint32_t(e[5]) << 16);
+        u.w = e[6] | (uint32_t(e[7]) << 16);
+        *reinterpret_cast<uint4*>(s_ptr) = u;
+    }
+}
+
+template <class Cfg, bool kBf16>
+__global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_constant__ KVParams p) {
+    using namespace prim;
+    using Lay = typename Cfg::Lay;
+    constexpr int D = Cfg::kD, BN = Cfg::kBN, S = Cfg::kStages, kC = Cfg::kChunks, NT = Cfg::kThreads;
+    constexpr int kKSteps = D / 16;
+    constexpr int kOT = D / 8;
+    constexpr float kLn2 = 0.6931471805599453f;
+    constexpr float kLog2e = 1.4426950408889634f;
+
+    extern __shared__ __align__(128) unsigned char smem[];
+    unsigned char* sKV = smem + Cfg::kKVOffset;
+    unsigned char* sQ = Cfg::kQInRegs ? sKV + (S - 1) * Cfg::kStageBytes : smem;
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, q4 = lane & 3;
+
+    const int ns = p.num_splits;
+    int bx = blockIdx.x;
+    const int split = bx % ns;
+    bx /= ns;
+    const int hki = bx % p.hk;
+    const int mb = bx / p.hk;
+    const int bi = blockIdx.y;
+
+    // ---- per-sequence geometry (api/seqinfo.h) ----
+    const int sq = p.seqused_q ? p.seqused_q[bi] : p.seqlen_q;
+    const int leftpad = p.leftpad_k ? p.leftpad_k[bi] : 0;
+    const int kv_batch = p.cache_batch_idx ? p.cache_batch_idx[bi] : bi;
+    const int cache_len = p.cache_seqlens[bi];
+    const int sk = cache_len + p.seqlen_knew - leftpad;
+    const int G = p.group;
+    const int packed = sq * G;
+    const int m0 = mb * 16;
+    if (m0 >= packed) return;
+    const int r_lo = m0 / G, r_hi = (min(m0 + 15, packed - 1)) / G;
+    const int64_t diag = int64_t(sk) - sq;
+
+    // ---- key blocks: the CTA rows' visible window, then this split's share of it ----
+    int64_t kb = 0, ke = sk;
+    if (p.win_right >= 0) ke = min(ke, int64_t(r_hi) + diag + p.win_right + 1);
+    if (p.win_left >= 0) kb = max(kb, int64_t(r_lo) + diag - p.win_left);
+    int n_first = 0, n_count = 0;
+    if (ke > kb) {
+        n_first = int(kb / BN);
+        n_count = int((ke + BN - 1) / BN) - n_first;
+    }
+    const int per = ceil_div(n_count, ns);
+    const int nb0 = n_first + min(n_count, split * per);
+    const int ntiles = n_first + min(n_count, (split + 1) * per) - nb0;
+
+    // ---- K/V addressing ----
+    const uint16_t* gK = static_cast<const uint16_t*>(p.k) + int64_t(hki) * p.k_head;
+    const uint16_t* gV = static_cast<const uint16_t*>(p.v) + int64_t(hki) * p.v_head;
+    KVRowMap map;
+    map.bt = p.block_table ? p.block_table + int64_t(bi) * p.bt_stride : nullptr;
+    map.page_size = p.page_size;
+    map.page_shift = p.page_shift;
+    map.leftpad = leftpad;
+    if (!map.bt) {
+        gK += int64_t(kv_batch) * p.k_batch;
+        gV += int64_t(kv_batch) * p.v_batch;
+    }
+    const bool al_k = p.aligned_k, al_v = p.aligned_v;
+    const uint32_t sKV_a = smem_u32addr(sKV);
+
+    auto load_kv = [&](int n, int slot) {
+        unsigned char* sK = sKV + slot * Cfg::kStageBytes;
+        unsigned char* sV = sK + Cfg::kTileBytes;
+        const uint32_t aK = sKV_a + slot * Cfg::kStageBytes, aV = aK + Cfg::kTileBytes;
+        const int j0 = n * BN;
+        constexpr int kTotal = BN * kC;
+#pragma unroll 1
+        for (int idx = tid; idx < kTotal; idx += NT) {
+            const int r = idx / kC, c = idx - (idx / kC) * kC;
+            const int j = j0 + r;
+            const bool rv = j < sk;
+            int64_t ko = 0, vo = 0;
+            if (rv) {
+                map.locate(j, p.k_batch, p.k_row, ko);
+                map.locate(j, p.v_batch, p.v_row, vo);
+            }
+            const int off = Lay::chunk(r, c) * 16;
+            copy_chunk(aK + off, sK + off, gK + ko, gK, c * 8, p.d, rv, al_k);
+            copy_chunk(aV + off, sV + off, gV + vo, gV, c * 8, p.dv, rv, al_v);
+        }
+    };
+
+    // ---- prologue: K/V blocks 0 .. S-2 into slots 0 .. S-2 ----
+#pragma unroll
+    for (int s = 0; s + 1 < S; ++s) {
+        if (s < ntiles) load_kv(nb0 + s, s);
+        cp_async_commit();
+    }
+
+    // ---- Q: packed rows m0 .. m0+15 (rotated), zero beyond d / packed rows ----
+    {
+        const int half = p.rotary_dim >> 1;
+        for (int idx = tid; idx < 16 * D; idx += NT) {
+            const int m = idx / D, col = idx - (idx / D) * D;
+            const int pm = m0 + m;
+            uint16_t val = 0;
+            if (pm < packed && col < p.d) {
+                const int r = pm / G, hi = hki * G + (pm - r * G);
+                const uint16_t* qrow = static_cast<const uint16_t*>(p.q) + int64_t(bi) * p.q_batch + int64_t(r) * p.q_row +
+                                       int64_t(hi) * p.q_head;
+                if (col < p.rotary_dim) {
+                    const int64_t pos = int64_t(cache_len) + (p.rot_per_row ? r : 0);
+                    const uint16_t* cs = static_cast<const uint16_t*>(p.rot_cos) + pos * half;
+                    const uint16_t* sn = static_cast<const uint16_t*>(p.rot_sin) + pos * half;
+                    val = rotary_elem<kBf16>(qrow, col, cs, sn, p.rotary_dim, p.rot_interleaved != 0);
+                } else {
+                    val = qrow[col];
+                }
+            }
+            *reinterpret_cast<uint16_t*>(sQ + Lay::byte_offset(m, col)) = val;
+        }
+    }
+    __syncthreads();
+
+    // ---- ldmatrix lane addressing ----
+    const detail::LaneChunks<Lay> qch(lane >> 4, lane & 7);
+    const int q_row_off = (lane & 15) * Lay::kPitch * 16;
+    const detail::LaneChunks<Lay> kch((lane >> 3) & 1, lane & 7);
+    const int k_row_off = (warp * 16 + (lane & 7) + 8 * (lane >> 4)) * Lay::kPitch * 16;
+    const detail::LaneChunks<Lay> vch(lane >> 4, lane & 7);
+    const int v_row_off = (warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1)) * Lay::kPitch * 16;
+    const uint32_t sQ_a = smem_u32addr(sQ);
+
+    uint32_t q_frag[Cfg::kQInRegs ? kKSteps : 1][4];
+    if constexpr (Cfg::kQInRegs) {
+#pragma unroll
+        for (int ks = 0; ks < kKSteps; ++ks) ldmatrix_x4(q_frag[ks], sQ_a + q_row_off + qch.phys(ks) * 16);
+    }
+
+    // ---- per-row constants (this thread's rows g and g + 8 of the tile) ----
+    const bool full = p.full != 0;
+    const float sl2 = full ? 1.f : p.scale_log2;
+    int rrow[2];
+    float slope[2] = {0.f, 0.f};
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        const int pm = min(m0 + g + 8 * e, packed - 1);
+        rrow[e] = pm / G;
+        if (p.alibi) slope[e] = p.alibi[int64_t(bi) * p.alibi_batch_stride + hki * G + (pm - rrow[e] * G)] * kLog2e;
+    }
+    const bool windowed = p.win_left >= 0 || p.win_right >= 0;
+
+    float acc_o[kOT][4];
+#pragma unroll
+    for (int t = 0; t < kOT; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc_o[t][e] = 0.f;
+    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+
+    for (int jt = 0; jt < ntiles; ++jt) {
+        cp_async_wait<S - 2>();
+        __syncthreads();
+        if (jt + S - 1 < ntiles) load_kv(nb0 + jt + S - 1, (jt + S - 1) % S);
+        cp_async_commit();
+        const int slot = jt % S;
+        const int n0 = (nb0 + jt) * BN;
+
+        // ---- S = Q K^T for this warp's 16 keys ----
+        float acc_s[2][4];
+#pragma unroll
+        for (int t = 0; t < 2; ++t)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc_s[t][e] = 0.f;
+        const uint32_t sKs = sKV_a + slot * Cfg::kStageBytes + k_row_off;
+#pragma unroll
+        for (int ks = 0; ks < kKSteps; ++ks) {
+            uint32_t a[4];
+            if constexpr (Cfg::kQInRegs) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) a[e] = q_frag[ks][e];
+            } else {
+                ldmatrix_x4(a, sQ_a + q_row_off + qch.phys(ks) * 16);
+            }
+            uint32_t b[4];
+            ldmatrix_x4(b, sKs + kch.phys(ks) * 16);
+            const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+            mma_m16n8k16<kBf16>(acc_s[0], a, b0);
+            mma_m16n8k16<kBf16>(acc_s[1], a, b1);
+        }
+
+        // ---- scores: softcap / ALiBi, mask ----
+        const int c0 = n0 + warp * 16 + 2 * q4;
+        if (full) {
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float x = acc_s[t][e];
+                    x = p.softcap_log2 > 0.f ? p.softcap_log2 * tanhf(x * p.scale_over_softcap) : x * p.scale_log2;
+                    const int c = c0 + t * 8 + (e & 1);
+                    x -= slope[e >> 1] * fabsf(float(int64_t(rrow[e >> 1]) + diag - c));
+                    acc_s[t][e] = x;
+                }
+        }
+        bool need_mask = n0 + BN > sk;
+        if (windowed) {
+            if (p.win_right >= 0 && int64_t(n0) + BN - 1 > int64_t(r_lo) + diag + p.win_right) need_mask = true;
+            if (p.win_left >= 0 && int64_t(n0) < int64_t(r_hi) + diag - p.win_left) need_mask = true;
+        }
+        if (need_mask) {
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int c = c0 + t * 8 + (e & 1);
+                    const int64_t a = int64_t(rrow[e >> 1]) + diag;
+                    bool vis = c < sk;
+                    if (p.win_left >= 0 && c < a - p.win_left) vis = false;
+                    if (p.win_right >= 0 && c > a + p.win_right) vis = false;
+                    if (!vis) acc_s[t][e] = -INFINITY;
+                }
+        }
+
+        // ---- online softmax (per warp) ----
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float mx = fmaxf(row_max[r], fmaxf(fmaxf(acc_s[0][2 * r], acc_s[0][2 * r + 1]),
+                                               fmaxf(acc_s[1][2 * r], acc_s[1][2 * r + 1])));
+            mx = quad_max(mx);
+            const float ms = (mx == -INFINITY ? 0.f : mx) * sl2;
+            const float alpha = exp2_approx(row_max[r] * sl2 - ms);
+            row_max[r] = mx;
+            row_sum[r] *= alpha;
+#pragma unroll
+            for (int t = 0; t < kOT; ++t) {
+                acc_o[t][2 * r] *= alpha;
+                acc_o[t][2 * r + 1] *= alpha;
+            }
+            float sum = 0.f;
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+#pragma unroll
+                for (int e = 2 * r; e < 2 * r + 2; ++e) {
+                    const float pe = exp2_approx(fmaf(acc_s[t][e], sl2, -ms));
+                    acc_s[t][e] = pe;
+                    sum += pe;
+                }
+            row_sum[r] += sum;
+        }
+
+        // ---- O += P V (one k16 step: this warp's 16 keys) ----
+        uint32_t a[4];
+        acc_to_a<kBf16>(a, acc_s[0], acc_s[1]);
+        const uint32_t sVs = sKV_a + slot * Cfg::kStageBytes + Cfg::kTileBytes + v_row_off;
+#pragma unroll
+        for (int dp = 0; dp < kOT / 2; ++dp) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, sVs + vch.phys(dp) * 16);
+            const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+            mma_m16n8k16<kBf16>(acc_o[2 * dp], a, b0);
+            mma_m16n8k16<kBf16>(acc_o[2 * dp + 1], a, b1);
+        }
+    }
+
+    // ---- merge the warps: O [warp][row][col], max (log2 units) / sum [warp][row] ----
+    cp_async_wait<0>();
+    __syncthreads();
+    float* sO = reinterpret_cast<float*>(sKV);
+    float* sM = sO + Cfg::kWarps * 16 * Cfg::kOPitch;
+    float* sL = sM + Cfg::kWarps * 16;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int row = g + 8 * r;
+        float* orow = sO + (warp * 16 + row) * Cfg::kOPitch + 2 * q4;
+#pragma unroll
+        for (int t = 0; t < kOT; ++t)
+            *reinterpret_cast<float2*>(orow + t * 8) = make_float2(acc_o[t][2 * r], acc_o[t][2 * r + 1]);
+        const float l = quad_sum(row_sum[r]);
+        if (q4 == 0) {
+            sM[warp * 16 + row] = row_max[r] == -INFINITY ? -INFINITY : row_max[r] * sl2;
+            sL[warp * 16 + row] = l;
+        }
+    }
+    __syncthreads();
+
+    const bool split_out = ns > 1;
+    for (int idx = tid; idx < 16 * (D / 4); idx += NT) {
+        const int m = idx / (D / 4), c = (idx - m * (D / 4)) * 4;
+        const int pm = m0 + m;
+        if (pm >= packed) continue;
+        if (!split_out && c >= p.dv) continue;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < Cfg::kWarps; ++w) M = fmaxf(M, sM[w * 16 + m]);
+        float L = 0.f;
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (M != -INFINITY) {
+#pragma unroll
+            for (int w = 0; w < Cfg::kWarps; ++w) {
+                const float sc = exp2_approx(sM[w * 16 + m] - M);
+                L += sc * sL[w * 16 + m];
+                const float4 o = *reinterpret_cast<const float4*>(sO + (w * 16 + m) * Cfg::kOPitch + c);
+                acc.x += sc * o.x;
+                acc.y += sc * o.y;
+                acc.z += sc * o.z;
+                acc.w += sc * o.w;
+            }
+        }
+        const bool any = L > 0.f;
+        const float inv = any ? 1.f / L : 0.f;
+        acc.x *= inv;
+        acc.y *= inv;
+        acc.z *= inv;
+        acc.w *= inv;
+        const float lse = any ? M * kLn2 + __logf(L) : INFINITY;
+        const int r = pm / G, hi = hki * G + (pm - r * G);
+        if (split_out) {
+            const int64_t arow = (int64_t(split) * p.h + hi) * p.acc_rows + int64_t(bi) * p.seqlen_q + r;
+            *reinterpret_cast<float4*>(p.o_accum + arow * p.acc_d + c) = acc;
+            if (c == 0) p.lse_accum[arow] = any ? lse : -INFINITY;
+        } else {
+            uint16_t* dst = static_cast<uint16_t*>(p.o) + int64_t(bi) * p.o_batch + int64_t(r) * p.o_row +
+                            int64_t(hi) * p.o_head + c;
+            const uint16_t e0 = from_float<kBf16>(acc.x), e1 = from_float<kBf16>(acc.y), e2 = from_float<kBf16>(acc.z),
+                           e3 = from_float<kBf16>(acc.w);
+            if (p.aligned_o && c + 4 <= p.dv) {
+                *reinterpret_cast<uint2*>(dst) = make_uint2(e0 | (uint32_t(e1) << 16), e2 | (uint32_t(e3) << 16));
+            } else {
+                const uint16_t es[4] = {e0, e1, e2, e3};
+#pragma unroll
+                for (int k = 0; k < 4; ++k)
+                    if (c + k < p.dv) dst[k] = es[k];
+            }
+            if (c == 0 && p.lse) p.lse[(int64_t(bi) * p.h + hi) * p.seqlen_q + r] = lse;
+        }
+    }
+}
+
+} // namespace flash::cuda::kv

@@ -1,0 +1,369 @@
+// Host side of flash_fwd_kvcache on CUDA: FwdProblem (kvcache == true) -> KVParams, the split-KV plan and
+// workspace, the append kernel (knew/vnew -> cache, K rotated) and the launches: append, attention (GQA
+// packed, kv_kernel.cuh), and fwd_combine.cu's split combine.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+
+#include "../../api/error.h"
+#include "../cuda_backend.h"
+#include "../fwd_launch.h"
+#include "kv_kernel.cuh"
+#include "kv_launch.h"
+
+#ifndef FLASH_HEAD_DIMS_JSON
+#define FLASH_HEAD_DIMS_JSON "[]"
+#endif
+
+namespace flash::cuda {
+
+namespace kv {
+
+int block_n(int dim) {
+    switch (dim) {
+    case 32: return KVCfg<32>::kBN;
+    case 64: return KVCfg<64>::kBN;
+    case 96: return KVCfg<96>::kBN;
+    case 128: return KVCfg<128>::kBN;
+    case 192: return KVCfg<192>::kBN;
+    case 256: return KVCfg<256>::kBN;
+    default: return 64;
+    }
+}
+
+namespace {
+
+// Writes knew/vnew rows into the cache at buffer positions cache_seqlens[i] + r (K rotated at that position).
+// grid = (seqlen_knew * hk, b); one CTA per (row, KV head).
+template <bool kBf16>
+__global__ void __launch_bounds__(128) kv_append_kernel(const __grid_constant__ KVParams p) {
+    const int bi = blockIdx.y;
+    const int r = blockIdx.x / p.hk, hki = blockIdx.x % p.hk;
+    const int leftpad = p.leftpad_k ? p.leftpad_k[bi] : 0;
+    const int kv_batch = p.cache_batch_idx ? p.cache_batch_idx[bi] : bi;
+    const int pos = p.cache_seqlens[bi] + r; // buffer position
+    KVRowMap map;
+    map.bt = p.block_table ? p.block_table + int64_t(bi) * p.bt_stride : nullptr;
+    map.page_size = p.page_size;
+    map.page_shift = p.page_shift;
+    map.leftpad = leftpad;
+    int64_t ko, vo;
+    map.locate(pos - leftpad, p.k_batch, p.k_row, ko);
+    map.locate(pos - leftpad, p.v_batch, p.v_row, vo);
+    uint16_t* kd = static_cast<uint16_t*>(p.k) + int64_t(hki) * p.k_head + ko;
+    uint16_t* vd = static_cast<uint16_t*>(p.v) + int64_t(hki) * p.v_head + vo;
+    if (!map.bt) {
+        kd += int64_t(kv_batch) * p.k_batch;
+        vd += int64_t(kv_batch) * p.v_batch;
+    }
+    const uint16_t* ks = static_cast<const uint16_t*>(p.knew) + int64_t(bi) * p.kn_batch + int64_t(r) * p.kn_row +
+                         int64_t(hki) * p.kn_head;
+    const uint16_t* vs = static_cast<const uint16_t*>(p.vnew) + int64_t(bi) * p.vn_batch + int64_t(r) * p.vn_row +
+                         int64_t(hki) * p.vn_head;
+    const int half = p.rotary_dim >> 1;
+    const uint16_t* cs = static_cast<const uint16_t*>(p.rot_cos) + int64_t(pos) * half;
+    const uint16_t* sn = static_cast<const uint16_t*>(p.rot_sin) + int64_t(pos) * half;
+    // Read everything first, then write: knew may alias nothing in the cache, but keep reads before writes.
+    for (int c = threadIdx.x; c < p.d; c += blockDim.x) {
+        const uint16_t x = c < p.rotary_dim ? rotary_elem<kBf16>(ks, c, cs, sn, p.rotary_dim, p.rot_interleaved != 0) : ks[c];
+        kd[c] = x;
+    }
+    for (int c = threadIdx.x; c < p.dv; c += blockDim.x) vd[c] = vs[c];
+}
+
+constexpr int kCompiledDims[] = {
+#ifdef FLASH_HDIM_32
+    32,
+#endif
+#ifdef FLASH_HDIM_64
+    64,
+#endif
+#ifdef FLASH_HDIM_96
+    96,
+#endif
+#ifdef FLASH_HDIM_128
+    128,
+#endif
+#ifdef FLASH_HDIM_192
+    192,
+#endif
+#ifdef FLASH_HDIM_256
+    256,
+#endif
+    0};
+
+int pick_dim(int d, int dv) {
+    const int need = std::max(d, dv);
+    for (int x : kCompiledDims)
+        if (x != 0 && x >= need) return x;
+    return 0;
+}
+
+template <int D>
+int32_t occupancy_of(bool bf16, int* n) {
+    return bf16 ? attn_occupancy<D, true>(n) : attn_occupancy<D, false>(n);
+}
+
+// SMs and resident CTAs per SM of the instantiation (dim, dtype) on device `dev`, cached.
+int32_t slots_of(int dev, int dim, bool bf16, int* slots) {
+    static std::mutex mu;
+    static int cache[64][6][2] = {};
+    const int di = dim == 32 ? 0 : dim == 64 ? 1 : dim == 96 ? 2 : dim == 128 ? 3 : dim == 192 ? 4 : 5;
+    if (dev >= 0 && dev < 64) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (cache[dev][di][bf16]) {
+            *slots = cache[dev][di][bf16];
+            return FLASH_OK;
+        }
+    }
+    int sms = 0;
+    cudaError_t e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaDeviceGetAttribute");
+    int per = 1;
+    int32_t st = FLASH_ERROR_INTERNAL;
+    switch (dim) {
+#ifdef FLASH_HDIM_32
+    case 32: st = occupancy_of<32>(bf16, &per); break;
+#endif
+#ifdef FLASH_HDIM_64
+    case 64: st = occupancy_of<64>(bf16, &per); break;
+#endif
+#ifdef FLASH_HDIM_96
+    case 96: st = occupancy_of<96>(bf16, &per); break;
+#endif
+#ifdef FLASH_HDIM_128
+    case 128: st = occupancy_of<128>(bf16, &per); break;
+#endif
+#ifdef FLASH_HDIM_192
+    case 192: st = occupancy_of<192>(bf16, &per); break;
+#endif
+#ifdef FLASH_HDIM_256
+    case 256: st = occupancy_of<256>(bf16, &per); break;
+#endif
+    default: return set_error(FLASH_ERROR_INTERNAL, "no kvcache instantiation for head dim %d", dim);
+    }
+    if (st != FLASH_OK) return st;
+    *slots = std::max(1, sms * per);
+    if (dev >= 0 && dev < 64) {
+        std::lock_guard<std::mutex> lk(mu);
+        cache[dev][di][bf16] = *slots;
+    }
+    return FLASH_OK;
+}
+
+// Splits for a memory-bound grid of `ctas` CTAs (each streaming up to n_blocks key blocks) on `slots`
+// resident CTA slots: none once the grid fills 80% of the slots; else the fewest splits whose wave
+// efficiency (ctas*s / slots over its ceiling) is within 5% of the best, keeping >= 2 blocks per split
+// where the cache is long enough. (FA2's num_splits_heuristic with a tighter tolerance: a decode kernel
+// wants every slot streaming.)
+int splits_heuristic(int64_t ctas, int slots, int n_blocks) {
+    if (ctas >= int64_t(0.8 * slots)) return 1;
+    const int max_s = std::max(1, std::min({256, n_blocks / 2, int((2 * int64_t(slots) + ctas - 1) / ctas)}));
+    float best = 0.f;
+    float eff[257] = {};
+    for (int s = 1; s <= max_s; ++s) {
+        const float waves = float(ctas * s) / float(slots);
+        eff[s] = waves / std::ceil(waves);
+        best = std::max(best, eff[s]);
+    }
+    for (int s = 1; s <= max_s; ++s)
+        if (eff[s] >= 0.95f * best) return s;
+    return 1;
+}
+
+struct Plan {
+    int dim = 0;
+    int m_blocks = 0;
+    int num_splits = 1;
+    int64_t acc_rows = 0;
+    uint64_t lse_offset = 0;
+    uint64_t ws_bytes = 0;
+};
+
+int32_t make_plan(const FwdProblem& p, Plan* plan) {
+    plan->dim = pick_dim(p.d, p.dv);
+    if (plan->dim == 0)
+        return set_error(FLASH_ERROR_UNSUPPORTED,
+                         "head dims d=%d dv=%d: this build's largest CUDA kvcache instantiation is smaller "
+                         "(compiled head dims %s)", p.d, p.dv, FLASH_HEAD_DIMS_JSON);
+    const int64_t packed = int64_t(p.seqlen_q) * p.group;
+    const int64_t mbl = (packed + 15) / 16;
+    if (mbl * p.hk > INT32_MAX / 256)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "seqlen_q=%d x h=%d: the kvcache grid is too large", p.seqlen_q, p.h);
+    plan->m_blocks = int(mbl);
+    const int bn = block_n(plan->dim);
+    const int n_blocks = int((int64_t(p.seqlen_k) + bn - 1) / bn);
+    int ns = 1;
+    if (p.num_splits >= 1) {
+        ns = p.num_splits;
+    } else if (p.seqlen_q > 0 && n_blocks > 1 && p.b > 0) {
+        int slots = 0;
+        if (int32_t st = slots_of(p.device_id, plan->dim, p.dtype == DType::BF16, &slots); st != FLASH_OK) return st;
+        ns = splits_heuristic(int64_t(p.b) * p.hk * plan->m_blocks, slots, n_blocks);
+    }
+    ns = std::max(1, std::min({ns, std::max(1, n_blocks), 256}));
+    plan->num_splits = ns;
+    plan->acc_rows = int64_t(p.b) * p.seqlen_q;
+    if (ns > 1) {
+        const uint64_t o_bytes = uint64_t(ns) * p.h * plan->acc_rows * plan->dim * sizeof(float);
+        plan->lse_offset = (o_bytes + 255) & ~uint64_t(255);
+        plan->ws_bytes = plan->lse_offset + uint64_t(ns) * p.h * plan->acc_rows * sizeof(float);
+    }
+    return FLASH_OK;
+}
+
+bool aligned16(const void* ptr, const Strides& s) {
+    return (reinterpret_cast<uintptr_t>(ptr) % 16 == 0) && s.row % 8 == 0 && s.head % 8 == 0 && s.batch % 8 == 0;
+}
+
+} // namespace
+} // namespace kv
+
+uint64_t fwd_kvcache_workspace_size(const FwdProblem& p) {
+    kv::Plan plan;
+    if (kv::make_plan(p, &plan) != FLASH_OK) {
+        clear_error();
+        return 0;
+    }
+    return plan.ws_bytes;
+}
+
+int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void* stream_ptr) {
+    if (p.b == 0 || p.h == 0) return FLASH_OK;
+    if (p.dtype != DType::F16 && p.dtype != DType::BF16)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "dtype=%d: the CUDA kvcache path supports fp16 and bf16", int(p.dtype));
+    if (p.b > 65535) return set_error(FLASH_ERROR_UNSUPPORTED, "b=%d: the CUDA kvcache grid allows at most 65535", p.b);
+    kv::Plan plan;
+    if (int32_t st = kv::make_plan(p, &plan); st != FLASH_OK) return st;
+    if (plan.ws_bytes > 0 && (workspace == nullptr || workspace_bytes < plan.ws_bytes))
+        return set_error(FLASH_ERROR_INVALID_ARGUMENT,
+                         "workspace_bytes=%llu: this call needs %llu bytes (num_splits=%d; ask "
+                         "flash_fwd_kvcache_workspace_size)",
+                         (unsigned long long)workspace_bytes, (unsigned long long)plan.ws_bytes, plan.num_splits);
+    if (plan.acc_rows * p.h > INT32_MAX)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "b*seqlen_q*h=%lld exceeds 2^31", (long long)(plan.acc_rows * p.h));
+    cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
+    const bool bf16 = p.dtype == DType::BF16;
+
+    KVParams k{};
+    k.q = p.q;
+    k.k = const_cast<void*>(p.k);
+    k.v = const_cast<void*>(p.v);
+    k.o = p.o;
+    k.q_batch = p.sq_.batch, k.q_row = p.sq_.row, k.q_head = p.sq_.head;
+    k.k_batch = p.sk_.batch, k.k_row = p.sk_.row, k.k_head = p.sk_.head;
+    k.v_batch = p.sv_.batch, k.v_row = p.sv_.row, k.v_head = p.sv_.head;
+    k.o_batch = p.so_.batch, k.o_row = p.so_.row, k.o_head = p.so_.head;
+    k.knew = p.knew;
+    k.vnew = p.vnew;
+    k.kn_batch = p.sknew_.batch, k.kn_row = p.sknew_.row, k.kn_head = p.sknew_.head;
+    k.vn_batch = p.svnew_.batch, k.vn_row = p.svnew_.row, k.vn_head = p.svnew_.head;
+    k.seqlen_knew = p.knew ? p.seqlen_knew : 0;
+    k.b = p.b, k.h = p.h, k.hk = p.hk, k.group = p.group;
+    k.seqlen_q = p.seqlen_q, k.d = p.d, k.dv = p.dv;
+    constexpr float kLog2e = 1.4426950408889634f;
+    k.scale_log2 = p.scale_log2;
+    k.softcap_log2 = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
+    k.scale_over_softcap = p.softcap > 0.f ? p.scale / p.softcap : 0.f;
+    k.full = (p.softcap > 0.f || p.alibi != nullptr) ? 1 : 0;
+    k.win_left = p.mask.left;
+    k.win_right = p.mask.right;
+    k.alibi = p.alibi;
+    k.alibi_batch_stride = p.alibi_batch_stride;
+    k.cache_seqlens = p.cache_seqlens;
+    k.leftpad_k = p.leftpad_k;
+    k.seqused_q = p.seqused_q;
+    k.cache_batch_idx = p.cache_batch_idx;
+    k.block_table = p.block_table;
+    k.bt_stride = p.block_table_batch_stride;
+    k.page_size = p.block_table ? p.page_block_size : 1;
+    k.page_shift = -1;
+    if (p.block_table && (p.page_block_size & (p.page_block_size - 1)) == 0) {
+        int s = 0;
+        while ((1 << s) < p.page_block_size) ++s;
+        k.page_shift = s;
+    }
+    k.rot_cos = p.rotary_cos;
+    k.rot_sin = p.rotary_sin;
+    k.rotary_dim = p.rotary_dim;
+    k.rot_interleaved = p.rotary_interleaved ? 1 : 0;
+    k.rot_per_row = (p.mask.causal || p.mask.local) ? 1 : 0;
+    k.lse = p.lse;
+    // Paged: the page stride (batch) must keep 16-byte alignment too; dense: the batch-row stride.
+    k.aligned_k = kv::aligned16(p.k, p.sk_);
+    k.aligned_v = kv::aligned16(p.v, p.sv_);
+    k.aligned_o = kv::aligned16(p.o, p.so_);
+    k.m_blocks = plan.m_blocks;
+    k.num_splits = plan.num_splits;
+    k.acc_rows = int32_t(plan.acc_rows);
+    k.acc_d = plan.dim;
+    if (plan.num_splits > 1) {
+        k.o_accum = static_cast<float*>(workspace);
+        k.lse_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + plan.lse_offset);
+    }
+
+    // 1. Append (same stream, so the attention below sees the new rows).
+    if (k.seqlen_knew > 0) {
+        const int64_t gx = int64_t(k.seqlen_knew) * p.hk;
+        if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "seqlen_knew=%d: append grid too large", k.seqlen_knew);
+        const dim3 grid(unsigned(gx), unsigned(p.b));
+        if (bf16) kv::kv_append_kernel<true><<<grid, 128, 0, stream>>>(k);
+        else kv::kv_append_kernel<false><<<grid, 128, 0, stream>>>(k);
+        const cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "kvcache append launch");
+    }
+    if (p.seqlen_q == 0) return FLASH_OK;
+
+    // 2. Attention.
+    const int64_t gx = int64_t(plan.num_splits) * p.hk * plan.m_blocks;
+    if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "kvcache grid too large (%lld CTAs)", (long long)gx);
+    const dim3 grid(unsigned(gx), unsigned(p.b));
+    int32_t st = FLASH_ERROR_INTERNAL;
+#define FLASH_KV_CASE(D)                                                                                   \
+    case D:                                                                                                \
+        st = bf16 ? kv::launch_attn<D, true>(k, grid, stream) : kv::launch_attn<D, false>(k, grid, stream); \
+        break;
+    switch (plan.dim) {
+#ifdef FLASH_HDIM_32
+        FLASH_KV_CASE(32)
+#endif
+#ifdef FLASH_HDIM_64
+        FLASH_KV_CASE(64)
+#endif
+#ifdef FLASH_HDIM_96
+        FLASH_KV_CASE(96)
+#endif
+#ifdef FLASH_HDIM_128
+        FLASH_KV_CASE(128)
+#endif
+#ifdef FLASH_HDIM_192
+        FLASH_KV_CASE(192)
+#endif
+#ifdef FLASH_HDIM_256
+        FLASH_KV_CASE(256)
+#endif
+    default:
+        return set_error(FLASH_ERROR_INTERNAL, "no CUDA kvcache instantiation for head dim %d", plan.dim);
+    }
+#undef FLASH_KV_CASE
+    if (st != FLASH_OK || plan.num_splits == 1) return st;
+
+    // 3. Split combine (fwd_combine.cu): reads o_accum / lse_accum in its [split][h][b*sq + r] layout.
+    FwdParams c{};
+    c.o = p.o;
+    c.o_batch = p.so_.batch, c.o_row = p.so_.row, c.o_head = p.so_.head;
+    c.b = p.b, c.h = p.h, c.hk = p.hk, c.group = p.group;
+    c.seqlen_q = p.seqlen_q, c.seqlen_k = p.seqlen_k, c.d = p.d, c.dv = p.dv, c.total_q = 0;
+    c.seqused_q = p.seqused_q;
+    c.lse = p.lse;
+    c.lse_unpadded = 0;
+    c.num_splits = plan.num_splits;
+    c.acc_rows = int32_t(plan.acc_rows);
+    c.o_accum = k.o_accum;
+    c.lse_accum = k.lse_accum;
+    return run_fwd_combine(c, plan.dim, bf16, stream);
+}
+
+} // namespace flash::cuda
