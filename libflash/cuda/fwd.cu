@@ -123,7 +123,7 @@ int32_t make_plan(const FwdProblem& p, Plan* plan) {
                          "head dims d=%d dv=%d: this build's largest CUDA forward instantiation is smaller "
                          "(compiled head dims %s)",
                          p.d, p.dv, FLASH_HEAD_DIMS_JSON);
-    plan->tile = fwd_tile(plan->dim);
+    plan->tile = fwd_tile(plan->dim, p.mask.left >= 0 || p.mask.right >= 0);
     const FwdTile& t = plan->tile;
     plan->m_blocks = (p.seqlen_q + t.block_m - 1) / t.block_m;
     const int n_blocks = (p.seqlen_k + t.block_n - 1) / t.block_n;
@@ -263,11 +263,6 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     if (st != FLASH_OK) return st;
     if (plan.num_splits > 1) return run_fwd_combine(k, plan.dim, bf16, stream);
     return FLASH_OK;
-}
-
-uint64_t bwd_workspace_size(const BwdProblem&) { return 0; }
-int32_t bwd(const BwdProblem&, void*, uint64_t, void*) {
-    return set_error(FLASH_ERROR_NOT_IMPLEMENTED, "flash_bwd is not implemented on the CUDA backend yet");
 }
 
 const char* compiled_archs_json() {

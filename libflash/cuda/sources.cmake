@@ -24,3 +24,6 @@ target_compile_definitions(flash PRIVATE "FLASH_HEAD_DIMS_JSON=\"[${_flash_dims_
 
 # KV-cache decode (flash_fwd_kvcache): host side and per-head-dim instantiations.
 include(${CMAKE_CURRENT_LIST_DIR}/kvcache/sources.cmake)
+
+# Backward (flash_bwd, issue 6): host side and per-head-dim instantiations.
+include(${CMAKE_CURRENT_LIST_DIR}/bwd/sources.cmake)

@@ -1,0 +1,328 @@
+// Host side of the CUDA backward (issue 6): BwdProblem -> BwdParams, plan and workspace, the D = rowsum(dO*O)
+// preprocessing kernel, the main kernels (bwd_launch.cuh via the generated files) and the dQ conversion.
+//
+// Workspace (everything the backward needs; the library allocates nothing):
+//   [0]            dsum      fp32 [h][acc_rows]            D = rowsum(dO * O) per query row
+//   [dq_offset]    dq_accum  fp32 [h][acc_rows][dim]       dQ accumulated with atomics (not deterministic)
+// acc_rows = b * seqlen_q (dense) or total_q (varlen); dim = the instantiated head dim.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "api/error.h"
+#include "bwd_config.h"
+#include "bwd_launch.h"
+#include "cuda/cuda_backend.h"
+#include "../primitives/fragment.cuh"
+
+#ifndef FLASH_HEAD_DIMS_JSON
+#define FLASH_HEAD_DIMS_JSON "[]"
+#endif
+
+namespace flash::cuda {
+
+namespace {
+
+constexpr int kCompiledDims[] = {
+#ifdef FLASH_HDIM_32
+    32,
+#endif
+#ifdef FLASH_HDIM_64
+    64,
+#endif
+#ifdef FLASH_HDIM_96
+    96,
+#endif
+#ifdef FLASH_HDIM_128
+    128,
+#endif
+#ifdef FLASH_HDIM_192
+    192,
+#endif
+#ifdef FLASH_HDIM_256
+    256,
+#endif
+    0};
+
+int pick_dim(int d, int dv) {
+    const int need = std::max(d, dv);
+    for (int x : kCompiledDims)
+        if (x != 0 && x >= need) return x;
+    return 0;
+}
+
+struct Plan {
+    int dim = 0;
+    BwdTile tile{};
+    int64_t acc_rows = 0;
+    uint64_t dq_offset = 0;
+    uint64_t ws_bytes = 0;
+};
+
+int32_t make_plan(const BwdProblem& bp, Plan* plan) {
+    const FwdProblem& p = bp.f;
+    plan->dim = pick_dim(p.d, p.dv);
+    if (plan->dim == 0)
+        return set_error(FLASH_ERROR_UNSUPPORTED,
+                         "head dims d=%d dv=%d: this build's largest CUDA backward instantiation is smaller "
+                         "(compiled head dims %s)",
+                         p.d, p.dv, FLASH_HEAD_DIMS_JSON);
+    plan->tile = bwd_tile(plan->dim);
+    plan->acc_rows = p.cu_seqlens_q ? int64_t(p.total_q) : int64_t(p.b) * p.seqlen_q;
+    const uint64_t dsum_bytes = uint64_t(p.h) * plan->acc_rows * sizeof(float);
+    plan->dq_offset = (dsum_bytes + 255) & ~uint64_t(255);
+    plan->ws_bytes = plan->dq_offset;
+    if (!bp.deterministic) plan->ws_bytes += uint64_t(p.h) * plan->acc_rows * plan->dim * sizeof(float);
+    return FLASH_OK;
+}
+
+bool aligned16(const void* ptr, const Strides& s, bool use_batch) {
+    return (reinterpret_cast<uintptr_t>(ptr) % 16 == 0) && s.row % 8 == 0 && s.head % 8 == 0 &&
+           (!use_batch || s.batch % 8 == 0);
+}
+
+// Max opt-in shared memory per block of a device (cached per device id < 64).
+int32_t smem_optin(int dev, int* out) {
+    static std::mutex mu;
+    static int cache[64];
+    static bool have[64] = {};
+    if (dev >= 0 && dev < 64) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (have[dev]) {
+            *out = cache[dev];
+            return FLASH_OK;
+        }
+    }
+    int v = 0;
+    const cudaError_t e = cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaDeviceGetAttribute(smem optin)");
+    if (dev >= 0 && dev < 64) {
+        std::lock_guard<std::mutex> lk(mu);
+        cache[dev] = v;
+        have[dev] = true;
+    }
+    *out = v;
+    return FLASH_OK;
+}
+
+// Sequence geometry of the query side (api/seqinfo.h).
+__device__ __forceinline__ void q_geom(const BwdParams& p, int bi, int64_t* row0, int* sq) {
+    *row0 = 0;
+    *sq = p.seqlen_q;
+    if (p.cu_seqlens_q) {
+        *row0 = p.cu_seqlens_q[bi];
+        *sq = p.cu_seqlens_q[bi + 1] - p.cu_seqlens_q[bi];
+    }
+    if (p.seqused_q) *sq = p.seqused_q[bi];
+}
+
+constexpr int kRowsPerCta = 8; // one warp per query row
+
+// D = rowsum(dO * O) in fp32 -> dsum (and dsoftmax_sum in the LSE layout). Grid: row groups x h x b.
+template <bool kBf16>
+__global__ void __launch_bounds__(32 * kRowsPerCta) bwd_dot_do_o_kernel(const __grid_constant__ BwdParams p) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int hi = blockIdx.y, bi = blockIdx.z;
+    const int i = blockIdx.x * kRowsPerCta + warp;
+    int64_t row0;
+    int sq;
+    q_geom(p, bi, &row0, &sq);
+    if (i >= sq) return;
+    const bool varlen = p.cu_seqlens_q != nullptr;
+    const uint16_t* o = static_cast<const uint16_t*>(p.o) + (varlen ? 0 : int64_t(bi) * p.o_batch) +
+                        (row0 + i) * p.o_row + int64_t(hi) * p.o_head;
+    const uint16_t* g = static_cast<const uint16_t*>(p.dout) + (varlen ? 0 : int64_t(bi) * p.do_batch) +
+                        (row0 + i) * p.do_row + int64_t(hi) * p.do_head;
+    float acc = 0.f;
+    for (int x = lane; x < p.dv_dim; x += 32) acc += prim::to_float<kBf16>(o[x]) * prim::to_float<kBf16>(g[x]);
+#pragma unroll
+    for (int m = 16; m >= 1; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+    if (lane == 0) {
+        const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
+        p.dsum[int64_t(hi) * p.acc_rows + acc_row0 + i] = acc;
+        if (p.dsoftmax_sum) {
+            const int64_t li = p.lse_unpadded ? int64_t(hi) * p.total_q + row0 + i
+                                              : (int64_t(bi) * p.h + hi) * p.seqlen_q + i;
+            p.dsoftmax_sum[li] = acc;
+        }
+    }
+}
+
+// dq_accum * scale -> dQ in the dtype. Grid: row groups x h x b.
+template <bool kBf16>
+__global__ void __launch_bounds__(32 * kRowsPerCta) bwd_convert_dq_kernel(const __grid_constant__ BwdParams p) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int hi = blockIdx.y, bi = blockIdx.z;
+    const int i = blockIdx.x * kRowsPerCta + warp;
+    int64_t row0;
+    int sq;
+    q_geom(p, bi, &row0, &sq);
+    if (i >= sq) return;
+    const bool varlen = p.cu_seqlens_q != nullptr;
+    const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
+    const float* src = p.dq_accum + (int64_t(hi) * p.acc_rows + acc_row0 + i) * p.acc_d;
+    uint16_t* dst = static_cast<uint16_t*>(p.dq) + (varlen ? 0 : int64_t(bi) * p.dq_batch) + (row0 + i) * p.dq_row +
+                    int64_t(hi) * p.dq_head;
+    for (int x = 2 * lane; x < p.d; x += 64) {
+        const float2 v = *reinterpret_cast<const float2*>(src + x);
+        dst[x] = prim::from_float<kBf16>(v.x * p.scale);
+        if (x + 1 < p.d) dst[x + 1] = prim::from_float<kBf16>(v.y * p.scale);
+    }
+}
+
+} // namespace
+
+uint64_t bwd_workspace_size(const BwdProblem& bp) {
+    Plan plan;
+    if (make_plan(bp, &plan) != FLASH_OK) {
+        clear_error();
+        return 0;
+    }
+    return plan.ws_bytes;
+}
+
+int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, void* stream_ptr) {
+    const FwdProblem& p = bp.f;
+    if (p.b == 0 || p.h == 0) return FLASH_OK;
+    if (p.dtype != DType::F16 && p.dtype != DType::BF16)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "dtype=%d: the CUDA backward supports fp16 and bf16", int(p.dtype));
+    if (p.b > 65535 || p.h > 65535)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "b=%d h=%d: the CUDA backward grid allows at most 65535 of each",
+                         p.b, p.h);
+    Plan plan;
+    if (int32_t st = make_plan(bp, &plan); st != FLASH_OK) return st;
+    if (workspace == nullptr || workspace_bytes < plan.ws_bytes)
+        return set_error(FLASH_ERROR_INVALID_ARGUMENT,
+                         "workspace_bytes=%llu: this call needs %llu bytes (ask flash_bwd_workspace_size)",
+                         (unsigned long long)workspace_bytes, (unsigned long long)plan.ws_bytes);
+    if (plan.acc_rows * p.h > INT32_MAX)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "h * rows = %lld exceeds 2^31", (long long)(plan.acc_rows * p.h));
+
+    // The configuration must fit this GPU's shared memory: say so instead of launching nothing.
+    const BwdTile& t = plan.tile;
+    const int need = std::max(bwd_smem_bytes(t), bp.deterministic ? bwd_dq_smem_bytes(t) : 0);
+    int have = 0;
+    if (int32_t st = smem_optin(p.device_id, &have); st != FLASH_OK) return st;
+    if (need > have) {
+        cudaDeviceProp prop;
+        std::memset(&prop, 0, sizeof prop);
+        if (cudaGetDeviceProperties(&prop, p.device_id) != cudaSuccess) std::strcpy(prop.name, "?");
+        return set_error(FLASH_ERROR_UNSUPPORTED,
+                         "flash_bwd on %s (sm%d%d, %d bytes of shared memory per block): the backward tile for "
+                         "head dim %d (d=%d dv=%d, block_m=%d block_n=%d%s) needs %d bytes",
+                         prop.name, prop.major, prop.minor, have, plan.dim, p.d, p.dv, t.block_m, t.block_n,
+                         bp.deterministic ? ", deterministic" : "", need);
+    }
+    cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
+
+    BwdParams k{};
+    k.q = p.q, k.k = p.k, k.v = p.v, k.o = p.o, k.dout = bp.dout;
+    k.dq = bp.dq, k.dk = bp.dk, k.dv = bp.dv;
+    k.q_batch = p.sq_.batch, k.q_row = p.sq_.row, k.q_head = p.sq_.head;
+    k.k_batch = p.sk_.batch, k.k_row = p.sk_.row, k.k_head = p.sk_.head;
+    k.v_batch = p.sv_.batch, k.v_row = p.sv_.row, k.v_head = p.sv_.head;
+    k.o_batch = p.so_.batch, k.o_row = p.so_.row, k.o_head = p.so_.head;
+    k.do_batch = bp.sdo_.batch, k.do_row = bp.sdo_.row, k.do_head = bp.sdo_.head;
+    k.dq_batch = bp.sdq_.batch, k.dq_row = bp.sdq_.row, k.dq_head = bp.sdq_.head;
+    k.dk_batch = bp.sdk_.batch, k.dk_row = bp.sdk_.row, k.dk_head = bp.sdk_.head;
+    k.dv_batch = bp.sdv_.batch, k.dv_row = bp.sdv_.row, k.dv_head = bp.sdv_.head;
+    k.b = p.b, k.h = p.h, k.hk = p.hk, k.group = p.group;
+    k.seqlen_q = p.seqlen_q, k.seqlen_k = p.seqlen_k, k.d = p.d, k.dv_dim = p.dv, k.total_q = p.total_q;
+    constexpr float kLog2e = 1.4426950408889634f;
+    k.scale = p.scale;
+    k.scale_log2 = p.scale_log2;
+    k.softcap_log2 = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
+    k.scale_over_softcap = p.softcap > 0.f ? p.scale / p.softcap : 0.f;
+    k.win_left = p.mask.left;
+    k.win_right = p.mask.right;
+    k.alibi = p.alibi;
+    k.alibi_batch_stride = p.alibi_batch_stride;
+    const bool dropout = p.dropout.p > 0.f;
+    k.rp_keep = dropout ? p.dropout.rp_keep : 1.f;
+    k.threshold16 = dropout ? p.dropout.threshold16 : 0u;
+    k.philox_seed = p.dropout.seed;
+    k.philox_offset = p.dropout.offset;
+    k.cu_seqlens_q = p.cu_seqlens_q;
+    k.cu_seqlens_k = p.cu_seqlens_k;
+    k.seqused_q = p.seqused_q;
+    k.seqused_k = p.seqused_k;
+    k.leftpad_k = p.leftpad_k;
+    k.lse = p.lse;
+    k.lse_unpadded = p.lse_unpadded ? 1 : 0;
+    k.dsoftmax_sum = bp.dsoftmax_sum;
+    const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
+    k.aligned_q = aligned16(p.q, p.sq_, !vq);
+    k.aligned_k = aligned16(p.k, p.sk_, !vk);
+    k.aligned_v = aligned16(p.v, p.sv_, !vk);
+    k.aligned_o = aligned16(p.o, p.so_, !vq);
+    k.aligned_do = aligned16(bp.dout, bp.sdo_, !vq);
+    k.aligned_dq = aligned16(bp.dq, bp.sdq_, !vq);
+    k.aligned_dk = aligned16(bp.dk, bp.sdk_, !vk);
+    k.aligned_dv = aligned16(bp.dv, bp.sdv_, !vk);
+    k.acc_rows = int32_t(plan.acc_rows);
+    k.acc_d = plan.dim;
+    k.dsum = static_cast<float*>(workspace);
+    k.dq_accum = bp.deterministic ? nullptr
+                                  : reinterpret_cast<float*>(static_cast<char*>(workspace) + plan.dq_offset);
+
+    const bool bf16 = p.dtype == DType::BF16;
+    const unsigned row_groups = unsigned((p.seqlen_q + kRowsPerCta - 1) / kRowsPerCta);
+    const dim3 rgrid(row_groups, unsigned(p.h), unsigned(p.b));
+    if (k.dq_accum) {
+        const cudaError_t e = cudaMemsetAsync(k.dq_accum, 0, plan.ws_bytes - plan.dq_offset, stream);
+        if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(dq_accum)");
+    }
+    if (row_groups > 0) {
+        if (bf16) bwd_dot_do_o_kernel<true><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
+        else bwd_dot_do_o_kernel<false><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
+        const cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "bwd preprocess launch");
+    }
+    const bool full = p.softcap > 0.f || p.alibi != nullptr || dropout;
+    const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
+    int32_t st = FLASH_ERROR_INTERNAL;
+    {
+#define FLASH_BWD_CASE(D)                                                                                  \
+    case D:                                                                                                \
+        st = bf16 ? (masked ? run_bwd<true, D, true>(k, full, bp.deterministic, stream)                    \
+                            : run_bwd<true, D, false>(k, full, bp.deterministic, stream))                  \
+                  : (masked ? run_bwd<false, D, true>(k, full, bp.deterministic, stream)                   \
+                            : run_bwd<false, D, false>(k, full, bp.deterministic, stream));                \
+        break;
+        switch (plan.dim) {
+#ifdef FLASH_HDIM_32
+            FLASH_BWD_CASE(32)
+#endif
+#ifdef FLASH_HDIM_64
+            FLASH_BWD_CASE(64)
+#endif
+#ifdef FLASH_HDIM_96
+            FLASH_BWD_CASE(96)
+#endif
+#ifdef FLASH_HDIM_128
+            FLASH_BWD_CASE(128)
+#endif
+#ifdef FLASH_HDIM_192
+            FLASH_BWD_CASE(192)
+#endif
+#ifdef FLASH_HDIM_256
+            FLASH_BWD_CASE(256)
+#endif
+        default:
+            return set_error(FLASH_ERROR_INTERNAL, "no CUDA backward instantiation for head dim %d", plan.dim);
+        }
+#undef FLASH_BWD_CASE
+        if (st != FLASH_OK) return st;
+    }
+    if (k.dq_accum && row_groups > 0) {
+        if (bf16) bwd_convert_dq_kernel<true><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
+        else bwd_convert_dq_kernel<false><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
+        const cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "bwd dq convert launch");
+    }
+    return FLASH_OK;
+}
+
+} // namespace flash::cuda

@@ -1,0 +1,63 @@
+// The ONE table of backward tile shapes (issue 6). Read by the host dispatcher (bwd.cu: shared memory check,
+// workspace) and by the kernel templates (bwd_kernel.cuh). Tile shapes change the summation order only.
+//
+// One CTA of the main kernel owns block_n keys of one (sequence, KV head) and walks the query rows in blocks
+// of block_m (for every query head of the group). Per query block it computes S = Q K^T and dP = dO V^T in
+// the "SdP" warp layout, writes P and dS to shared memory in 16 bits, then dV += P^T dO, dK += dS^T Q in the
+// "KV" warp layout (register accumulators for the whole CTA life) and dQ = dS K in the "Q" warp layout
+// (fp32 atomics into the workspace, or nothing in deterministic mode, where a separate kernel computes dQ).
+// Each layout splits its output tile over the 8 (or 4) warps as wm x wn (rows x columns).
+#pragma once
+
+namespace flash::cuda {
+
+struct BwdTile {
+    int d;        // instantiated head dim (d, dv <= it run on it)
+    int block_m;  // query rows per inner step
+    int block_n;  // keys per CTA
+    int warps;
+    int qstages;  // Q / dO ring depth (2 = next query block loads under the current one)
+    int sdp_wm, sdp_wn; // S, dP [block_m x block_n]
+    int kv_wm, kv_wn;   // dK, dV [block_n x d]
+    int q_wm, q_wn;     // dQ [block_m x d]
+};
+
+// Shared memory (bytes) of the main kernel: K, V, qstages x (Q, dO), P, dS, qstages x (LSE, D).
+// 32: 65K, 64: 97K, 96: 137K, 128: 161K, 192: 117K, 256: 145K. sm80/87 (163K) and sm90/100 (227K) run all;
+// sm86/89/120 (99K) run 32 and 64 only (bwd.cu returns FLASH_ERROR_UNSUPPORTED naming the GPU otherwise).
+constexpr BwdTile kBwdTiles[] = {
+    //  d  bm   bn  w  qs  sdp   kv    q
+    {32, 64, 128, 8, 2, 4, 2, 4, 2, 4, 2},
+    {64, 64, 128, 8, 2, 4, 2, 4, 2, 2, 4},
+    {96, 64, 128, 8, 2, 4, 2, 4, 2, 4, 2},
+    {128, 64, 128, 8, 2, 4, 2, 4, 2, 2, 4},
+    {192, 64, 64, 8, 1, 4, 2, 2, 4, 2, 4},
+    {256, 64, 64, 8, 1, 4, 2, 2, 4, 2, 4},
+};
+
+constexpr BwdTile bwd_tile(int d) {
+    for (const BwdTile& t : kBwdTiles)
+        if (t.d == d) return t;
+    return BwdTile{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+}
+
+// Bytes of a swizzled tile of `rows` x `d` 16-bit elements (primitives/swizzle.cuh: pitch kChunks, or
+// kChunks | 1 when kChunks is neither a multiple of 8 nor 2 or 4).
+constexpr int bwd_tile_bytes(int rows, int d) {
+    const int c = d / 8;
+    const bool x = (c % 8 == 0) || c == 4 || c == 2;
+    return rows * (x ? c : (c | 1)) * 16;
+}
+
+constexpr int bwd_smem_bytes(const BwdTile& t) {
+    return 2 * bwd_tile_bytes(t.block_n, t.d) + 2 * t.qstages * bwd_tile_bytes(t.block_m, t.d) +
+           2 * bwd_tile_bytes(t.block_m, t.block_n) + 2 * t.qstages * t.block_m * 4;
+}
+
+// The deterministic dQ kernel (one CTA per query block; loops over key blocks): Q, dO, K, V, dS, LSE, D.
+constexpr int bwd_dq_smem_bytes(const BwdTile& t) {
+    return 2 * bwd_tile_bytes(t.block_m, t.d) + 2 * bwd_tile_bytes(t.block_n, t.d) +
+           bwd_tile_bytes(t.block_m, t.block_n) + 2 * t.block_m * 4;
+}
+
+} // namespace flash::cuda

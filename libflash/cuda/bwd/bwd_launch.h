@@ -1,0 +1,18 @@
+// Declarations shared by the backward dispatcher (bwd.cu) and the generated instantiation files.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "bwd_params.h"
+
+namespace flash::cuda {
+
+// Runs the main backward kernel (grid: key blocks x h_k x b) and, when `deterministic`, the dQ kernel
+// (grid: query blocks x h x b). `full` selects the softcap / ALiBi / dropout instantiation. Defined in
+// bwd/generated/bwd_*.cu.
+template <bool kBf16, int kD, bool kMasked>
+int32_t run_bwd(const BwdParams& p, bool full, bool deterministic, cudaStream_t stream);
+
+} // namespace flash::cuda
