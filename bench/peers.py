@@ -34,6 +34,9 @@ def main():
     ap.add_argument("--dtypes", default="bf16,fp16")
     ap.add_argument("--hdims", default="64,128,256")
     ap.add_argument("--seqlens", default="512,1024,2048,4096,8192,16384")
+    ap.add_argument("--causal", default="0,1")
+    ap.add_argument("--no-peers", action="store_true", help="time libflash only")
+    ap.add_argument("--tag", default="", help="label stored in every row (tuning runs)")
     args = ap.parse_args()
     lib = Lib(args.lib)
     dev = torch.device("cuda")
@@ -45,7 +48,7 @@ def main():
     for dn in args.dtypes.split(","):
         dt = dts[dn]
         for hd in [int(x) for x in args.hdims.split(",")]:
-            for causal in (False, True):
+            for causal in [bool(int(x)) for x in args.causal.split(",")]:
                 for s in seqlens:
                     b, h = 16384 // s, 2048 // hd
                     torch.manual_seed(0)
@@ -68,12 +71,15 @@ def main():
                                 return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
                         return f
                     flops = 4 * b * h * s * s * hd / (2 if causal else 1)
-                    row = {"dtype": dn, "hdim": hd, "causal": causal, "seqlen": s, "batch": b, "heads": h}
+                    row = {"tag": args.tag, "dtype": dn, "hdim": hd, "causal": causal, "seqlen": s, "batch": b, "heads": h}
                     f_lib()
                     torch.cuda.synchronize()
                     ref = None
-                    for name, fn in (("libflash", f_lib), ("sdpa_flash", f_sdpa(SDPBackend.FLASH_ATTENTION)),
-                                     ("sdpa_cudnn", f_sdpa(SDPBackend.CUDNN_ATTENTION))):
+                    todo = [("libflash", f_lib)]
+                    if not args.no_peers:
+                        todo += [("sdpa_flash", f_sdpa(SDPBackend.FLASH_ATTENTION)),
+                                 ("sdpa_cudnn", f_sdpa(SDPBackend.CUDNN_ATTENTION))]
+                    for name, fn in todo:
                         try:
                             if name != "libflash":
                                 out = fn()

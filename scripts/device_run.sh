@@ -17,6 +17,47 @@ if [ -z "$ARCH" ]; then
   ARCH=$cc; [ "$cc" = "90" ] && ARCH=90a
 fi
 HD=${FLASH_HEAD_DIMS:-32;64;96;128;192;256}
+if [ "$MODE" = tune ]; then
+  # TUNE="D:BM:BN:W:ST:CTA ..." -- one build per candidate row of fwd_config.h (its head dim only), built in
+  # parallel, then libflash-only timings (bf16) per candidate and one SDPA baseline per head dim.
+  SEQ=${TUNE_SEQLENS:-2048,16384}
+  i=0; pids=""
+  for v in $TUNE; do
+    IFS=: read -r d bm bn w st cta <<< "$v"
+    fl="-DFLASH_TUNE_D=$d -DFLASH_TUNE_BM=$bm -DFLASH_TUNE_BN=$bn -DFLASH_TUNE_W=$w -DFLASH_TUNE_ST=$st -DFLASH_TUNE_CTA=$cta -Xptxas=-v"
+    ( cmake -S . -B build-tune-$i -G Ninja -DFLASH_CUDA=ON "-DFLASH_CUDA_ARCHS=$ARCH" "-DFLASH_HEAD_DIMS=$d" \
+        "-DCMAKE_CUDA_FLAGS=$fl" > /dev/null && cmake --build build-tune-$i -j4 ) > "/tmp/tune-build-$i.log" 2>&1 &
+    pids="$pids $!"; i=$((i+1))
+  done
+  wait $pids
+  i=0; dims=""
+  for v in $TUNE; do
+    IFS=: read -r d bm bn w st cta <<< "$v"
+    regs=$(grep -A2 "fwd_kernel.*Lb0EEEvNS0" /tmp/tune-build-$i.log | grep -oE "Used [0-9]+ registers|[0-9]+ bytes spill stores" | head -2 | tr '\n' ' ')
+    echo "== $v  $regs" | tee -a "$OUT/tune.log"
+    python3 bench/peers.py --lib build-tune-$i/libflash.so --out /tmp/tune-$i --no-peers --dtypes bf16 --hdims $d \
+      --seqlens $SEQ --tag "$v" 2>&1 | grep '^{' >> "$OUT/tune.log"
+    case " $dims " in *" $d:"*) ;; *) dims="$dims $d:$i";; esac
+    i=$((i+1))
+  done
+  for di in $dims; do
+    d=${di%%:*}
+    python3 bench/peers.py --lib build-tune-${di##*:}/libflash.so --out /tmp/tune-base --dtypes bf16 --hdims $d --seqlens $SEQ \
+      --tag base 2>&1 | grep '^{' >> "$OUT/tune.log" || true
+  done
+  python3 - "$OUT/tune.log" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+base = {(r["hdim"], r["causal"], r["seqlen"]): r.get("sdpa_flash_tflops") for r in rows if r["tag"] == "base"}
+print("| variant | causal | seqlen | libflash | FA2 | ratio |")
+for r in rows:
+    if r["tag"] == "base": continue
+    b = base.get((r["hdim"], r["causal"], r["seqlen"]))
+    t = r.get("libflash_tflops", float("nan"))
+    print(f"| {r['tag']} | {int(r['causal'])} | {r['seqlen']} | {t:.1f} | {b or float('nan'):.1f} | {t / b if b else float('nan'):.2f} |")
+PY
+  exit 0
+fi
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv
   echo "arch=$ARCH head_dims=$HD"
@@ -41,7 +82,7 @@ if [ "$MODE" = all ] || [ "$MODE" = sanitize ]; then
   {
     for tool in memcheck racecheck; do
       echo "== $tool"
-      compute-sanitizer --tool $tool --kernel-name kns=flash --print-limit 20 \
+      compute-sanitizer --tool $tool --print-limit 20 \
         python3 bench/gpu/check_fwd.py --quick --sanitize 2>&1 | grep -vE "^(PASS)" | tail -40
     done
   } > "$OUT/sanitize.log" 2>&1

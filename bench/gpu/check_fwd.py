@@ -158,10 +158,12 @@ def run_case(lib, c, dev, results, repeat_check=True):
     t32 = lambda xs: torch.tensor(xs, dtype=torch.int32, device=dev) if xs is not None else None
     alibi = (torch.rand(nseq, h, device=dev) * 0.3) if alibi_on else None
 
+    # Keep the index tensors alive until the kernels have run (params hold raw pointers only).
+    idx_keep = (t32(used_q), t32(used_k), t32(leftpad) if leftpad_on else None)
     p = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal, window=window, softcap=softcap,
                     alibi=alibi, dropout_p=dropout_p, seed=seed, offset=offset, cu_seqlens_q=cu_q,
-                    cu_seqlens_k=cu_k, seqused_q=t32(used_q), seqused_k=t32(used_k),
-                    leftpad_k=t32(leftpad) if leftpad_on else None, max_seqlen_q=max_q, max_seqlen_k=max_k,
+                    cu_seqlens_k=cu_k, seqused_q=idx_keep[0], seqused_k=idx_keep[1],
+                    leftpad_k=idx_keep[2], max_seqlen_q=max_q, max_seqlen_k=max_k,
                     num_splits=num_splits)
     ws_n = lib.workspace_size(p)
     ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
@@ -253,7 +255,9 @@ def dropout_mask_case(lib, dev, results, dtype, sq, sk, h, b, p_drop, seed, offs
         qc, kc, vc = q.cpu(), k.cpu(), v.cpu()
         oc = torch.full_like(vc[:, :sq].expand(b, sq, h, dv).contiguous(), float("nan"))
         pc = fill_params(lib, q=qc, k=kc, v=vc, o=oc, dropout_p=p_drop, seed=seed, offset=offset, device_cpu=True)
-        lib.fwd(pc, 0, 0, 0)
+        wsn = lib.workspace_size(pc)
+        wsc = torch.empty(max(wsn, 1), dtype=torch.uint8)
+        lib.fwd(pc, wsc.data_ptr(), wsn, 0)
         gc = (oc != 0).permute(0, 2, 1, 3).numpy()
         if not (gc == got).all():
             ok = False
@@ -312,6 +316,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sanitize", action="store_true", help="reduced grid for compute-sanitizer")
     ap.add_argument("--json")
+    ap.add_argument("--only", help="comma-separated substrings of case names")
     ap.add_argument("--lib")
     args = ap.parse_args()
     lib = Lib(args.lib)
@@ -327,6 +332,9 @@ def main():
                 "varlen seqused_k leftpad d96", "noncontig d40 causal", "decode splits3 d128", "splits4 local d256",
                 "dv100 d128 causal")
         cases = [c for c in build_cases(False) if c.name in keep]
+    if args.only:
+        subs = args.only.split(",")
+        cases = [c for c in build_cases(False) if any(x in c.name for x in subs)]
     for c in cases:
         try:
             nfail += not run_case(lib, c, dev, results)

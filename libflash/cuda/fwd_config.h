@@ -13,6 +13,7 @@ enum class ArchClass : int { kBig = 0, kSmall = 1 };
 
 struct FwdTile {
     int d;          // instantiated head dim (Q/K and V/O both; any d, dv <= it runs on it)
+    int masked;     // 0: no window; 1: causal / local window (the instantiation's kMasked)
     int block_m;    // query rows per CTA
     int block_n;    // key rows per pipeline stage
     int warps;      // each warp owns block_m / warps query rows (a multiple of 16)
@@ -21,21 +22,35 @@ struct FwdTile {
     bool q_in_regs; // keep Q's A fragments in registers across the K loop
 };
 
-// Rows: head dim 32, 64, 96, 128, 192, 256.
+// Measured on H100 (bench/NOTES.md, CUDA section): 4 warps x 32 rows each (two m16 tiles per warp, so every
+// K/V fragment read from shared memory feeds two MMAs) beat 8 warps x 16 rows by 20-25%; d64 non-causal
+// likes 128 keys per stage, causal 64 (less work wasted on the diagonal).
 constexpr FwdTile kFwdTiles[] = {
-    //  d  bm   bn  w  st cta q_regs
-    {32, 128, 64, 4, 2, 2, true},
-    {64, 128, 64, 4, 2, 2, false},
-    {96, 128, 64, 8, 2, 1, false},
-    {128, 128, 64, 8, 2, 1, false},
-    {192, 128, 64, 8, 1, 1, false},
-    {256, 64, 64, 4, 1, 2, false},
+    //  d  mask  bm   bn  w  st cta q_regs
+    {32, 0, 128, 64, 4, 2, 2, true},
+    {32, 1, 128, 64, 4, 2, 2, true},
+    {64, 0, 128, 128, 4, 2, 2, false},
+    {64, 1, 128, 64, 4, 2, 2, false},
+    {96, 0, 128, 64, 4, 2, 2, false},
+    {96, 1, 128, 64, 4, 2, 2, false},
+    {128, 0, 128, 64, 4, 2, 2, false},
+    {128, 1, 128, 64, 4, 2, 2, false},
+    {192, 0, 64, 64, 4, 1, 2, false},
+    {192, 1, 64, 64, 4, 1, 2, false},
+    {256, 0, 64, 64, 4, 1, 2, false},
+    {256, 1, 64, 64, 4, 1, 2, false},
 };
 
-constexpr FwdTile fwd_tile(int d, ArchClass = ArchClass::kBig) {
+constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
+#ifdef FLASH_TUNE_D
+    // Tuning builds only (scripts/device_run.sh tune): one head dim's rows replaced from the command line.
+    if (d == FLASH_TUNE_D)
+        return FwdTile{FLASH_TUNE_D, masked ? 1 : 0, FLASH_TUNE_BM, FLASH_TUNE_BN, FLASH_TUNE_W, FLASH_TUNE_ST,
+                       FLASH_TUNE_CTA, false};
+#endif
     for (const FwdTile& t : kFwdTiles)
-        if (t.d == d) return t;
-    return FwdTile{0, 0, 0, 0, 0, 0, false};
+        if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
+    return FwdTile{0, 0, 0, 0, 0, 0, 0, false};
 }
 
 } // namespace flash::cuda

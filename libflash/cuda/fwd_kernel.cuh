@@ -30,9 +30,9 @@
 
 namespace flash::cuda {
 
-template <int kD_>
+template <int kD_, bool kMasked_>
 struct FwdCfg {
-    static constexpr FwdTile kTile = fwd_tile(kD_);
+    static constexpr FwdTile kTile = fwd_tile(kD_, kMasked_);
     static constexpr int kD = kD_;
     static constexpr int kBM = kTile.block_m;
     static constexpr int kBN = kTile.block_n;
@@ -78,6 +78,24 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
     constexpr int kTotal = kRows * kC;
     constexpr int kIters = (kTotal + Cfg::kThreads - 1) / Cfg::kThreads;
     const uint32_t s_addr = prim::smem_u32addr(s);
+    if constexpr (Cfg::kThreads % kC == 0 && kRows % (Cfg::kThreads / kC) == 0) {
+        // Fast path: each thread owns one chunk column c and rows r0, r0 + kStep, ...; one pointer walks down.
+        constexpr int kStep = Cfg::kThreads / kC;
+        const int r0 = threadIdx.x / kC, c = threadIdx.x % kC, col = c * 8;
+        if (aligned && (col + 8 <= cols_valid || col >= cols_valid)) {
+            const bool cv = col < cols_valid;
+            const uint16_t* gp = g + r0 * row_stride + col;
+            const int64_t gstep = kStep * row_stride;
+#pragma unroll
+            for (int it = 0; it < kRows / kStep; ++it) {
+                const int r = r0 + it * kStep;
+                const bool v = cv && r < rows_valid;
+                prim::cp_async_16(s_addr + Lay::chunk(r, c) * 16, v ? gp : g, v ? 16u : 0u);
+                gp += gstep;
+            }
+            return;
+        }
+    }
     // Not unrolled on purpose: unrolled, the compiler hoists every iteration's 64-bit row offset out of the
     // key loop and spends 2-3 registers per iteration (100+ at d=256); the copies are asynchronous anyway.
 #pragma unroll 1
@@ -223,7 +241,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     const detail::LaneChunks<Lay> kch((lane >> 3) & 1, lane & 7);
     const int k_row_off = ((lane & 7) + 8 * (lane >> 4)) * Lay::kPitch * 16;
     // V (B, trans, x4 = two n8 tiles of dv): lane -> key (lane & 7) + 8 * ((lane >> 3) & 1), chunk 2k + (lane >> 4)
-    const detail::LaneChunks<Lay> vch(lane >> 4, lane & 7);
+    const detail::LaneChunks<Lay>& vch = qch; // same (lb, row) pair as Q: share the registers
     const int v_row_off = ((lane & 7) + 8 * ((lane >> 3) & 1)) * Lay::kPitch * 16;
     const uint32_t sQ_a = smem_u32addr(sQ), sK_a = smem_u32addr(sK), sV_a = smem_u32addr(sV);
 
@@ -346,24 +364,24 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                         if (!vis) acc_s[mt][t][e] = -INFINITY;
                     }
         }
+        // Row max -> rescale factor alpha (exactly 1 when the max did not move; the O rescale is then skipped
+        // for the whole warp, which changes no bit) -> p = exp2(s * sl2 - max * sl2) with one FFMA.
+        float alpha[MT][2];
+        bool moved = false;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                float mx = row_max[mt][r];
+                const float old = row_max[mt][r];
+                float mx = old;
 #pragma unroll
                 for (int t = 0; t < kNT; ++t) mx = fmaxf(mx, fmaxf(acc_s[mt][t][2 * r], acc_s[mt][t][2 * r + 1]));
                 mx = quad_max(mx);
                 const float m_use = mx == -INFINITY ? 0.f : mx;
                 const float ms = m_use * sl2;
-                const float alpha = exp2_approx(row_max[mt][r] * sl2 - ms);
+                alpha[mt][r] = mx == old ? 1.f : exp2_approx(old * sl2 - ms);
+                moved |= mx != old;
                 row_max[mt][r] = mx;
-                row_sum[mt][r] *= alpha;
-#pragma unroll
-                for (int t = 0; t < kOT; ++t) {
-                    acc_o[mt][t][2 * r] *= alpha;
-                    acc_o[mt][t][2 * r + 1] *= alpha;
-                }
                 float sum = 0.f;
 #pragma unroll
                 for (int t = 0; t < kNT; ++t) {
@@ -374,8 +392,16 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                         sum += pe;
                     }
                 }
-                row_sum[mt][r] += sum;
+                row_sum[mt][r] = row_sum[mt][r] * alpha[mt][r] + sum;
             }
+        }
+        if (__any_sync(0xffffffffu, moved)) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int t = 0; t < kOT; ++t)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) acc_o[mt][t][e] *= alpha[mt][e >> 1];
         }
         if constexpr (kFull) {
             if (p.threshold16 != 0) {

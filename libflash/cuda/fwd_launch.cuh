@@ -33,7 +33,7 @@ int32_t launch_fwd_kernel(const FwdParams& p, dim3 grid, cudaStream_t stream) {
 
 template <bool kBf16, int kD, bool kMasked>
 int32_t run_fwd(const FwdParams& p, dim3 grid, bool full, cudaStream_t stream) {
-    using Cfg = FwdCfg<kD>;
+    using Cfg = FwdCfg<kD, kMasked>;
     if (full) return launch_fwd_kernel<Cfg, kBf16, kMasked, true>(p, grid, stream);
     return launch_fwd_kernel<Cfg, kBf16, kMasked, false>(p, grid, stream);
 }

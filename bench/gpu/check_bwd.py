@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""GPU correctness harness for libflash's CUDA backward (issue 6; run on the device machine).
+
+For every case: random q, k, v, dO; libflash's own forward gives O and the LSE; dQ/dK/dV/softmax_d are
+poisoned with NaN, flash_bwd runs through ctypes on torch data_ptr(), then FlashAttention's rule against
+PyTorch autograd of a float32 reference:
+    max|g - g_ref32| <= 3 * max|g_pt - g_ref32| + atol,   g_pt = autograd of the same math in the input dtype,
+for g in dQ, dK, dV (atol 2e-4 · max(1, max|g_ref32|)); softmax_d against rowsum(dO * O); every valid element
+written. Dropout uses the forward's mask (numpy Philox of check_fwd.py). Also: no NaN for seqlen 1, 2, 5, 17
+with large inputs (FA's bwd_overflow), deterministic = 1 bitwise over repeats at b = 60 (FA's race-condition
+shape), agreement with the CPU backend on small cases.
+Usage: check_bwd.py [--quick] [--sanitize] [--json OUT.json] [--lib PATH]
+"""
+import argparse
+import ctypes
+import json
+import math
+import sys
+import time
+import zlib
+
+import numpy as np
+import torch
+
+from check_fwd import dropout_keep
+from flashlib import DTYPE_CODES, FLASH_DEVICE_CPU, FLASH_DEVICE_CUDA, Lib, fill_params
+
+FLASH_PARAMS_BWD = 2
+
+
+class BwdLib(Lib):
+    """flashlib.Lib plus flash_bwd (the struct again built from flash_params_layout)."""
+
+    def __init__(self, path=None):
+        super().__init__(path)
+        lib = self.lib
+        self.BwdParams = self._make_struct(FLASH_PARAMS_BWD, "flash_bwd_params")
+        P = ctypes.POINTER(self.BwdParams)
+        lib.flash_bwd_params_init.argtypes = [P]
+        lib.flash_bwd_params_init.restype = ctypes.c_int32
+        lib.flash_bwd_workspace_size.argtypes = [P, ctypes.POINTER(ctypes.c_uint64)]
+        lib.flash_bwd_workspace_size.restype = ctypes.c_int32
+        lib.flash_bwd.argtypes = [P, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p]
+        lib.flash_bwd.restype = ctypes.c_int32
+
+    def new_bwd_params(self):
+        p = self.BwdParams()
+        self.check(self.lib.flash_bwd_params_init(ctypes.byref(p)))
+        return p
+
+    def bwd_workspace_size(self, p):
+        n = ctypes.c_uint64()
+        self.check(self.lib.flash_bwd_workspace_size(ctypes.byref(p), ctypes.byref(n)))
+        return n.value
+
+    def bwd(self, p, ws_ptr=0, ws_bytes=0, stream=0):
+        return self.lib.flash_bwd(ctypes.byref(p), ctypes.c_void_p(ws_ptr), ws_bytes, ctypes.c_void_p(stream))
+
+    def bwd_checked(self, p, ws_ptr=0, ws_bytes=0, stream=0):
+        self.check(self.bwd(p, ws_ptr, ws_bytes, stream))
+
+
+def fill_bwd_params(lib, fp, *, dout, dq, dk, dv, dsoftmax_sum=None, deterministic=False):
+    """Copies every shared field of a filled flash_fwd_params `fp` and adds the backward tensors."""
+    p = lib.new_bwd_params()
+    fwd_names = {f[0] for f in fp._fields_ if not f[0].startswith("_")}
+    for name, _ in p._fields_:
+        if name.startswith("_") or name == "struct_size" or name.startswith("reserved"):
+            continue
+        if name in fwd_names:
+            setattr(p, name, getattr(fp, name))
+    for name, t in (("do", dout), ("dq", dq), ("dk", dk), ("dv", dv)):
+        setattr(p, f"{name}_ptr", t.data_ptr())
+        st = t.stride()
+        if t.dim() == 4:
+            setattr(p, f"{name}_batch_stride", st[0])
+            st = st[1:]
+        setattr(p, f"{name}_row_stride", st[0])
+        setattr(p, f"{name}_head_stride", st[1])
+    if dsoftmax_sum is not None:
+        p.dsoftmax_sum = dsoftmax_sum.data_ptr()
+    p.deterministic = 1 if deterministic else 0
+    return p
+
+
+def attn_ref(q, k, v, *, scale, causal, window, softcap, slope, keep, rp_keep, upcast):
+    """One sequence, differentiable. q [sq, h, d], k [sk, hk, d], v [sk, hk, dv] -> o [sq, h, dv] (f32).
+    Empty rows give 0 without NaN in the gradients."""
+    dt = torch.float32 if upcast else q.dtype
+    sq, h, _ = q.shape
+    sk, hk, _ = k.shape
+    g = h // hk
+    qf, kf, vf = q.to(dt), k.to(dt), v.to(dt)
+    if not upcast:  # FA's reorder_ops flavour
+        kf = kf * scale
+    kf = kf.repeat_interleave(g, dim=1)
+    vf = vf.repeat_interleave(g, dim=1)
+    s = torch.einsum("qhd,khd->hqk", qf, kf).float()
+    if upcast:
+        s = s * scale
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    i = torch.arange(sq, device=q.device)[:, None]
+    j = torch.arange(sk, device=q.device)[None, :]
+    a = i + sk - sq
+    if slope is not None:
+        s = s - slope.view(h, 1, 1) * (a - j).abs().float()[None]
+    left, right = window
+    if causal:
+        right = 0
+    vis = torch.ones(sq, sk, dtype=torch.bool, device=q.device)
+    if left >= 0:
+        vis &= j >= a - left
+    if right >= 0:
+        vis &= j <= a + right
+    s = s.masked_fill(~vis[None], float("-inf"))
+    m = s.amax(-1, keepdim=True).detach()
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    e = torch.exp(s - m)
+    l = e.sum(-1, keepdim=True)
+    pm = e / torch.where(l > 0, l, torch.ones_like(l))
+    if keep is not None:
+        pm = pm * keep.float() * rp_keep
+    return torch.einsum("hqk,khd->qhd", pm.to(dt), vf).float()
+
+
+class Case:
+    def __init__(self, name, **kw):
+        self.name, self.kw = name, kw
+
+
+def make_inputs(c, dev):
+    kw = dict(c.kw)
+    dtype = kw["dtype"]
+    b, h, hk, d = kw["b"], kw["h"], kw["hk"], kw["d"]
+    dv = kw.get("dv") or d
+    seqs_q, seqs_k = kw["seqs_q"], kw["seqs_k"]
+    varlen = kw.get("varlen", False)
+    amp = kw.get("amp", 1.0)
+    hseed = zlib.crc32(c.name.encode())
+    torch.manual_seed(hseed)
+    gen = np.random.default_rng(hseed)
+    if varlen:
+        cq = [0] + [int(x) for x in np.cumsum(seqs_q)]
+        ck = [0] + [int(x) for x in np.cumsum(seqs_k)]
+        shq, shk = (cq[-1],), (ck[-1],)
+    else:
+        cq = ck = None
+        shq, shk = (b, seqs_q[0]), (b, seqs_k[0])
+    t = dict(
+        q=(torch.randn(*shq, h, d, device=dev) * amp).to(dtype),
+        k=(torch.randn(*shk, hk, d, device=dev) * amp).to(dtype),
+        v=(torch.randn(*shk, hk, dv, device=dev) * amp).to(dtype),
+        dout=torch.randn(*shq, h, dv, device=dev).to(dtype),
+        o=torch.full((*shq, h, dv), float("nan"), device=dev, dtype=dtype),
+        lse=torch.full((h, cq[-1]) if varlen else (b, h, seqs_q[0]), float("nan"), device=dev),
+    )
+    nseq = len(seqs_q) if varlen else b
+    t["alibi"] = (torch.rand(nseq, h, device=dev) * 0.3) if kw.get("alibi") else None
+    t["cu_q"] = torch.tensor(cq, dtype=torch.int32, device=dev) if varlen else None
+    t["cu_k"] = torch.tensor(ck, dtype=torch.int32, device=dev) if varlen else None
+    t["seed"], t["offset"] = int(gen.integers(0, 2**63)), int(gen.integers(0, 2**40))
+    return t, cq, ck, nseq
+
+
+def run_libflash(lib, c, t, dev, deterministic=False, device_cpu=False, fwd_only=False):
+    kw = c.kw
+    seqs_q, seqs_k = kw["seqs_q"], kw["seqs_k"]
+    varlen = kw.get("varlen", False)
+    fp = fill_params(lib, q=t["q"], k=t["k"], v=t["v"], o=t["o"], lse=t["lse"], causal=kw.get("causal", False),
+                     window=kw.get("window", (-1, -1)), softcap=kw.get("softcap", 0.0), alibi=t["alibi"],
+                     dropout_p=kw.get("dropout", 0.0), seed=t["seed"], offset=t["offset"], cu_seqlens_q=t["cu_q"],
+                     cu_seqlens_k=t["cu_k"], max_seqlen_q=max(seqs_q), max_seqlen_k=max(seqs_k),
+                     device_cpu=device_cpu)
+    stream = 0 if device_cpu else torch.cuda.current_stream().cuda_stream
+    if not fwd_only:
+        ws_n = lib.workspace_size(fp)
+        ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=t["q"].device)
+        lib.fwd(fp, ws.data_ptr(), ws_n, stream)
+    g = {n: torch.full_like(t[s], float("nan")) for n, s in (("dq", "q"), ("dk", "k"), ("dv", "v"))}
+    g["dsum"] = torch.full_like(t["lse"], float("nan"))
+    bp = fill_bwd_params(lib, fp, dout=t["dout"], dq=g["dq"], dk=g["dk"], dv=g["dv"], dsoftmax_sum=g["dsum"],
+                         deterministic=deterministic)
+    bws_n = lib.bwd_workspace_size(bp)
+    bws = torch.empty(max(bws_n, 1), dtype=torch.uint8, device=t["q"].device)
+    lib.bwd_checked(bp, bws.data_ptr(), bws_n, stream)
+    if not device_cpu:
+        torch.cuda.synchronize()
+    return g, bp, bws, bws_n
+
+
+def reference(c, t, cq, ck, nseq, upcast):
+    kw = c.kw
+    varlen = kw.get("varlen", False)
+    seqs_q, seqs_k = kw["seqs_q"], kw["seqs_k"]
+    d = kw["d"]
+    h = kw["h"]
+    scale = 1.0 / math.sqrt(d)
+    dropout_p = kw.get("dropout", 0.0)
+    rp_keep = 1.0 / (1.0 - float(np.float32(dropout_p))) if dropout_p > 0 else 1.0
+    dt = torch.float32 if upcast else t["q"].dtype
+    q = t["q"].detach().to(dt).requires_grad_()
+    k = t["k"].detach().to(dt).requires_grad_()
+    v = t["v"].detach().to(dt).requires_grad_()
+    loss = 0.0
+    for si in range(nseq):
+        if varlen:
+            qs, ks, vs = q[cq[si]:cq[si + 1]], k[ck[si]:ck[si + 1]], v[ck[si]:ck[si + 1]]
+            gs = t["dout"][cq[si]:cq[si + 1]]
+        else:
+            qs, ks, vs, gs = q[si], k[si], v[si], t["dout"][si]
+        sq_i, sk_i = qs.shape[0], ks.shape[0]
+        keep = None
+        if dropout_p > 0:
+            keep = torch.from_numpy(np.stack([dropout_keep(t["seed"], t["offset"], h, si, hh, sq_i, sk_i, dropout_p)
+                                              for hh in range(h)])).to(q.device)
+        slope = t["alibi"][si] if t["alibi"] is not None else None
+        o = attn_ref(qs, ks, vs, scale=scale, causal=kw.get("causal", False), window=kw.get("window", (-1, -1)),
+                     softcap=kw.get("softcap", 0.0), slope=slope, keep=keep, rp_keep=rp_keep, upcast=upcast)
+        loss = loss + (o * gs.float()).sum()
+    dq, dk, dv = torch.autograd.grad(loss, (q, k, v), allow_unused=True)
+    z = lambda g, x: torch.zeros_like(x, dtype=torch.float32) if g is None else g.float()
+    return {"dq": z(dq, q), "dk": z(dk, k), "dv": z(dv, v)}
+
+
+def run_case(lib, c, dev, results, cpu_too=False):
+    t, cq, ck, nseq = make_inputs(c, dev)
+    g, bp, bws, bws_n = run_libflash(lib, c, t, dev)
+    ref = reference(c, t, cq, ck, nseq, upcast=True)
+    pt = reference(c, t, cq, ck, nseq, upcast=False)
+    ok, worst, msgs = True, 0.0, []
+    for n in ("dq", "dk", "dv"):
+        out = g[n].float()
+        if torch.isnan(out).any():
+            ok = False
+            msgs.append(f"{n}: {int(torch.isnan(out).sum())} NaN/unwritten")
+            continue
+        err = (out - ref[n]).abs().max().item() if out.numel() else 0.0
+        err_pt = (pt[n] - ref[n]).abs().max().item() if out.numel() else 0.0
+        tol = 3 * err_pt + 2e-4 * max(1.0, ref[n].abs().max().item() if out.numel() else 1.0)
+        worst = max(worst, err / tol)
+        if err > tol:
+            ok = False
+            msgs.append(f"{n}: err {err:.3g} > 3*{err_pt:.3g}+atol")
+    # softmax_d = rowsum(dO * O) (LSE layout)
+    o = t["o"].float()
+    dsum_ref = (o * t["dout"].float()).sum(-1)  # [b, sq, h] or [total, h]
+    dsum_ref = dsum_ref.permute(0, 2, 1) if dsum_ref.dim() == 3 else dsum_ref.t()
+    de = (g["dsum"] - dsum_ref).abs().max().item() if dsum_ref.numel() else 0.0
+    if not de <= 1e-2 * max(1.0, dsum_ref.abs().max().item() if dsum_ref.numel() else 1.0):
+        ok = False
+        msgs.append(f"softmax_d err {de:.3g}")
+    if cpu_too:
+        tc = {kk: (vv.cpu() if torch.is_tensor(vv) else vv) for kk, vv in t.items()}
+        tc["o"] = t["o"].cpu()
+        tc["lse"] = t["lse"].cpu()
+        gc, *_ = run_libflash(lib, c, tc, dev, device_cpu=True, fwd_only=True)
+        for n in ("dq", "dk", "dv"):
+            e = (gc[n].float() - g[n].float().cpu()).abs().max().item()
+            e_pt = (pt[n] - ref[n]).abs().max().item()
+            if not e <= 3 * e_pt + 2e-3:
+                ok = False
+                msgs.append(f"{n}: differs from the CPU backend by {e:.3g}")
+    results.append({"case": c.name, "ok": ok, "worst_ratio": worst, "ws": bws_n, "msgs": msgs})
+    print(f"{'PASS' if ok else 'FAIL'} {c.name} ratio={worst:.3f} {' | '.join(msgs)}", flush=True)
+    return ok
+
+
+def overflow_case(lib, dev, results, sq, d, dtype):
+    """FA's bwd_overflow flavour: large inputs, tiny lengths: every gradient finite."""
+    c = Case(f"overflow sq{sq} d{d}", dtype=dtype, b=2, h=2, hk=2, d=d, seqs_q=[sq], seqs_k=[sq], causal=True, amp=5.0)
+    t, *_ = make_inputs(c, dev)
+    g, *_ = run_libflash(lib, c, t, dev)
+    ok = all(torch.isfinite(g[n]).all().item() for n in ("dq", "dk", "dv"))
+    results.append({"case": c.name, "ok": ok, "msgs": [] if ok else ["non-finite gradient"]})
+    print(f"{'PASS' if ok else 'FAIL'} {c.name}", flush=True)
+    return ok
+
+
+def determinism_case(lib, dev, results, reps, d, causal):
+    """deterministic = 1: identical bits over `reps` runs (FA's race-condition shape, b = 60)."""
+    c = Case(f"deterministic b60 d{d} causal{int(causal)}", dtype=torch.bfloat16, b=60, h=4, hk=2, d=d,
+             seqs_q=[203], seqs_k=[317], causal=causal)
+    t, *_ = make_inputs(c, dev)
+    g0, bp, bws, bws_n = run_libflash(lib, c, t, dev, deterministic=True)
+    ok, msgs = True, []
+    stream = torch.cuda.current_stream().cuda_stream
+    for r in range(reps - 1):
+        for n in ("dq", "dk", "dv"):
+            torch.cuda.memset_async if False else None
+        lib.bwd_checked(bp, bws.data_ptr(), bws_n, stream)
+        torch.cuda.synchronize()
+        # bp points at g0's buffers: compare against a saved copy
+        if r == 0:
+            first = {n: g0[n].clone() for n in ("dq", "dk", "dv")}
+        for n in ("dq", "dk", "dv"):
+            if not torch.equal(g0[n].view(torch.int16), first[n].view(torch.int16)):
+                ok = False
+                msgs.append(f"{n} differs at repeat {r + 1}")
+        if not ok:
+            break
+    # the atomic (non-deterministic) path agrees to rounding
+    gn, *_ = run_libflash(lib, c, t, dev, deterministic=False)
+    for n in ("dq", "dk", "dv"):
+        e = (gn[n].float() - g0[n].float()).abs().max().item()
+        if not e <= 2e-2 * max(1.0, g0[n].float().abs().max().item()):
+            ok = False
+            msgs.append(f"{n}: deterministic vs atomic differ by {e:.3g}")
+    results.append({"case": c.name, "ok": ok, "msgs": msgs})
+    print(f"{'PASS' if ok else 'FAIL'} {c.name} reps={reps} {' | '.join(msgs)}", flush=True)
+    return ok
+
+
+def build_cases(quick):
+    cases = []
+    bf, fp = torch.bfloat16, torch.float16
+    shapes = [(1, 1), (2, 17), (17, 17), (113, 203), (203, 113), (1023, 1024)]
+    dims = [32, 59, 64, 128, 256]
+    if quick:
+        shapes = [(17, 17), (113, 203)]
+        dims = [64, 128]
+    for dt in ((bf, fp) if not quick else (bf,)):
+        dn = "bf16" if dt == bf else "fp16"
+        for (sq, sk) in shapes:
+            for d in dims:
+                for causal in (False, True):
+                    if dt == fp and (sq, sk) in ((1023, 1024), (2, 17)) and d in (32, 59):
+                        continue
+                    cases.append(Case(f"{dn} sq{sq} sk{sk} d{d} causal{int(causal)}", dtype=dt, b=2, h=3, hk=3,
+                                      d=d, seqs_q=[sq], seqs_k=[sk], causal=causal))
+    for hk in (1, 2):
+        for d in ((64, 128) if not quick else (128,)):
+            cases.append(Case(f"{'mqa' if hk == 1 else 'gqa'} h6 hk{hk} d{d}", dtype=bf, b=2, h=6, hk=hk, d=d,
+                              seqs_q=[97], seqs_k=[203], causal=hk == 2))
+    for d in ((64, 128, 256) if not quick else (128,)):
+        cases.append(Case(f"local d{d}", dtype=bf, b=2, h=2, hk=2, d=d, seqs_q=[203], seqs_k=[311], window=(37, 11)))
+        cases.append(Case(f"alibi causal d{d}", dtype=bf, b=2, h=4, hk=2, d=d, seqs_q=[113], seqs_k=[203],
+                          alibi=True, causal=True))
+        cases.append(Case(f"softcap d{d}", dtype=fp, b=2, h=2, hk=2, d=d, seqs_q=[113], seqs_k=[203], softcap=5.0))
+        cases.append(Case(f"dropout d{d}", dtype=bf, b=2, h=3, hk=3, d=d, seqs_q=[97], seqs_k=[203], dropout=0.17))
+        cases.append(Case(f"dropout causal alibi gqa d{d}", dtype=bf, b=2, h=2, hk=1, d=d, seqs_q=[130],
+                          seqs_k=[130], dropout=0.17, causal=True, alibi=True))
+    cases.append(Case("varlen d64", dtype=bf, b=0, h=4, hk=2, d=64, seqs_q=[1, 17, 130, 64], seqs_k=[5, 300, 97, 64],
+                      varlen=True))
+    cases.append(Case("varlen causal d128", dtype=bf, b=0, h=4, hk=4, d=128, seqs_q=[33, 1, 257],
+                      seqs_k=[100, 9, 257], varlen=True, causal=True))
+    cases.append(Case("varlen local dropout d59", dtype=fp, b=0, h=2, hk=1, d=59, seqs_q=[40, 70, 3],
+                      seqs_k=[120, 80, 50], varlen=True, window=(20, 5), dropout=0.17))
+    cases.append(Case("dv48 d64", dtype=bf, b=2, h=2, hk=2, d=64, dv=48, seqs_q=[97], seqs_k=[203]))
+    cases.append(Case("empty rows local d64", dtype=bf, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64],
+                      window=(2, 0)))
+    return cases
+
+
+CPU_CASES = ("bf16 sq113 sk203 d64 causal1", "dropout causal alibi gqa d64", "varlen local dropout d59")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sanitize", action="store_true", help="a few tiny cases (for compute-sanitizer)")
+    ap.add_argument("--det-reps", type=int, default=20)
+    ap.add_argument("--json")
+    ap.add_argument("--lib")
+    args = ap.parse_args()
+    lib = BwdLib(args.lib)
+    print(lib.build_info())
+    dev = torch.device("cuda")
+    results = []
+    t0 = time.time()
+    nfail = 0
+    if args.sanitize:
+        keep = ("bf16 sq17 sk17 d59 causal1", "bf16 sq113 sk203 d64 causal0", "gqa h6 hk2 d64", "local d64",
+                "dropout d64", "varlen d64", "softcap d64")
+        cases = [c for c in build_cases(False) if c.name in keep]
+    else:
+        cases = build_cases(args.quick)
+    for c in cases:
+        try:
+            nfail += not run_case(lib, c, dev, results, cpu_too=(c.name in CPU_CASES and not args.sanitize))
+        except Exception as e:  # report and go on
+            nfail += 1
+            results.append({"case": c.name, "ok": False, "msgs": [repr(e)]})
+            print(f"FAIL {c.name} exception {e!r}", flush=True)
+    if not args.sanitize:
+        for sq in (1, 2, 5, 17):
+            for d in (32, 128):
+                try:
+                    nfail += not overflow_case(lib, dev, results, sq, d, torch.float16)
+                except Exception as e:
+                    nfail += 1
+                    print(f"FAIL overflow exception {e!r}", flush=True)
+        for d, causal in ((128, False), (64, True)):
+            try:
+                nfail += not determinism_case(lib, dev, results, args.det_reps, d, causal)
+            except Exception as e:
+                nfail += 1
+                results.append({"case": "deterministic", "ok": False, "msgs": [repr(e)]})
+                print(f"FAIL deterministic exception {e!r}", flush=True)
+    print(f"{len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"passed": len(results) - nfail, "total": len(results), "results": results}, f, indent=1)
+    sys.exit(1 if nfail else 0)
+
+
+if __name__ == "__main__":
+    main()
