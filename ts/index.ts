@@ -5,6 +5,8 @@ export { flashAttnBackward, flashAttnVarlenBackward } from "./backward.ts";
 export type { BackwardOptions, BackwardResult } from "./backward.ts";
 export { flashAttnWithKVCache } from "./kvcache.ts";
 export type { KVCacheOptions } from "./kvcache.ts";
+export { PagedKVCache } from "./paged.ts";
+export type { PagedKVCacheOptions, PagedAttendOptions } from "./paged.ts";
 export { Tensor, contiguousStrides } from "./tensor.ts";
 export type { Device } from "./tensor.ts";
 export type { DType, AttnDType } from "./dtype.ts";
