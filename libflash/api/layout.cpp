@@ -75,7 +75,10 @@ FLASH_API const char* flash_build_info(void) {
         s += flash::cuda::compiled_head_dims_json();
         s += ",\"cuda_runtime\":" + std::to_string(CUDART_VERSION);
         s += ",\"features\":{\"cuda\":{\"fwd\":[\"causal\",\"local\",\"alibi\",\"softcap\",\"dropout\",\"gqa\","
-             "\"varlen\",\"lse\",\"split_kv\"],\"kvcache\":[],\"bwd\":[]},";
+             "\"varlen\",\"lse\",\"split_kv\"],"
+             "\"kvcache\":[\"append\",\"rotary\",\"paged\",\"leftpad\",\"cache_batch_idx\",\"split_kv\",\"gqa\","
+             "\"causal\",\"local\",\"alibi\",\"softcap\",\"lse\"],"
+             "\"bwd\":[\"causal\",\"local\",\"alibi\",\"softcap\",\"dropout\",\"gqa\",\"varlen\",\"deterministic\"]},";
 #else
         s += ",\"backends\":[\"cpu\"],\"cuda_archs\":[],\"cuda_head_dims\":[],\"cuda_runtime\":0";
         s += ",\"features\":{";
