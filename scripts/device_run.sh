@@ -23,8 +23,9 @@ if [ "$MODE" = tune ]; then
   SEQ=${TUNE_SEQLENS:-2048,16384}
   i=0; pids=""
   for v in $TUNE; do
-    IFS=: read -r d bm bn w st cta <<< "$v"
+    IFS=: read -r d bm bn w st cta extra <<< "$v"
     fl="-DFLASH_TUNE_D=$d -DFLASH_TUNE_BM=$bm -DFLASH_TUNE_BN=$bn -DFLASH_TUNE_W=$w -DFLASH_TUNE_ST=$st -DFLASH_TUNE_CTA=$cta -Xptxas=-v"
+    [ -n "$extra" ] && fl="$fl -D$extra"
     ( cmake -S . -B build-tune-$i -G Ninja -DFLASH_CUDA=ON "-DFLASH_CUDA_ARCHS=$ARCH" "-DFLASH_HEAD_DIMS=$d" \
         "-DCMAKE_CUDA_FLAGS=$fl" > /dev/null && cmake --build build-tune-$i -j4 ) > "/tmp/tune-build-$i.log" 2>&1 &
     pids="$pids $!"; i=$((i+1))
@@ -32,9 +33,27 @@ if [ "$MODE" = tune ]; then
   wait $pids
   i=0; dims=""
   for v in $TUNE; do
-    IFS=: read -r d bm bn w st cta <<< "$v"
+    IFS=: read -r d bm bn w st cta extra <<< "$v"
     regs=$(grep -A2 "fwd_kernel.*Lb0EEEvNS0" /tmp/tune-build-$i.log | grep -oE "Used [0-9]+ registers|[0-9]+ bytes spill stores" | head -2 | tr '\n' ' ')
     echo "== $v  $regs" | tee -a "$OUT/tune.log"
+    if [ -n "${TUNE_SASS:-}" ]; then
+      cuobjdump -sass build-tune-$i/libflash.so > /tmp/sass-$i.txt 2>/dev/null
+      python3 - /tmp/sass-$i.txt <<'PY' | tee -a "$OUT/tune.log"
+import re, sys
+cur, stats = None, {}
+for line in open(sys.argv[1]):
+    m = re.search(r"Function : (\S+)", line)
+    if m:
+        cur = m.group(1); stats[cur] = {"HMMA": 0, "LDL": 0, "STL": 0, "LDSM": 0, "MUFU": 0, "n": 0}; continue
+    if cur is None: continue
+    for k in ("HMMA", "LDL", "STL", "LDSM", "MUFU"):
+        if re.search(r"\b" + k + r"\b", line): stats[cur][k] += 1
+    if re.match(r"\s+/\*[0-9a-f]{4}\*/", line): stats[cur]["n"] += 1
+for f, st in stats.items():
+    if "fwd_kernel" in f and "Lb0EEEv" in f:
+        print("   sass", f[-60:], st)
+PY
+    fi
     python3 bench/peers.py --lib build-tune-$i/libflash.so --out /tmp/tune-$i --no-peers --dtypes bf16 --hdims $d \
       --seqlens $SEQ --tag "$v" 2>&1 | grep '^{' >> "$OUT/tune.log"
     case " $dims " in *" $d:"*) ;; *) dims="$dims $d:$i";; esac

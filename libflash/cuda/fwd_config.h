@@ -20,37 +20,46 @@ struct FwdTile {
     int stages;     // K/V ring depth (1 = FA2's interleave: V load under QK^T, next K under softmax+PV)
     int ctas_per_sm;// __launch_bounds__ min blocks; also the occupancy the split heuristic assumes
     bool q_in_regs; // keep Q's A fragments in registers across the K loop
+    bool split_body;// compile the key-block body twice (masked / plain): lower register pressure in plain
+                    // blocks when the kernel has headroom; costs spills when it has none (d128)
+    bool lazy_rescale; // skip the O rescale when no row max of the warp moved (see fwd_kernel.cuh)
 };
 
 // Measured on H100 (bench/NOTES.md, CUDA section): 4 warps x 32 rows each (two m16 tiles per warp, so every
 // K/V fragment read from shared memory feeds two MMAs) beat 8 warps x 16 rows by 20-25%; d64 non-causal
 // likes 128 keys per stage, causal 64 (less work wasted on the diagonal).
 constexpr FwdTile kFwdTiles[] = {
-    //  d  mask  bm   bn  w  st cta q_regs
-    {32, 0, 128, 64, 4, 2, 2, true},
-    {32, 1, 128, 64, 4, 2, 2, true},
-    {64, 0, 128, 128, 4, 2, 2, false},
-    {64, 1, 128, 64, 4, 2, 2, false},
-    {96, 0, 128, 64, 4, 2, 2, false},
-    {96, 1, 128, 64, 4, 2, 2, false},
-    {128, 0, 128, 64, 4, 2, 2, false},
-    {128, 1, 128, 64, 4, 2, 2, false},
-    {192, 0, 64, 64, 4, 1, 2, false},
-    {192, 1, 64, 64, 4, 1, 2, false},
-    {256, 0, 64, 64, 4, 1, 2, false},
-    {256, 1, 64, 64, 4, 1, 2, false},
+    //  d  mask  bm   bn  w  st cta q_regs split lazy
+    {32, 0, 128, 64, 4, 2, 2, true, false, false},
+    {32, 1, 128, 64, 4, 2, 2, true, false, false},
+    {64, 0, 128, 128, 4, 2, 2, false, false, true},
+    {64, 1, 128, 64, 4, 2, 2, false, true, false},
+    {96, 0, 128, 64, 4, 2, 2, false, false, true},
+    {96, 1, 128, 64, 4, 2, 2, false, false, true},
+    {128, 0, 128, 64, 4, 2, 2, false, false, true},
+    {128, 1, 128, 64, 4, 2, 2, false, false, true},
+    {192, 0, 64, 64, 4, 1, 2, false, true, false},
+    {192, 1, 64, 64, 4, 1, 2, false, true, false},
+    {256, 0, 64, 64, 4, 1, 2, false, true, false},
+    {256, 1, 64, 64, 4, 1, 2, false, true, true},
 };
 
 constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
 #ifdef FLASH_TUNE_D
+#ifndef FLASH_TUNE_SPLIT
+#define FLASH_TUNE_SPLIT 0
+#endif
+#ifndef FLASH_TUNE_LAZY
+#define FLASH_TUNE_LAZY 0
+#endif
     // Tuning builds only (scripts/device_run.sh tune): one head dim's rows replaced from the command line.
     if (d == FLASH_TUNE_D)
         return FwdTile{FLASH_TUNE_D, masked ? 1 : 0, FLASH_TUNE_BM, FLASH_TUNE_BN, FLASH_TUNE_W, FLASH_TUNE_ST,
-                       FLASH_TUNE_CTA, false};
+                       FLASH_TUNE_CTA, false, FLASH_TUNE_SPLIT != 0, FLASH_TUNE_LAZY != 0};
 #endif
     for (const FwdTile& t : kFwdTiles)
         if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return FwdTile{0, 0, 0, 0, 0, 0, 0, false};
+    return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false};
 }
 
 } // namespace flash::cuda

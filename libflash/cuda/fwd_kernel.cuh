@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "fwd_config.h"
 #include "fwd_params.h"
@@ -40,6 +41,8 @@ struct FwdCfg {
     static constexpr int kStages = kTile.stages;
     static constexpr int kMinBlocks = kTile.ctas_per_sm;
     static constexpr bool kQInRegs = kTile.q_in_regs;
+    static constexpr bool kSplitBody = kTile.split_body;
+    static constexpr bool kLazyRescale = kTile.lazy_rescale;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kMT = kBM / (16 * kWarps); // m16 tiles per warp
     static constexpr int kChunks = kD / 8;          // 16-byte chunks per row
@@ -148,7 +151,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     const int num_m_blocks = gridDim.x / p.num_splits;
     const int mb_raw = blockIdx.x / p.num_splits;
     const int split = blockIdx.x % p.num_splits;
+#ifdef FLASH_TUNE_NO_REVERSE
+    const int m_block = mb_raw;
+#else
     const int m_block = kMasked ? (num_m_blocks - 1 - mb_raw) : mb_raw; // heavy causal blocks first
+#endif
     const int hi = blockIdx.y, bi = blockIdx.z;
     const int hki = hi / p.group;
 
@@ -266,7 +273,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     }
     uint32_t q_frag[Cfg::kQInRegs ? MT : 1][Cfg::kQInRegs ? kKSteps : 1][4];
 
-    for (int j = 0; j < ntiles; ++j) {
+    // One key block. kDoMask: the block straddles the sequence end or a window edge. The body is instantiated
+    // twice so that the (few) masked blocks' temporaries do not raise register pressure in the plain ones.
+    // do_mask is std::true_type / std::false_type (split body) or a run-time bool (one body).
+    auto block = [&](const int j, auto do_mask) {
+        bool mask_now;
+        if constexpr (std::is_same_v<decltype(do_mask), bool>) mask_now = do_mask;
+        else mask_now = decltype(do_mask)::value;
         const int slot = S == 1 ? 0 : j % S;
         cp_async_wait<2 * S - 2>();
         __syncthreads();
@@ -341,31 +354,35 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                         acc_s[mt][t][e] = x;
                     }
         }
-        bool need_mask = n0 + BN > sk;
-        if constexpr (kMasked) {
-            if (p.win_right >= 0 && int64_t(n0) + BN - 1 > int64_t(m0) + diag + p.win_right) need_mask = true;
-            if (p.win_left >= 0 && int64_t(n0) < int64_t(m0) + BM - 1 + diag - p.win_left) need_mask = true;
-        }
-        if (need_mask) {
+        if (mask_now) {
+            // The mask rule of api/problem.h in offsets: for element (mt, t, e) of this lane, with
+            // kc = t*8 + (e&1) - mt*16 - 8*(e>>1) (compile time) and column - row = toff + lane_off + kc:
+            //   right:  column <= row + diag + right  <=>  kc <= R;   left: kc >= L;   end: t*8 + (e&1) < K.
+            // R, L, K are clamped to +-kClamp, beyond any |kc|, so the tests stay exact in 32 bits.
+            constexpr int64_t kClamp = BM + BN + 64;
+            auto clampi = [](int64_t x) { return int(x < -kClamp ? -kClamp : x > kClamp ? kClamp : x); };
+            const int lane_off = 2 * q - g;
+            const int64_t toff = int64_t(n0) - m0 - warp_row0;
+            const int K = clampi(int64_t(sk) - n0 - 2 * q);
+            int R = int(kClamp), L = -int(kClamp);
+            if constexpr (kMasked) {
+                if (p.win_right >= 0) R = clampi(diag + p.win_right - toff - lane_off);
+                if (p.win_left >= 0) L = clampi(diag - p.win_left - toff - lane_off);
+            }
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
                 for (int t = 0; t < kNT; ++t)
 #pragma unroll
                     for (int e = 0; e < 4; ++e) {
-                        const int i = m0 + warp_row0 + mt * 16 + g + 8 * (e >> 1);
-                        const int c = n0 + t * 8 + 2 * q + (e & 1);
-                        bool vis = c < sk;
-                        if constexpr (kMasked) {
-                            const int64_t a = int64_t(i) + diag;
-                            if (p.win_left >= 0 && c < a - p.win_left) vis = false;
-                            if (p.win_right >= 0 && c > a + p.win_right) vis = false;
-                        }
-                        if (!vis) acc_s[mt][t][e] = -INFINITY;
+                        const int tc = t * 8 + (e & 1);
+                        const int kc = tc - mt * 16 - 8 * (e >> 1);
+                        if (tc >= K || kc > R || kc < L) acc_s[mt][t][e] = -INFINITY;
                     }
         }
-        // Row max -> rescale factor alpha (exactly 1 when the max did not move; the O rescale is then skipped
-        // for the whole warp, which changes no bit) -> p = exp2(s * sl2 - max * sl2) with one FFMA.
+        // Row max -> rescale factor alpha -> p = exp2(s * sl2 - max * sl2) with one FFMA. kLazyRescale: alpha is
+        // exactly 1 when a row max did not move, and the O rescale is skipped when no row of the warp moved (no
+        // bit changes). Per config: it lowers register pressure at d128 and costs time at d64 (bench/NOTES.md).
         float alpha[MT][2];
         bool moved = false;
 #pragma unroll
@@ -379,8 +396,17 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                 mx = quad_max(mx);
                 const float m_use = mx == -INFINITY ? 0.f : mx;
                 const float ms = m_use * sl2;
-                alpha[mt][r] = mx == old ? 1.f : exp2_approx(old * sl2 - ms);
-                moved |= mx != old;
+                if constexpr (Cfg::kLazyRescale) {
+                    alpha[mt][r] = mx == old ? 1.f : exp2_approx(old * sl2 - ms);
+                    moved |= mx != old;
+                } else {
+                    alpha[mt][r] = exp2_approx(old * sl2 - ms);
+#pragma unroll
+                    for (int t = 0; t < kOT; ++t) {
+                        acc_o[mt][t][2 * r] *= alpha[mt][r];
+                        acc_o[mt][t][2 * r + 1] *= alpha[mt][r];
+                    }
+                }
                 row_max[mt][r] = mx;
                 float sum = 0.f;
 #pragma unroll
@@ -395,13 +421,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                 row_sum[mt][r] = row_sum[mt][r] * alpha[mt][r] + sum;
             }
         }
-        if (__any_sync(0xffffffffu, moved)) {
+        if constexpr (Cfg::kLazyRescale) {
+            if (__any_sync(0xffffffffu, moved)) {
 #pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
+                for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-                for (int t = 0; t < kOT; ++t)
+                    for (int t = 0; t < kOT; ++t)
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) acc_o[mt][t][e] *= alpha[mt][e >> 1];
+                        for (int e = 0; e < 4; ++e) acc_o[mt][t][e] *= alpha[mt][e >> 1];
+            }
         }
         if constexpr (kFull) {
             if (p.threshold16 != 0) {
@@ -442,6 +470,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                     mma_m16n8k16<kBf16>(acc_o[mt][2 * dp + 1], a[mt], b1);
                 }
             }
+        }
+    };
+
+    for (int j = 0; j < ntiles; ++j) {
+        const int n0 = nblk(j) * BN;
+        bool need_mask = n0 + BN > sk;
+        if constexpr (kMasked) {
+            if (p.win_right >= 0 && int64_t(n0) + BN - 1 > int64_t(m0) + diag + p.win_right) need_mask = true;
+            if (p.win_left >= 0 && int64_t(n0) < int64_t(m0) + BM - 1 + diag - p.win_left) need_mask = true;
+        }
+        if constexpr (Cfg::kSplitBody) {
+            if (need_mask) block(j, std::true_type{});
+            else block(j, std::false_type{});
+        } else {
+            block(j, need_mask);
         }
     }
 
