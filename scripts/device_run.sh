@@ -97,6 +97,12 @@ if [ "$MODE" = all ] || [ "$MODE" = check ] || [ "$MODE" = quick ]; then
   CHECK_RC=$?
   grep -E "^FAIL" "$OUT/check.log" | head -30
 fi
+if { [ "$MODE" = all ] || [ "$MODE" = check ]; } && [ -f .device/bun.xz ]; then
+  # bun test of the TS binding on the GPU (test/gpu_fwd.test.ts); needs `carry: [".device"]`.
+  xz -dc .device/bun.xz > /tmp/bun && chmod +x /tmp/bun
+  FLASH_LIBRARY_PATH=$LIBFLASH /tmp/bun test test/gpu_fwd.test.ts >> "$OUT/check.log" 2>&1
+  echo "bun gpu_fwd rc=$?" | tee -a "$OUT/check.log"
+fi
 if [ "$MODE" = all ] || [ "$MODE" = sanitize ]; then
   {
     for tool in memcheck racecheck; do
@@ -112,6 +118,6 @@ if [ "$MODE" = all ] || [ "$MODE" = bench ]; then
   python3 bench/peers.py --out "$OUT" "$@" > "$OUT/peers.log" 2>&1 || tail -20 "$OUT/peers.log"
 fi
 echo "== summary (checks rc=$CHECK_RC, sanitize=$SAN_RC)"
-[ -f "$OUT/check.log" ] && tail -1 "$OUT/check.log"
+[ -f "$OUT/check.log" ] && grep -E "passed in|bun gpu_fwd rc| pass$| fail$" "$OUT/check.log"
 [ -f "$OUT/peers.md" ] && cat "$OUT/peers.md"
 exit 0
