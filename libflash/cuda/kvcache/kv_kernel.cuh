@@ -221,27 +221,47 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
         cp_async_commit();
     }
 
-    // ---- Q: packed rows m0 .. m0+15 (rotated), zero beyond d / packed rows ----
+    // ---- Q: packed rows m0 .. m0+15 (rotated), zero beyond d / packed rows. All loads of a thread are
+    // issued before any store (unrolled, one 16-byte load per chunk where possible): one memory latency. ----
     {
+        constexpr int kQChunks = 16 * kC;
+        constexpr int kQIt = (kQChunks + NT - 1) / NT;
         const int half = p.rotary_dim >> 1;
-        for (int idx = tid; idx < 16 * D; idx += NT) {
-            const int m = idx / D, col = idx - (idx / D) * D;
+        uint4 qv[kQIt];
+#pragma unroll
+        for (int it = 0; it < kQIt; ++it) {
+            const int idx = it * NT + tid;
+            qv[it] = make_uint4(0u, 0u, 0u, 0u);
+            if (kQChunks % NT != 0 && idx >= kQChunks) continue;
+            const int m = idx / kC, col = (idx % kC) * 8;
             const int pm = m0 + m;
-            uint16_t val = 0;
-            if (pm < packed && col < p.d) {
-                const int r = pm / G, hi = hki * G + (pm - r * G);
-                const uint16_t* qrow = static_cast<const uint16_t*>(p.q) + int64_t(bi) * p.q_batch + int64_t(r) * p.q_row +
-                                       int64_t(hi) * p.q_head;
-                if (col < p.rotary_dim) {
-                    const int64_t pos = int64_t(cache_len) + (p.rot_per_row ? r : 0);
-                    const uint16_t* cs = static_cast<const uint16_t*>(p.rot_cos) + pos * half;
-                    const uint16_t* sn = static_cast<const uint16_t*>(p.rot_sin) + pos * half;
-                    val = rotary_elem<kBf16>(qrow, col, cs, sn, p.rotary_dim, p.rot_interleaved != 0);
-                } else {
-                    val = qrow[col];
+            if (pm >= packed || col >= p.d) continue;
+            const int r = pm / G, hi = hki * G + (pm - r * G);
+            const uint16_t* qrow = static_cast<const uint16_t*>(p.q) + int64_t(bi) * p.q_batch + int64_t(r) * p.q_row +
+                                   int64_t(hi) * p.q_head;
+            if (p.aligned_q && col + 8 <= p.d && col >= p.rotary_dim) {
+                qv[it] = *reinterpret_cast<const uint4*>(qrow + col);
+            } else {
+                const int64_t pos = int64_t(cache_len) + (p.rot_per_row ? r : 0);
+                const uint16_t* cs = static_cast<const uint16_t*>(p.rot_cos) + pos * half;
+                const uint16_t* sn = static_cast<const uint16_t*>(p.rot_sin) + pos * half;
+                uint16_t e[8];
+#pragma unroll
+                for (int k = 0; k < 8; ++k) {
+                    const int cc = col + k;
+                    e[k] = cc >= p.d ? uint16_t(0)
+                         : cc < p.rotary_dim ? rotary_elem<kBf16>(qrow, cc, cs, sn, p.rotary_dim, p.rot_interleaved != 0)
+                                             : qrow[cc];
                 }
+                qv[it] = make_uint4(e[0] | (uint32_t(e[1]) << 16), e[2] | (uint32_t(e[3]) << 16),
+                                    e[4] | (uint32_t(e[5]) << 16), e[6] | (uint32_t(e[7]) << 16));
             }
-            *reinterpret_cast<uint16_t*>(sQ + Lay::byte_offset(m, col)) = val;
+        }
+#pragma unroll
+        for (int it = 0; it < kQIt; ++it) {
+            const int idx = it * NT + tid;
+            if (kQChunks % NT != 0 && idx >= kQChunks) continue;
+            *reinterpret_cast<uint4*>(sQ + Lay::chunk(idx / kC, idx % kC) * 16) = qv[it];
         }
     }
     __syncthreads();
@@ -387,6 +407,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
     }
 
     // ---- merge the warps: O [warp][row][col], max (log2 units) / sum [warp][row] ----
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
+    // Let the split combine (launched with programmatic stream serialization) get scheduled; it waits for
+    // this grid's completion (griddepcontrol.wait) before reading anything.
+    if (ns > 1) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
     cp_async_wait<0>();
     __syncthreads();
     float* sO = reinterpret_cast<float*>(sKV);

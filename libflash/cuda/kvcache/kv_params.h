@@ -60,7 +60,7 @@ struct KVParams {
 
     float* lse; // optional [b, h, seqlen_q]
 
-    int32_t aligned_k, aligned_v, aligned_o; // 16-byte cp.async path allowed / 8-byte O stores allowed
+    int32_t aligned_q, aligned_k, aligned_v, aligned_o; // 16-byte loads / cp.async allowed; 8-byte O stores allowed
 
     // GQA packing: packed row pm = r * group + gi (query row r, head hk_i * group + gi); 16 packed rows per CTA.
     int32_t m_blocks;

@@ -1,6 +1,6 @@
 // Host side of flash_fwd_kvcache on CUDA: FwdProblem (kvcache == true) -> KVParams, the split-KV plan and
 // workspace, the append kernel (knew/vnew -> cache, K rotated) and the launches: append, attention (GQA
-// packed, kv_kernel.cuh), and fwd_combine.cu's split combine.
+// packed, kv_kernel.cuh) and the split combine (kv_combine_kernel below).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -9,7 +9,6 @@
 
 #include "../../api/error.h"
 #include "../cuda_backend.h"
-#include "../fwd_launch.h"
 #include "kv_kernel.cuh"
 #include "kv_launch.h"
 
@@ -71,6 +70,98 @@ __global__ void __launch_bounds__(128) kv_append_kernel(const __grid_constant__ 
         kd[c] = x;
     }
     for (int c = threadIdx.x; c < p.dv; c += blockDim.x) vd[c] = vs[c];
+}
+
+// Split combine for the decode path: one warp per (sequence, head, query row); lanes first over the splits
+// (lse, <= 256 = 8 per lane), then over the columns, with every split's load independent (unrolled), so a
+// row costs a few memory latencies whatever num_splits is. O = sum_s exp(lse_s - L) O_s, L = log sum exp
+// lse_s; a row whose splits are all empty gets O = 0, L = +inf (fwd_combine.cu's rule). On sm90 it is
+// launched as a programmatic dependent of the attention grid and waits for it with griddepcontrol.wait.
+template <bool kBf16>
+__global__ void __launch_bounds__(128) kv_combine_kernel(const __grid_constant__ KVParams p) {
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+    __shared__ float sw[4][256];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t row = int64_t(blockIdx.x) * 4 + warp; // (bi, hi, r) with r fastest
+    if (row >= int64_t(p.b) * p.h * p.seqlen_q) return;
+    const int r = int(row % p.seqlen_q);
+    const int hi = int((row / p.seqlen_q) % p.h);
+    const int bi = int(row / (int64_t(p.seqlen_q) * p.h));
+    const int sq = p.seqused_q ? p.seqused_q[bi] : p.seqlen_q;
+    if (r >= sq) return;
+    const int ns = p.num_splits;
+    const int64_t sstride = int64_t(p.h) * p.acc_rows;
+    const int64_t base = int64_t(hi) * p.acc_rows + int64_t(bi) * p.seqlen_q + r;
+    float l[8];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        const int s = lane + 32 * k;
+        l[k] = s < ns ? p.lse_accum[base + s * sstride] : -INFINITY;
+        mx = fmaxf(mx, l[k]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+    if (mx != -INFINITY) {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) sum += __expf(l[k] - mx);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const bool any = mx != -INFINITY && sum > 0.f;
+    const float L = any ? mx + __logf(sum) : INFINITY;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        const int s = lane + 32 * k;
+        if (s < ns) sw[warp][s] = any ? __expf(l[k] - L) : 0.f;
+    }
+    __syncwarp();
+    uint16_t* orow = static_cast<uint16_t*>(p.o) + int64_t(bi) * p.o_batch + int64_t(r) * p.o_row + int64_t(hi) * p.o_head;
+    const float* ob = p.o_accum + base * p.acc_d;
+    for (int c = lane * 4; c < p.dv; c += 128) {
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 8
+        for (int s = 0; s < ns; ++s) {
+            const float w = sw[warp][s];
+            const float4 v = *reinterpret_cast<const float4*>(ob + s * sstride * p.acc_d + c);
+            acc.x += w * v.x;
+            acc.y += w * v.y;
+            acc.z += w * v.z;
+            acc.w += w * v.w;
+        }
+        const uint16_t e0 = prim::from_float<kBf16>(acc.x), e1 = prim::from_float<kBf16>(acc.y),
+                       e2 = prim::from_float<kBf16>(acc.z), e3 = prim::from_float<kBf16>(acc.w);
+        if (p.aligned_o && c + 4 <= p.dv) {
+            *reinterpret_cast<uint2*>(orow + c) = make_uint2(e0 | (uint32_t(e1) << 16), e2 | (uint32_t(e3) << 16));
+        } else {
+            const uint16_t es[4] = {e0, e1, e2, e3};
+            for (int k = 0; k < 4 && c + k < p.dv; ++k) orow[c + k] = es[k];
+        }
+    }
+    if (lane == 0 && p.lse) p.lse[(int64_t(bi) * p.h + hi) * p.seqlen_q + r] = L;
+}
+
+// Compute capability major of device `dev` (cached).
+int device_major(int dev) {
+    static std::mutex mu;
+    static int cache[64] = {};
+    if (dev >= 0 && dev < 64) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (cache[dev]) return cache[dev];
+    }
+    int major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    if (dev >= 0 && dev < 64) {
+        std::lock_guard<std::mutex> lk(mu);
+        cache[dev] = major;
+    }
+    return major;
 }
 
 constexpr int kCompiledDims[] = {
@@ -292,6 +383,7 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
     k.rot_per_row = (p.mask.causal || p.mask.local) ? 1 : 0;
     k.lse = p.lse;
     // Paged: the page stride (batch) must keep 16-byte alignment too; dense: the batch-row stride.
+    k.aligned_q = kv::aligned16(p.q, p.sq_);
     k.aligned_k = kv::aligned16(p.k, p.sk_);
     k.aligned_v = kv::aligned16(p.v, p.sv_);
     k.aligned_o = kv::aligned16(p.o, p.so_);
@@ -350,20 +442,22 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
 #undef FLASH_KV_CASE
     if (st != FLASH_OK || plan.num_splits == 1) return st;
 
-    // 3. Split combine (fwd_combine.cu): reads o_accum / lse_accum in its [split][h][b*sq + r] layout.
-    FwdParams c{};
-    c.o = p.o;
-    c.o_batch = p.so_.batch, c.o_row = p.so_.row, c.o_head = p.so_.head;
-    c.b = p.b, c.h = p.h, c.hk = p.hk, c.group = p.group;
-    c.seqlen_q = p.seqlen_q, c.seqlen_k = p.seqlen_k, c.d = p.d, c.dv = p.dv, c.total_q = 0;
-    c.seqused_q = p.seqused_q;
-    c.lse = p.lse;
-    c.lse_unpadded = 0;
-    c.num_splits = plan.num_splits;
-    c.acc_rows = int32_t(plan.acc_rows);
-    c.o_accum = k.o_accum;
-    c.lse_accum = k.lse_accum;
-    return run_fwd_combine(c, plan.dim, bf16, stream);
+    // 3. Split combine: one warp per output row; a programmatic dependent launch on sm90+ (hides the launch).
+    const int64_t rows = int64_t(p.b) * p.h * p.seqlen_q;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(unsigned((rows + 3) / 4));
+    cfg.blockDim = dim3(128);
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = kv::device_major(p.device_id) >= 9 ? 1 : 0;
+    const cudaError_t e = bf16 ? cudaLaunchKernelEx(&cfg, kv::kv_combine_kernel<true>, k)
+                               : cudaLaunchKernelEx(&cfg, kv::kv_combine_kernel<false>, k);
+    if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "kvcache combine launch");
+    return FLASH_OK;
 }
 
 } // namespace flash::cuda
