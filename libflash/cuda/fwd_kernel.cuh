@@ -384,7 +384,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
         // exactly 1 when a row max did not move, and the O rescale is skipped when no row of the warp moved (no
         // bit changes). Per config: it lowers register pressure at d128 and costs time at d64 (bench/NOTES.md).
         float alpha[MT][2];
-        bool moved = false;
+        [[maybe_unused]] bool moved = false;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
