@@ -56,8 +56,7 @@ def copy_bw(flush):
 def read_bw(flush):
     n = 1 << 30  # 1 GiB of bf16 summed (read-only traffic)
     a = torch.ones(n // 2, dtype=torch.bfloat16, device="cuda")
-    out = torch.empty((), dtype=torch.float32, device="cuda")
-    t, _ = timed(lambda: torch.sum(a, dtype=torch.float32, out=out), 20, flush)
+    t, _ = timed(lambda: torch.sum(a, dtype=torch.float32), 20, flush)
     return n / t
 
 
@@ -72,7 +71,11 @@ def main():
     props = torch.cuda.get_device_properties(0)
     flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
     cbw = copy_bw(flush)
-    rbw = read_bw(flush)
+    try:
+        rbw = read_bw(flush)
+    except Exception as e:  # noqa: BLE001 -- the copy figure is the reference; the read figure is extra
+        print(f"read bandwidth probe failed: {e!r}", flush=True)
+        rbw = float("nan")
     print(f"device {props.name}  SMs {props.multi_processor_count}  copy bandwidth {cbw / 1e12:.3f} TB/s  "
           f"read (torch.sum) {rbw / 1e12:.3f} TB/s", flush=True)
     rows = []
