@@ -24,7 +24,7 @@ int q_blocks(const FwdProblem& p) { return int((p.seqlen_q + kBlockM - 1) / kBlo
 int num_splits(const FwdProblem& p) {
     if (p.num_splits > 0) return p.num_splits;
     const int64_t tasks = int64_t(p.b) * p.h * q_blocks(p);
-    if (tasks >= 64) return 1;
+    if (tasks == 0 || tasks >= 64) return 1; // tasks == 0: nothing to attend (b or seqlen_q is 0)
     int32_t max_sk = 0;
     for (int i = 0; i < p.b; ++i) max_sk = std::max(max_sk, seq_info(p, i).sk);
     const int64_t tiles = (int64_t(max_sk) + kBlockN - 1) / kBlockN;
