@@ -93,7 +93,11 @@ export LIBFLASH=$ROOT/build-dev/libflash.so
 CHECK_RC=skip; SAN_RC=skip
 if [ "$MODE" = all ] || [ "$MODE" = check ] || [ "$MODE" = quick ]; then
   Q=""; [ "$MODE" = quick ] && Q="--quick"
-  python3 bench/gpu/check_fwd.py $Q --json "$OUT/check.json" > "$OUT/check.log" 2>&1
+  # PTX wrapper unit tests (libflash/cuda/primitives) against host loops of their layout contracts.
+  nvcc -std=c++17 -O2 "-gencode=arch=compute_${ARCH},code=sm_${ARCH}" -Ilibflash bench/gpu/test_primitives.cu \
+    -o /tmp/test_primitives > "$OUT/check.log" 2>&1 && /tmp/test_primitives >> "$OUT/check.log" 2>&1
+  echo "primitives rc=$?" | tee -a "$OUT/check.log"
+  python3 bench/gpu/check_fwd.py $Q --json "$OUT/check.json" >> "$OUT/check.log" 2>&1
   CHECK_RC=$?
   grep -E "^FAIL" "$OUT/check.log" | head -30
 fi
@@ -118,6 +122,6 @@ if [ "$MODE" = all ] || [ "$MODE" = bench ]; then
   python3 bench/peers.py --out "$OUT" "$@" > "$OUT/peers.log" 2>&1 || tail -20 "$OUT/peers.log"
 fi
 echo "== summary (checks rc=$CHECK_RC, sanitize=$SAN_RC)"
-[ -f "$OUT/check.log" ] && grep -E "passed in|bun gpu_fwd rc| pass$| fail$" "$OUT/check.log"
+[ -f "$OUT/check.log" ] && grep -E "passed in|primitives rc|bun gpu_fwd rc| pass$| fail$" "$OUT/check.log"
 [ -f "$OUT/peers.md" ] && cat "$OUT/peers.md"
 exit 0
