@@ -236,7 +236,7 @@ static void test_exp2() {
         if (r > 1e-37) rel = std::fmax(rel, std::fabs(y[i] - r) / r);
     }
     const bool ok = rel < 1e-5 && y[n - 2] == 0.f && y[n - 1] == 1.f;
-    char buf[64];
+    char buf[128];
     std::snprintf(buf, sizeof buf, "max rel err %.3g, exp2(-inf)=%g, exp2(0)=%g", rel, y[n - 2], y[n - 1]);
     report("exp2_approx", ok, buf);
     cudaFree(dx);
