@@ -15,6 +15,11 @@
  *  - Shapes below use FlashAttention's names: b = batch, sq = seqlen_q, sk = seqlen_k, h = query heads,
  *    h_k = key/value heads, d = Q/K head dim, dv = V/O head dim.
  *  - A failed call writes no output. The thread-local flash_last_error() names the field and the values.
+ *  - Index VALUES (lengths, page-table entries, batch indices) are checked on the host when the host can read
+ *    them: always on the CPU backend. On CUDA they live in device memory and are trusted (reading them would
+ *    synchronize the stream); set FLASH_CHECK_INDICES=1 in the environment to have every call copy them to the
+ *    host and check them first (a debugging aid: it synchronizes). FLASH_CHECK_POINTERS=1 additionally checks
+ *    that every pointer lives on the device the params name.
  *
  * Versioning and compatible change (struct_size rule)
  *  - Every params struct starts with `uint64_t struct_size`, which the caller sets to sizeof() of the struct

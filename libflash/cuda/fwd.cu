@@ -266,7 +266,7 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
 }
 
 const char* compiled_archs_json() {
-    // FLASH_CUDA_ARCHS_STR is CMake's list, e.g. "80;86;90a" or "90a-real": report the numbers.
+    // FLASH_CUDA_ARCHS_STR is the arch list, comma-separated by CMake, e.g. "80,86,90a" or "90a-real".
     static const std::string json = [] {
         std::string out = "[";
         const char* s = FLASH_CUDA_ARCHS_STR;
@@ -276,7 +276,7 @@ const char* compiled_archs_json() {
             if (!*s) break;
             int v = 0;
             while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
-            while (*s && *s != ';') ++s;
+            while (*s && *s != ',' && *s != ';') ++s;
             out += (first ? "" : ",") + std::to_string(v);
             first = false;
         }
