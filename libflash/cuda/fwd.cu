@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <mutex>
 #include <string>
 
 #include "api/error.h"
 #include "cuda_backend.h"
+#include "device_info.h"
 #include "fwd_config.h"
 #include "fwd_launch.h"
 
@@ -25,64 +25,8 @@ namespace flash::cuda {
 
 namespace {
 
-// Instantiated head dims, ascending (FLASH_HDIM_<d> come from sources.cmake / FLASH_HEAD_DIMS).
-constexpr int kCompiledDims[] = {
-#ifdef FLASH_HDIM_32
-    32,
-#endif
-#ifdef FLASH_HDIM_64
-    64,
-#endif
-#ifdef FLASH_HDIM_96
-    96,
-#endif
-#ifdef FLASH_HDIM_128
-    128,
-#endif
-#ifdef FLASH_HDIM_192
-    192,
-#endif
-#ifdef FLASH_HDIM_256
-    256,
-#endif
-    0};
 
-// The smallest compiled instantiation that holds both d and dv, 0 if none.
-int pick_dim(int d, int dv) {
-    const int need = std::max(d, dv);
-    for (int x : kCompiledDims)
-        if (x != 0 && x >= need) return x;
-    return 0;
-}
 
-struct DevInfo {
-    int sms = 0, major = 0, minor = 0;
-};
-
-int device_info(int dev, DevInfo* out) {
-    static std::mutex mu;
-    static DevInfo cache[64];
-    static bool have[64] = {};
-    if (dev >= 0 && dev < 64) {
-        std::lock_guard<std::mutex> lk(mu);
-        if (have[dev]) {
-            *out = cache[dev];
-            return FLASH_OK;
-        }
-    }
-    DevInfo d;
-    cudaError_t e = cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&d.major, cudaDevAttrComputeCapabilityMajor, dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&d.minor, cudaDevAttrComputeCapabilityMinor, dev);
-    if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaDeviceGetAttribute");
-    if (dev >= 0 && dev < 64) {
-        std::lock_guard<std::mutex> lk(mu);
-        cache[dev] = d;
-        have[dev] = true;
-    }
-    *out = d;
-    return FLASH_OK;
-}
 
 // FA2's num_splits_heuristic (flash_api.cpp): the fewest splits whose wave efficiency is within 85% of the
 // best, and none at all once the (batch x head x m-block) grid already fills 80% of the CTA slots.

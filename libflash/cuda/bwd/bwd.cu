@@ -9,12 +9,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 
 #include "api/error.h"
 #include "bwd_config.h"
 #include "bwd_launch.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/device_info.h"
 #include "../primitives/fragment.cuh"
 
 #ifndef FLASH_HEAD_DIMS_JSON
@@ -25,33 +25,6 @@ namespace flash::cuda {
 
 namespace {
 
-constexpr int kCompiledDims[] = {
-#ifdef FLASH_HDIM_32
-    32,
-#endif
-#ifdef FLASH_HDIM_64
-    64,
-#endif
-#ifdef FLASH_HDIM_96
-    96,
-#endif
-#ifdef FLASH_HDIM_128
-    128,
-#endif
-#ifdef FLASH_HDIM_192
-    192,
-#endif
-#ifdef FLASH_HDIM_256
-    256,
-#endif
-    0};
-
-int pick_dim(int d, int dv) {
-    const int need = std::max(d, dv);
-    for (int x : kCompiledDims)
-        if (x != 0 && x >= need) return x;
-    return 0;
-}
 
 struct Plan {
     int dim = 0;
@@ -84,28 +57,6 @@ bool aligned16(const void* ptr, const Strides& s, bool use_batch) {
 }
 
 // Max opt-in shared memory per block of a device (cached per device id < 64).
-int32_t smem_optin(int dev, int* out) {
-    static std::mutex mu;
-    static int cache[64];
-    static bool have[64] = {};
-    if (dev >= 0 && dev < 64) {
-        std::lock_guard<std::mutex> lk(mu);
-        if (have[dev]) {
-            *out = cache[dev];
-            return FLASH_OK;
-        }
-    }
-    int v = 0;
-    const cudaError_t e = cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaDeviceGetAttribute(smem optin)");
-    if (dev >= 0 && dev < 64) {
-        std::lock_guard<std::mutex> lk(mu);
-        cache[dev] = v;
-        have[dev] = true;
-    }
-    *out = v;
-    return FLASH_OK;
-}
 
 // Sequence geometry of the query side (api/seqinfo.h).
 __device__ __forceinline__ void q_geom(const BwdParams& p, int bi, int64_t* row0, int* sq) {
@@ -203,8 +154,9 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
     // The configuration must fit this GPU's shared memory: say so instead of launching nothing.
     const BwdTile& t = plan.tile;
     const int need = std::max(bwd_smem_bytes(t), bp.deterministic ? bwd_dq_smem_bytes(t) : 0);
-    int have = 0;
-    if (int32_t st = smem_optin(p.device_id, &have); st != FLASH_OK) return st;
+    DevInfo di;
+    if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
+    const int have = di.smem_optin;
     if (need > have) {
         cudaDeviceProp prop;
         std::memset(&prop, 0, sizeof prop);

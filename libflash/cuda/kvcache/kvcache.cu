@@ -9,6 +9,7 @@
 
 #include "../../api/error.h"
 #include "../cuda_backend.h"
+#include "../device_info.h"
 #include "kv_kernel.cuh"
 #include "kv_launch.h"
 
@@ -142,54 +143,6 @@ __global__ void __launch_bounds__(128) kv_combine_kernel(const __grid_constant__
         }
     }
     if (lane == 0 && p.lse) p.lse[(int64_t(bi) * p.h + hi) * p.seqlen_q + r] = L;
-}
-
-// Compute capability major of device `dev` (cached).
-int device_major(int dev) {
-    static std::mutex mu;
-    static int cache[64] = {};
-    if (dev >= 0 && dev < 64) {
-        std::lock_guard<std::mutex> lk(mu);
-        if (cache[dev]) return cache[dev];
-    }
-    int major = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    if (dev >= 0 && dev < 64) {
-        std::lock_guard<std::mutex> lk(mu);
-        cache[dev] = major;
-    }
-    return major;
-}
-
-constexpr int kCompiledDims[] = {
-#ifdef FLASH_HDIM_32
-    32,
-#endif
-#ifdef FLASH_HDIM_64
-    64,
-#endif
-#ifdef FLASH_HDIM_96
-    96,
-#endif
-#ifdef FLASH_HDIM_128
-    128,
-#endif
-#ifdef FLASH_HDIM_192
-    192,
-#endif
-#ifdef FLASH_HDIM_256
-    256,
-#endif
-    0};
-
-int pick_dim(int d, int dv) {
-    const int need = std::max(d, dv);
-    for (int x : kCompiledDims)
-        if (x != 0 && x >= need) return x;
-    return 0;
 }
 
 template <int D>
@@ -453,7 +406,9 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = kv::device_major(p.device_id) >= 9 ? 1 : 0;
+    DevInfo di;
+    if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
+    cfg.numAttrs = di.major >= 9 ? 1 : 0; // programmatic dependent launch: sm90+
     const cudaError_t e = bf16 ? cudaLaunchKernelEx(&cfg, kv::kv_combine_kernel<true>, k)
                                : cudaLaunchKernelEx(&cfg, kv::kv_combine_kernel<false>, k);
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "kvcache combine launch");
