@@ -3,7 +3,7 @@
 import { invalid } from "./errors.ts";
 import { Checker } from "./checks.ts";
 import { Tensor } from "./tensor.ts";
-import { attnDType, fwdPacker, launch, setDevice, setOptions, setTensor, type AttnOptions, type AttnResult } from "./attention.ts";
+import { attnDType, freeOnError, fwdPacker, launch, setDevice, setOptions, setTensor, type AttnOptions, type AttnResult } from "./attention.ts";
 
 export interface KVCacheOptions extends Omit<AttnOptions, "dropoutP" | "seed" | "offset"> {
   /** New keys/values [b, seqlen_new, hk, d] / [.., dv] written at rows cacheSeqlens[i].. before attending. */
@@ -39,7 +39,7 @@ export function flashAttnWithKVCache(q: Tensor, kCache: Tensor, vCache: Tensor, 
   const dev = c.device!;
 
   const owned: Tensor[] = []; // tensors this call allocates, freed if it fails
-  try {
+  return freeOnError(owned, () => {
     let seqlens: Tensor;
     if (typeof opts?.cacheSeqlens === "number") {
       c.int("cacheSeqlens", opts.cacheSeqlens, 0);
@@ -113,8 +113,5 @@ export function flashAttnWithKVCache(q: Tensor, kCache: Tensor, vCache: Tensor, 
     launch("flash_fwd_kvcache", p, dev, opts.stream);
     if (typeof opts.cacheSeqlens === "number") seqlens.dispose();
     return { out, lse };
-  } catch (e) {
-    for (const t of owned) t.dispose();
-    throw e;
-  }
+  });
 }
