@@ -105,6 +105,10 @@ FLASH_API const char* flash_status_string(int32_t status);
 FLASH_API const char* flash_last_error(void);
 /* When the last failure was FLASH_ERROR_CUDA: the cudaError_t value, else 0. */
 FLASH_API int32_t flash_last_cuda_error(void);
+/* The kernel path the last call on this thread took, "" when it failed or ran nothing. Static, never NULL.
+ * For tests and benchmarks that must know which path ran; the names are informative, not a stable ABI:
+ * "cpu", "cuda.sm80.fwd" (mma.sync), "cuda.sm90.fwd" (wgmma + TMA, sm_90a), "cuda.fwd_kvcache", "cuda.bwd". */
+FLASH_API const char* flash_last_kernel(void);
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* Enumerations                                                                                           */

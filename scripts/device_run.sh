@@ -97,6 +97,12 @@ if [ "$MODE" = all ] || [ "$MODE" = check ] || [ "$MODE" = quick ]; then
   nvcc -std=c++17 -O2 "-gencode=arch=compute_${ARCH},code=sm_${ARCH}" -Ilibflash bench/gpu/test_primitives.cu \
     -o /tmp/test_primitives > "$OUT/check.log" 2>&1 && /tmp/test_primitives >> "$OUT/check.log" 2>&1
   echo "primitives rc=$?" | tee -a "$OUT/check.log"
+  if [ "$ARCH" = 90a ]; then
+    # sm90 wrappers (TMA, mbarrier, wgmma SS/RS with 128-byte swizzle) used by libflash/cuda/hopper.
+    nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -Ilibflash bench/gpu/test_primitives_sm90.cu \
+      -o /tmp/test_primitives_sm90 >> "$OUT/check.log" 2>&1 && /tmp/test_primitives_sm90 >> "$OUT/check.log" 2>&1
+    echo "primitives sm90 rc=$?" | tee -a "$OUT/check.log"
+  fi
   python3 bench/gpu/check_fwd.py $Q --json "$OUT/check.json" >> "$OUT/check.log" 2>&1
   CHECK_RC=$?
   grep -E "^FAIL" "$OUT/check.log" | head -30
@@ -122,6 +128,6 @@ if [ "$MODE" = all ] || [ "$MODE" = bench ]; then
   python3 bench/peers.py --out "$OUT" "$@" > "$OUT/peers.log" 2>&1 || tail -20 "$OUT/peers.log"
 fi
 echo "== summary (checks rc=$CHECK_RC, sanitize=$SAN_RC)"
-[ -f "$OUT/check.log" ] && grep -E "passed in|primitives rc|bun gpu_fwd rc| pass$| fail$" "$OUT/check.log"
+[ -f "$OUT/check.log" ] && grep -E "passed in|primitives rc|primitives sm90 rc|bun gpu_fwd rc| pass$| fail$" "$OUT/check.log"
 [ -f "$OUT/peers.md" ] && cat "$OUT/peers.md"
 exit 0

@@ -4,7 +4,7 @@
 // through the outputs: a flipped keep bit moves an element by p*rp, far above the tolerance used), split
 // counts may differ by rounding only, and a repeated call is bitwise identical. Skipped without CUDA.
 import { describe, expect, test } from "bun:test";
-import { flashAttn, hasCuda, Tensor } from "../ts/index.ts";
+import { buildInfo, deviceProperties, flashAttn, hasCuda, lastKernel, Tensor } from "../ts/index.ts";
 import type { AttnDType } from "../ts/dtype.ts";
 import * as ref from "./ref/index.ts";
 
@@ -12,7 +12,13 @@ interface Cfg {
   dtype: AttnDType; b: number; h: number; hk: number; d: number; dv: number; sq: number; sk: number;
   causal?: boolean; window?: [number, number]; softcap?: number; alibi?: boolean; dropoutP?: number;
   numSplits?: number;
+  sm90?: boolean; // taken by the Hopper kernel when it is there (no dropout / ALiBi / split, TMA-aligned)
 }
+
+// The Hopper forward runs wherever it is compiled in and the GPU is an sm_90 (FLASH_SM90=0 turns it off).
+const hopper = () =>
+  hasCuda() && (buildInfo().cuda_fwd_paths ?? []).includes("sm90") && deviceProperties(0).major === 9 &&
+  deviceProperties(0).minor === 0 && process.env.FLASH_SM90 !== "0";
 
 const name = (c: Cfg) =>
   `${c.dtype} b=${c.b} h=${c.h}/${c.hk} d=${c.d}/${c.dv} ${c.sq}x${c.sk}${c.causal ? " causal" : ""}` +
@@ -35,16 +41,19 @@ function run(c: Cfg, seed: number) {
     using v = Tensor.from(ref.flat(pr.v), [c.b, c.sk, c.hk, c.dv], c.dtype, dev);
     using al = slopes ? Tensor.from(slopes, [c.b, c.h], "float32", dev) : undefined;
     const r = flashAttn(q, k, v, { ...opts, alibiSlopes: al, numSplits: dev === undefined ? undefined : c.numSplits });
+    const kernel = lastKernel();
     const out = r.out.toFloat32Array(), lse = r.lse!.toFloat32Array();
     r.out.dispose();
     r.lse!.dispose();
-    return { out, lse };
+    return { out, lse, kernel };
   };
   return { pr, cpu: on(undefined), gpu: on(0), gpu2: on(0) };
 }
 
 function check(c: Cfg, seed: number) {
   const { pr, cpu, gpu, gpu2 } = run(c, seed);
+  expect(cpu.kernel).toBe("cpu");
+  expect(gpu.kernel).toBe(hopper() && c.sm90 ? "cuda.sm90.fwd" : "cuda.sm80.fwd");
   const want = ref.attention(pr);
   const lp = ref.attentionLowPrecision(pr, c.dtype);
   ref.assertClose(`${name(c)} gpu out`, gpu.out, ref.flat(want.o), ref.flat(lp.o), 2, 1e-5);
@@ -57,12 +66,13 @@ function check(c: Cfg, seed: number) {
 
 describe.skipIf(!hasCuda())("gpu forward vs cpu forward and the f64 oracle", () => {
   const cases: Cfg[] = [
-    { dtype: "bfloat16", b: 2, h: 2, hk: 2, d: 64, dv: 64, sq: 113, sk: 203 },
-    { dtype: "float16", b: 2, h: 4, hk: 2, d: 128, dv: 128, sq: 97, sk: 97, causal: true },
+    { dtype: "bfloat16", b: 2, h: 2, hk: 2, d: 64, dv: 64, sq: 113, sk: 203, sm90: true },
+    { dtype: "float16", b: 2, h: 4, hk: 2, d: 128, dv: 128, sq: 97, sk: 97, causal: true, sm90: true },
     { dtype: "bfloat16", b: 1, h: 3, hk: 1, d: 59, dv: 59, sq: 17, sk: 300, window: [20, 5] },
     { dtype: "float16", b: 1, h: 2, hk: 2, d: 32, dv: 32, sq: 1, sk: 1 },
-    { dtype: "bfloat16", b: 1, h: 2, hk: 2, d: 96, dv: 80, sq: 130, sk: 70, causal: true },
-    { dtype: "float16", b: 1, h: 2, hk: 2, d: 192, dv: 192, sq: 40, sk: 129, softcap: 5 },
+    { dtype: "bfloat16", b: 1, h: 2, hk: 2, d: 96, dv: 80, sq: 130, sk: 70, causal: true, sm90: true },
+    { dtype: "float16", b: 1, h: 2, hk: 2, d: 192, dv: 192, sq: 40, sk: 129, softcap: 5, sm90: true },
+    { dtype: "bfloat16", b: 2, h: 4, hk: 2, d: 256, dv: 256, sq: 300, sk: 517, window: [100, 7], sm90: true },
     { dtype: "bfloat16", b: 2, h: 2, hk: 2, d: 256, dv: 256, sq: 33, sk: 150, alibi: true, causal: true },
     { dtype: "bfloat16", b: 2, h: 3, hk: 3, d: 64, dv: 64, sq: 77, sk: 200, dropoutP: 0.17 },
     { dtype: "bfloat16", b: 1, h: 4, hk: 1, d: 128, dv: 128, sq: 1, sk: 3000, numSplits: 0 },

@@ -28,3 +28,11 @@ import { library } from "./library.ts";
 export function buildInfo() {
   return library().buildInfo;
 }
+
+/**
+ * The kernel path the last libflash call on this thread took ("cuda.sm90.fwd", "cuda.sm80.fwd", "cpu", ...;
+ * "" after a failure). For tests and benchmarks that must know which path ran; the names are informative.
+ */
+export function lastKernel(): string {
+  return library().symbols.flash_last_kernel()?.toString() ?? "";
+}

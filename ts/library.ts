@@ -16,6 +16,7 @@ export const SYMBOLS = {
   flash_status_string: { args: [i32], returns: cstr },
   flash_last_error: { args: [], returns: cstr },
   flash_last_cuda_error: { args: [], returns: i32 },
+  flash_last_kernel: { args: [], returns: cstr },
   flash_fwd_params_init: { args: [ptr], returns: i32 },
   flash_bwd_params_init: { args: [ptr], returns: i32 },
   flash_fwd_workspace_size: { args: [ptr, ptr], returns: i32 },
@@ -70,6 +71,8 @@ export interface BuildInfo {
   cuda_archs: number[];
   cuda_head_dims: number[];
   cuda_runtime: number;
+  /** Forward kernel families compiled in: "sm80" (mma.sync, every GPU) and "sm90" (wgmma + TMA, sm_90a). */
+  cuda_fwd_paths?: string[];
   features: Record<string, { fwd: string[]; kvcache: string[]; bwd: string[] }>;
   dtypes: Record<string, string[]>;
   cpu_simd: string;

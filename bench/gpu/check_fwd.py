@@ -12,6 +12,7 @@ Usage: check_fwd.py [--quick] [--json OUT.json]
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -97,6 +98,9 @@ def ref_seq(q, k, v, *, scale, causal, window, softcap, slope, keep, rp_keep, up
     return o, lse
 
 
+HOPPER = False  # set in main(): an sm_90 GPU and a build with sm_90a kernels
+
+
 class Case:
     def __init__(self, name, **kw):
         self.name, self.kw = name, kw
@@ -168,9 +172,18 @@ def run_case(lib, c, dev, results, repeat_check=True):
     ws_n = lib.workspace_size(p)
     ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
     lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)
+    kernel = lib.last_kernel()
     torch.cuda.synchronize()
     o1, lse1 = o.clone(), lse.clone()
     ok, worst, msgs = True, 0.0, []
+    # Which path must have run: the Hopper kernel takes every problem it covers (hopper/fwd_sm90.cu).
+    aligned = all(t.data_ptr() % 16 == 0 and all(s % 8 == 0 for s in t.stride()[:-1]) for t in (q, k, v, o))
+    sm90_ok = (HOPPER and dropout_p == 0 and not alibi_on and ws_n == 0 and num_splits in (0, 1)
+               and max(d, dv) > 32 and aligned)
+    want = "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
+    if kernel != want:
+        ok = False
+        msgs.append(f"ran {kernel!r}, expected {want!r}")
     rp_keep = 1.0 / (1.0 - float(np.float32(dropout_p))) if dropout_p > 0 else 1.0
     for si in range(nseq):
         q0 = cq[si] if varlen else 0
@@ -230,8 +243,8 @@ def run_case(lib, c, dev, results, repeat_check=True):
         if not same:
             ok = False
             msgs.append("not bitwise repeatable")
-    results.append({"case": c.name, "ok": ok, "worst_ratio": worst, "ws": ws_n, "msgs": msgs})
-    print(f"{'PASS' if ok else 'FAIL'} {c.name} ratio={worst:.3f} {' | '.join(msgs)}", flush=True)
+    results.append({"case": c.name, "ok": ok, "worst_ratio": worst, "ws": ws_n, "kernel": kernel, "msgs": msgs})
+    print(f"{'PASS' if ok else 'FAIL'} {c.name} [{kernel}] ratio={worst:.3f} {' | '.join(msgs)}", flush=True)
     return ok
 
 
@@ -307,6 +320,13 @@ def build_cases(quick):
     cases.append(Case("splits5 causal d64", dtype=dt, b=2, h=2, hk=2, d=64, seqs_q=[77], seqs_k=[1500], num_splits=5, causal=True))
     cases.append(Case("splits3 varlen d128", dtype=dt, b=0, h=2, hk=2, d=128, seqs_q=[1, 30, 5], seqs_k=[900, 300, 2000], varlen=True, num_splits=3))
     cases.append(Case("splits4 local d256", dtype=dt, b=1, h=2, hk=2, d=256, seqs_q=[16], seqs_k=[1200], window=(300, 0), num_splits=4))
+    # Several key blocks per sequence with a partial last one (the Hopper kernel's shifted last box), in
+    # varlen (neighbouring sequences in the same tensor) and dense with sk != sq.
+    cases.append(Case("varlen long d128", dtype=dt, b=0, h=4, hk=2, d=128, seqs_q=[300, 1000, 77], seqs_k=[1500, 129, 900], varlen=True))
+    cases.append(Case("varlen long causal d64", dtype=dt, b=0, h=2, hk=1, d=64, seqs_q=[300, 1000, 77], seqs_k=[1500, 129, 900], varlen=True, causal=True))
+    cases.append(Case("varlen long local d256", dtype=torch.float16, b=0, h=2, hk=2, d=256, seqs_q=[500, 20], seqs_k=[700, 333], varlen=True, window=(100, 30)))
+    cases.append(Case("dense sq1000 sk3000 causal d192", dtype=dt, b=1, h=2, hk=1, d=192, seqs_q=[1000], seqs_k=[3000], causal=True))
+    cases.append(Case("softcap bf16 causal gqa d128", dtype=dt, b=2, h=4, hk=1, d=128, seqs_q=[257], seqs_k=[513], softcap=30.0, causal=True))
     cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))
     return cases
 
@@ -321,6 +341,10 @@ def main():
     args = ap.parse_args()
     lib = Lib(args.lib)
     print(lib.build_info())
+    global HOPPER
+    HOPPER = (torch.cuda.get_device_capability() == (9, 0) and 90 in json.loads(lib.build_info())["cuda_archs"]
+              and os.environ.get("FLASH_SM90") != "0")
+    print(f"Hopper path expected for eligible cases: {HOPPER}")
     dev = torch.device("cuda")
     results = []
     t0 = time.time()

@@ -31,6 +31,7 @@ class Lib:
         lib.flash_params_sizeof.restype = ctypes.c_uint64
         lib.flash_params_sizeof.argtypes = [ctypes.c_int32]
         lib.flash_last_error.restype = ctypes.c_char_p
+        lib.flash_last_kernel.restype = ctypes.c_char_p
         lib.flash_build_info.restype = ctypes.c_char_p
         lib.flash_status_string.restype = ctypes.c_char_p
         lib.flash_status_string.argtypes = [ctypes.c_int32]
@@ -70,6 +71,10 @@ class Lib:
             if getattr(S, fname).offset != off:
                 raise FlashError(f"layout: {fname} at {getattr(S, fname).offset}, library says {off}")
         return S
+
+    def last_kernel(self):
+        """The kernel path of this thread's last call ("cuda.sm90.fwd", "cuda.sm80.fwd", ...)."""
+        return self.lib.flash_last_kernel().decode()
 
     def build_info(self):
         return self.lib.flash_build_info().decode()

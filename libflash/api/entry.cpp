@@ -46,11 +46,12 @@ struct Backend {
 #ifdef FLASH_WITH_CUDA_KERNELS
     uint64_t (*cuda_size)(const Problem&);
     int32_t (*cuda_run)(const Problem&, void*, uint64_t, void*);
+    const char* cuda_kernel; // flash_last_kernel() unless the backend names a more specific path
 #endif
 };
 
 #ifdef FLASH_WITH_CUDA_KERNELS
-#define FLASH_BACKEND(fn) {cpu::fn##_workspace_size, cpu::fn, cuda::fn##_workspace_size, cuda::fn}
+#define FLASH_BACKEND(fn) {cpu::fn##_workspace_size, cpu::fn, cuda::fn##_workspace_size, cuda::fn, "cuda." #fn}
 #else
 #define FLASH_BACKEND(fn) {cpu::fn##_workspace_size, cpu::fn}
 #endif
@@ -89,10 +90,14 @@ int32_t run(const char* name, const Backend<Problem>& be, const Problem& p, void
     if (device_of(p) == FLASH_DEVICE_CUDA) {
         DeviceGuard g;
         if (int32_t st = g.enter(device_id_of(p))) return st;
-        return be.cuda_run(p, ws, bytes, stream);
+        const int32_t st = be.cuda_run(p, ws, bytes, stream);
+        if (st == FLASH_OK && !*last_kernel()) set_kernel(be.cuda_kernel);
+        return st;
     }
 #endif
-    return be.cpu_run(p, ws, bytes);
+    const int32_t st = be.cpu_run(p, ws, bytes);
+    if (st == FLASH_OK) set_kernel("cpu");
+    return st;
 }
 
 int32_t null_out(const char* name, const void* out) {

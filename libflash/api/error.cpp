@@ -7,6 +7,7 @@ namespace flash {
 namespace {
 thread_local char t_message[1024] = "";
 thread_local int32_t t_cuda_error = 0;
+thread_local const char* t_kernel = "";
 } // namespace
 
 int32_t set_error(int32_t code, const char* fmt, ...) {
@@ -28,7 +29,12 @@ int32_t set_cuda_error(int32_t cuda_error, const char* cuda_message, const char*
 void clear_error() {
     t_message[0] = '\0';
     t_cuda_error = 0;
+    t_kernel = "";
 }
+
+void set_kernel(const char* name) { t_kernel = name ? name : ""; }
+
+const char* last_kernel() { return t_kernel; }
 
 } // namespace flash
 
@@ -52,5 +58,7 @@ FLASH_API const char* flash_status_string(int32_t status) {
 FLASH_API const char* flash_last_error(void) { return flash::t_message; }
 
 FLASH_API int32_t flash_last_cuda_error(void) { return flash::t_cuda_error; }
+
+FLASH_API const char* flash_last_kernel(void) { return flash::t_kernel; }
 
 } // extern "C"

@@ -18,4 +18,9 @@ int32_t set_cuda_error(int32_t cuda_error, const char* cuda_message, const char*
 
 void clear_error();
 
+// The kernel path of the current call (flash_last_kernel): a static string, set by the backend that ran it;
+// clear_error() resets it, so a failed or not-yet-run call reports "".
+void set_kernel(const char* name);
+const char* last_kernel();
+
 } // namespace flash

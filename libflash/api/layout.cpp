@@ -74,6 +74,11 @@ FLASH_API const char* flash_build_info(void) {
         s += ",\"cuda_head_dims\":";
         s += flash::cuda::compiled_head_dims_json();
         s += ",\"cuda_runtime\":" + std::to_string(CUDART_VERSION);
+#ifdef FLASH_HAS_SM90A
+        s += ",\"cuda_fwd_paths\":[\"sm80\",\"sm90\"]"; // sm90: wgmma + TMA, taken on sm_90 GPUs
+#else
+        s += ",\"cuda_fwd_paths\":[\"sm80\"]";
+#endif
         s += ",\"features\":{\"cuda\":{\"fwd\":[\"causal\",\"local\",\"alibi\",\"softcap\",\"dropout\",\"gqa\","
              "\"varlen\",\"lse\",\"split_kv\"],"
              "\"kvcache\":[\"append\",\"rotary\",\"paged\",\"leftpad\",\"cache_batch_idx\",\"split_kv\",\"gqa\","

@@ -13,6 +13,7 @@
 #include "device_info.h"
 #include "fwd_config.h"
 #include "fwd_launch.h"
+#include "hopper/fwd_sm90.h"
 
 #ifndef FLASH_HEAD_DIMS_JSON
 #define FLASH_HEAD_DIMS_JSON "[]"
@@ -166,6 +167,10 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     if (plan.acc_rows > INT32_MAX)
         return set_error(FLASH_ERROR_UNSUPPORTED, "split-KV rows %lld exceed 2^31", (long long)plan.acc_rows);
 
+    // The Hopper path takes what it covers; the rest runs below.
+    bool taken = false;
+    if (int32_t st = sm90::try_fwd(p, k, plan.num_splits, stream, &taken); taken || st != FLASH_OK) return st;
+
     const bool full = p.softcap > 0.f || p.alibi != nullptr || dropout;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
     const bool bf16 = p.dtype == DType::BF16;
@@ -205,8 +210,9 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     }
 #undef FLASH_FWD_CASE
     if (st != FLASH_OK) return st;
-    if (plan.num_splits > 1) return run_fwd_combine(k, plan.dim, bf16, stream);
-    return FLASH_OK;
+    if (plan.num_splits > 1) st = run_fwd_combine(k, plan.dim, bf16, stream);
+    if (st == FLASH_OK) set_kernel("cuda.sm80.fwd");
+    return st;
 }
 
 const char* compiled_archs_json() {

@@ -27,3 +27,6 @@ include(${CMAKE_CURRENT_LIST_DIR}/kvcache/sources.cmake)
 
 # Backward (flash_bwd, issue 6): host side and per-head-dim instantiations.
 include(${CMAKE_CURRENT_LIST_DIR}/bwd/sources.cmake)
+
+# Hopper forward (issue 7): sm_90a only.
+include(${CMAKE_CURRENT_LIST_DIR}/hopper/sources.cmake)

@@ -1,0 +1,121 @@
+// Host side of the Hopper forward: which problems take it, the tensor maps, the instantiation switch.
+// Everything this path does not cover returns *taken = false and runs on the sm80 kernel instead, so the
+// user never picks a path (flash_last_kernel() says which one ran).
+#include "fwd_sm90.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "api/error.h"
+#include "../device_info.h"
+#include "fwd_sm90_config.h"
+#include "tensor_map.h"
+
+namespace flash::cuda::sm90 {
+
+namespace {
+
+bool compiled(int dim) {
+    switch (dim) {
+#ifdef FLASH_HDIM_64
+    case 64: return true;
+#endif
+#ifdef FLASH_HDIM_128
+    case 128: return true;
+#endif
+#ifdef FLASH_HDIM_192
+    case 192: return true;
+#endif
+#ifdef FLASH_HDIM_256
+    case 256: return true;
+#endif
+    default: return false;
+    }
+}
+
+// FLASH_SM90=0 in the environment keeps every forward on the sm80 kernel (A/B comparisons, bisecting).
+bool disabled_by_env() {
+    static const bool off = [] {
+        const char* e = std::getenv("FLASH_SM90");
+        return e && std::strcmp(e, "0") == 0;
+    }();
+    return off;
+}
+
+} // namespace
+
+int block_m(int dim, bool masked) { return 64 * sm90_tile(dim, masked).consumers; }
+
+int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, cudaStream_t stream, bool* taken) {
+    *taken = false;
+#ifndef FLASH_HAS_SM90A
+    (void)p, (void)k, (void)num_splits, (void)stream;
+    return FLASH_OK;
+#else
+    if (disabled_by_env() || num_splits != 1 || p.dropout.p > 0.f || p.alibi != nullptr) return FLASH_OK;
+    const int dim = sm90_dim(std::max(p.d, p.dv));
+    if (dim == 0 || !compiled(dim)) return FLASH_OK;
+    if (!(k.aligned_q && k.aligned_k && k.aligned_v && k.aligned_o)) return FLASH_OK;
+    DevInfo di;
+    if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
+    if (di.major != 9 || di.minor != 0) return FLASH_OK;
+    const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
+    const Sm90Tile t = sm90_tile(dim, masked);
+    const int bm = 64 * t.consumers;
+
+    Sm90Params sp;
+    std::memset(&sp, 0, sizeof sp);
+    sp.f = k;
+    const bool bf16 = p.dtype == DType::BF16;
+    const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
+    // Varlen K has no host-known total length: the kernel never reads past a sequence's last key (its last
+    // box ends there), so the row extent only has to be large enough.
+    const TensorView qv{p.q, uint64_t(p.d), uint64_t(vq ? p.total_q : p.seqlen_q), uint64_t(p.h),
+                        uint64_t(vq ? 1 : p.b), p.sq_.row, p.sq_.head, p.sq_.batch};
+    const uint64_t krows = vk ? uint64_t(INT_MAX) : uint64_t(p.seqlen_k);
+    const TensorView kv{p.k, uint64_t(p.d), krows, uint64_t(p.hk), uint64_t(vk ? 1 : p.b), p.sk_.row, p.sk_.head,
+                        p.sk_.batch};
+    const TensorView vv{p.v, uint64_t(p.dv), krows, uint64_t(p.hk), uint64_t(vk ? 1 : p.b), p.sv_.row, p.sv_.head,
+                        p.sv_.batch};
+    if (make_tensor_map(&sp.tm_q, qv, bf16, 64, uint32_t(bm)) != FLASH_OK ||
+        make_tensor_map(&sp.tm_k, kv, bf16, 64, uint32_t(t.block_n)) != FLASH_OK ||
+        make_tensor_map(&sp.tm_v, vv, bf16, 64, uint32_t(t.block_n)) != FLASH_OK) {
+        clear_error(); // an unusual stride the copy engine cannot describe: the sm80 kernel takes it
+        return FLASH_OK;
+    }
+    const dim3 grid(unsigned((p.seqlen_q + bm - 1) / bm), unsigned(p.h), unsigned(p.b));
+    const bool softcap = p.softcap > 0.f;
+    int32_t st = FLASH_ERROR_INTERNAL;
+#define FLASH_SM90_CASE(D)                                                                                 \
+    case D:                                                                                                \
+        st = bf16 ? (masked ? run_fwd_sm90<true, D, true>(sp, grid, softcap, stream)                       \
+                            : run_fwd_sm90<true, D, false>(sp, grid, softcap, stream))                     \
+                  : (masked ? run_fwd_sm90<false, D, true>(sp, grid, softcap, stream)                      \
+                            : run_fwd_sm90<false, D, false>(sp, grid, softcap, stream));                   \
+        break;
+    switch (dim) {
+#ifdef FLASH_HDIM_64
+        FLASH_SM90_CASE(64)
+#endif
+#ifdef FLASH_HDIM_128
+        FLASH_SM90_CASE(128)
+#endif
+#ifdef FLASH_HDIM_192
+        FLASH_SM90_CASE(192)
+#endif
+#ifdef FLASH_HDIM_256
+        FLASH_SM90_CASE(256)
+#endif
+    default:
+        return FLASH_OK;
+    }
+#undef FLASH_SM90_CASE
+    *taken = true;
+    if (st == FLASH_OK) set_kernel("cuda.sm90.fwd");
+    return st;
+#endif
+}
+
+} // namespace flash::cuda::sm90

@@ -1,0 +1,32 @@
+// The Hopper forward path (sm_90a): entry from the forward dispatcher and the per-instantiation launcher.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "api/problem.h"
+#include "../fwd_params.h"
+
+namespace flash::cuda::sm90 {
+
+// Kernel parameters: the forward's parameter block plus the three tensor maps (64-byte aligned by type).
+struct Sm90Params {
+    FwdParams f;
+    CUtensorMap tm_q, tm_k, tm_v;
+};
+
+// Runs p on the Hopper kernel when it applies (sm_90 device, sm_90a compiled, no dropout / ALiBi / split,
+// TMA-compatible strides, ...): *taken = true and the launch status. Otherwise *taken = false, nothing is
+// launched, and the caller runs the sm80 kernel. `k` is the forward's complete parameter block.
+int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, cudaStream_t stream, bool* taken);
+
+// Defined in hopper/generated/fwd_sm90_*.cu. grid = (m blocks, h, b).
+template <bool kBf16, int kD, bool kMasked>
+int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream);
+
+// Query rows per CTA of the instantiation (for the grid).
+int block_m(int dim, bool masked);
+
+} // namespace flash::cuda::sm90

@@ -1,0 +1,45 @@
+// The Hopper forward's tile table: one row per (head dim, window). Changes speed only (summation order);
+// what changes results (dtype, head dim, mask, softcap) is in the template arguments, not here.
+// Read by the host (hopper/fwd_sm90.cu) and by the kernel (hopper/fwd_sm90_kernel.cuh).
+#pragma once
+
+namespace flash::cuda::sm90 {
+
+struct Sm90Tile {
+    int d;         // instantiated head dim (Q/K and V/O; any d, dv <= it runs on it, TMA zero-fills the rest)
+    int masked;    // 0: no window; 1: causal / local
+    int consumers; // consumer warpgroups, 64 query rows each: block_m = 64 * consumers
+    int block_n;   // keys per K/V stage (the N of S = Q K^T, a multiple of 16)
+    int stages;    // K/V ring depth
+    bool overlap;  // intra-warpgroup overlap: softmax of block j runs while P V of block j-1 is on the tensor cores
+    int reg_producer, reg_consumer; // setmaxnreg targets; 128*(p + consumers*c) <= 65536
+};
+
+// Shared memory: Q 128*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer thread:
+// S block_n/2 + O d/2 + P block_n/4 (+ the next S while overlapping). Alternatives tried are in bench/NOTES.md
+// ("Hopper forward").
+constexpr Sm90Tile kSm90Tiles[] = {
+    //  d  mask cons  bn  st  overlap  regs
+    {64, 0, 2, 128, 2, true, 24, 240},
+    {64, 1, 2, 128, 2, true, 24, 240},
+    {128, 0, 2, 128, 2, true, 24, 240},
+    {128, 1, 2, 128, 2, true, 24, 240},
+    {192, 0, 2, 112, 2, true, 24, 240},
+    {192, 1, 2, 112, 2, true, 24, 240},
+    {256, 0, 2, 80, 2, true, 24, 240},
+    {256, 1, 2, 80, 2, true, 24, 240},
+};
+
+constexpr Sm90Tile sm90_tile(int d, bool masked) {
+    for (const Sm90Tile& t : kSm90Tiles)
+        if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
+    return Sm90Tile{0, 0, 0, 0, 0, false, 0, 0};
+}
+
+// The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,
+// whose d32 tile wastes no MMA work).
+constexpr int sm90_dim(int d_max) {
+    return d_max <= 32 ? 0 : d_max <= 64 ? 64 : d_max <= 128 ? 128 : d_max <= 192 ? 192 : d_max <= 256 ? 256 : 0;
+}
+
+} // namespace flash::cuda::sm90

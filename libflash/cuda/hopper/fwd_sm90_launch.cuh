@@ -1,0 +1,29 @@
+// The body of run_fwd_sm90, included by the generated instantiation files only.
+#pragma once
+
+#include <atomic>
+
+#include "../smem_optin.h"
+#include "fwd_sm90_kernel.cuh"
+
+namespace flash::cuda::sm90 {
+
+template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap>
+int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
+    auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap>;
+    static std::atomic<uint64_t> configured{0};
+    if (int32_t st = ensure_smem_optin(kernel, Cfg::kSmem, configured, "cudaFuncSetAttribute(sm90 fwd smem)")) return st;
+    kernel<<<grid, Cfg::kThreads, Cfg::kSmem, stream>>>(p);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "sm90 fwd kernel launch");
+    return FLASH_OK;
+}
+
+template <bool kBf16, int kD, bool kMasked>
+int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream) {
+    using Cfg = Sm90Cfg<kD, kMasked>;
+    if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true>(p, grid, stream);
+    return launch_fwd_sm90<Cfg, kBf16, kMasked, false>(p, grid, stream);
+}
+
+} // namespace flash::cuda::sm90

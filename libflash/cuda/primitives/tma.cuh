@@ -1,0 +1,48 @@
+// TMA: cp.async.bulk.tensor tile loads (sm90+), completing on an mbarrier.
+//
+// Contract: `map` is a CUtensorMap built on the host (libflash/cuda/hopper/tensor_map.h) and passed to the
+// kernel as (part of) a __grid_constant__ parameter, so its address is a parameter-space address the copy
+// engine can read. tma_load_4d() copies the box at element coordinates (c0 innermost, c1, c2, c3) into
+// shared memory at `dst` (aligned to 1024 bytes for 128-byte swizzle, the swizzle being a function of the
+// address bits 4-9), with the map's swizzle applied; elements outside the tensor's extents are written as
+// zeros and still count toward the transaction bytes. It completes `bar`'s transaction count by the box's
+// full byte size. Issue from one thread.
+#pragma once
+
+#include <cuda.h>
+
+#include "arch.cuh"
+
+namespace flash::cuda::prim {
+
+FLASH_DEVICE void tma_prefetch_map(const CUtensorMap* map) {
+#if FLASH_SM90_OR_NEWER
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+#else
+    FLASH_ARCH_TRAP();
+#endif
+}
+
+FLASH_DEVICE void tma_load_4d(uint32_t dst, const CUtensorMap* map, uint32_t bar, int c0, int c1, int c2, int c3) {
+#if FLASH_SM90_OR_NEWER
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, "
+        "%6}], [%2];\n" ::"r"(dst),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+        : "memory");
+#else
+    FLASH_ARCH_TRAP();
+#endif
+}
+
+// Shared memory written by ordinary stores and read next by the async proxy (wgmma operands, TMA stores)
+// needs this fence in each writing thread before the barrier that publishes it.
+FLASH_DEVICE void fence_proxy_async_smem() {
+#if FLASH_SM90_OR_NEWER
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#else
+    FLASH_ARCH_TRAP();
+#endif
+}
+
+} // namespace flash::cuda::prim
