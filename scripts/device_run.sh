@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build libflash on the GPU machine, run the CUDA forward checks and the side-by-side benchmark.
-# Usage: scripts/device_run.sh [all|check|sanitize|bench|quick] [extra args for peers.py]
+# Usage: scripts/device_run.sh [all|check|sanitize|bench|quick|tune|tune90] [extra args for peers.py]
 # Writes under $OUT (default ./device-out): build.log, check.log/.json, sanitize.log, peers.{json,md,png}.
 # Prints a short table last.
 set -uo pipefail
@@ -17,6 +17,47 @@ if [ -z "$ARCH" ]; then
   ARCH=$cc; [ "$cc" = "90" ] && ARCH=90a
 fi
 HD=${FLASH_HEAD_DIMS:-32;64;96;128;192;256}
+if [ "$MODE" = tune90 ]; then
+  # TUNE90="D:CONS:BN:ST:OV:PP:RP:RC ..." -- Hopper forward tile candidates (hopper/fwd_sm90_config.h), one
+  # build each (that head dim only, in parallel), then libflash-only timings (bf16), then SDPA once per dim.
+  SEQ=${TUNE_SEQLENS:-1024,4096,16384}
+  i=0; pids=""
+  for v in $TUNE90; do
+    IFS=: read -r d co bn st ov pp rp rc <<< "$v"
+    fl="-DFLASH_SM90_TUNE_D=$d -DFLASH_SM90_TUNE_CONS=$co -DFLASH_SM90_TUNE_BN=$bn -DFLASH_SM90_TUNE_ST=$st"
+    fl="$fl -DFLASH_SM90_TUNE_OV=$ov -DFLASH_SM90_TUNE_PP=$pp -DFLASH_SM90_TUNE_RP=$rp -DFLASH_SM90_TUNE_RC=$rc -Xptxas=-v"
+    ( cmake -S . -B build-t90-$i -G Ninja -DFLASH_CUDA=ON -DFLASH_CUDA_ARCHS=90a "-DFLASH_HEAD_DIMS=$d" \
+        "-DCMAKE_CUDA_FLAGS=$fl" > /dev/null && cmake --build build-t90-$i -j8 ) > "/tmp/t90-build-$i.log" 2>&1 &
+    pids="$pids $!"; i=$((i+1))
+  done
+  wait $pids
+  i=0; dims=""
+  for v in $TUNE90; do
+    d=${v%%:*}
+    regs=$(grep -A2 "fwd_sm90_kernel" /tmp/t90-build-$i.log | grep -oE "Used [0-9]+ registers|[0-9]+ bytes spill stores" | sort | uniq -c | tr '\n' ' ')
+    echo "== $v  $regs" | tee -a "$OUT/tune.log"
+    python3 bench/peers.py --lib build-t90-$i/libflash.so --out /tmp/t90-$i --no-peers --dtypes bf16 --hdims $d \
+      --seqlens $SEQ --tag "$v" 2>&1 | grep '^{' >> "$OUT/tune.log"
+    case " $dims " in *" $d:"*) ;; *) dims="$dims $d:$i";; esac
+    i=$((i+1))
+  done
+  for di in $dims; do
+    python3 bench/peers.py --lib build-t90-${di##*:}/libflash.so --out /tmp/t90-base --dtypes bf16 --hdims ${di%%:*} \
+      --seqlens $SEQ --tag base 2>&1 | grep '^{' >> "$OUT/tune.log" || true
+  done
+  python3 - "$OUT/tune.log" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+base = {(r["hdim"], r["causal"], r["seqlen"]): r for r in rows if r["tag"] == "base"}
+print("| variant | causal | seqlen | libflash | FA2 | cuDNN | /cuDNN |")
+for r in rows:
+    if r["tag"] == "base": continue
+    b = base.get((r["hdim"], r["causal"], r["seqlen"]), {})
+    t, c = r.get("libflash_tflops", float("nan")), b.get("sdpa_cudnn_tflops") or float("nan")
+    print(f"| {r['tag']} | {int(r['causal'])} | {r['seqlen']} | {t:.1f} | {b.get('sdpa_flash_tflops') or float('nan'):.1f} | {c:.1f} | {t / c:.2f} |")
+PY
+  exit 0
+fi
 if [ "$MODE" = tune ]; then
   # TUNE="D:BM:BN:W:ST:CTA ..." -- one build per candidate row of fwd_config.h (its head dim only), built in
   # parallel, then libflash-only timings (bf16) per candidate and one SDPA baseline per head dim.

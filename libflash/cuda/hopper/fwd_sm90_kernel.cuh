@@ -11,6 +11,8 @@
 //   of O += P V (wgmma RS form, V read MN-major), deferred 1/l, natural-log LSE.
 // - kOverlap (config): the P V of key block j-1 stays on the tensor cores while the softmax of block j runs
 //   (FA3's intra-warpgroup overlap); the O rescale waits until that P V has retired.
+// - kPingpong (config): the two consumer warpgroups take turns issuing their GEMMs (named barriers), so the
+//   softmax of one runs while the tensor cores work for the other.
 // Key blocks are visited from the last to the first, so the blocks that need a mask (sequence end, causal
 // diagonal) come first; blocks wholly outside the window are skipped. The last, partial key block is loaded
 // with its box ending at the sequence's last key (origin sk - block_n, TMA zero-fills negative rows), so a
@@ -49,6 +51,7 @@ struct Sm90Cfg {
     static constexpr int kBN = kTile.block_n;
     static constexpr int kStages = kTile.stages;
     static constexpr bool kOverlap = kTile.overlap;
+    static constexpr bool kPingpong = kTile.pingpong;
     static constexpr int kRegP = kTile.reg_producer, kRegC = kTile.reg_consumer;
     static constexpr int kThreads = 128 * (kCons + 1);
     static constexpr int kCB = kD / 64;               // 64-element (128-byte) column blocks of a row
@@ -61,6 +64,7 @@ struct Sm90Cfg {
     static_assert(kSmem <= 227 * 1024, "shared memory");
     static_assert(128 * (kRegP + kCons * kRegC) <= 65536, "register budget");
     static_assert((kBN * 128) % 1024 == 0, "block_n must keep column blocks 1024-byte aligned");
+    static_assert(!kPingpong || kCons == 2, "ping-pong needs two consumer warpgroups");
 };
 
 template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap>
@@ -206,6 +210,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         }
         wgmma_commit();
     };
+    // Ping-pong: consumer c issues its GEMMs only after the other one has issued its own (named barrier
+    // kSched + c, 256 threads: this warpgroup's 128 syncing + the other's 128 arriving). Consumer 1 hands
+    // the first turn to consumer 0; consumer 0 takes one extra turn at the end, so every arrive is consumed.
+    constexpr int kSched = 1 + Cfg::kCons; // ids 1 .. kCons are the epilogue barriers
+    auto sched_wait = [&]() {
+        if constexpr (Cfg::kPingpong) named_barrier_sync(kSched + cw, 256);
+    };
+    auto sched_pass = [&]() {
+        if constexpr (Cfg::kPingpong) named_barrier_arrive(kSched + (1 - cw), 256);
+    };
+    if (cw == 1) sched_pass();
+
     auto fence_p = [&]() {
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) fence_operand(pf[kk]);
@@ -293,7 +309,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if constexpr (Cfg::kOverlap) {
             float alpha[2];
             mbar_wait(k_full(0), 0);
+            sched_wait();
             issue_s(0);
+            sched_pass();
             wgmma_wait<0>();
             fence_operand(s);
             mbar_arrive(k_empty(0));
@@ -303,9 +321,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const int st = j % S, pst = (j - 1) % S;
                 const uint32_t ph = (j / S) & 1, pph = ((j - 1) / S) & 1;
                 mbar_wait(k_full(st), ph);
-                issue_s(st);
                 mbar_wait(v_full(pst), pph);
+                sched_wait();
+                issue_s(st);
                 issue_pv(pst);
+                sched_pass();
                 wgmma_wait<1>();
                 fence_operand(s);
                 mbar_arrive(k_empty(st));
@@ -330,7 +350,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const uint32_t ph = (j / S) & 1;
                 float alpha[2];
                 mbar_wait(k_full(st), ph);
+                sched_wait();
                 issue_s(st);
+                sched_pass();
                 wgmma_wait<0>();
                 fence_operand(s);
                 mbar_arrive(k_empty(st));
@@ -346,6 +368,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             }
         }
     }
+
+    if (cw == 0) sched_wait(); // consume consumer 1's last hand-over (a barrier left half-arrived at exit)
 
     // ---- epilogue: deferred 1/l, LSE (natural log), O through this warpgroup's own rows of sQ ----
 #pragma unroll
