@@ -46,8 +46,6 @@ bool disabled_by_env() {
 
 } // namespace
 
-int block_m(int dim, bool masked) { return 64 * sm90_tile(dim, masked).consumers; }
-
 int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, cudaStream_t stream, bool* taken) {
     *taken = false;
 #ifndef FLASH_HAS_SM90A
@@ -85,7 +83,12 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, cudaStr
         clear_error(); // an unusual stride the copy engine cannot describe: the sm80 kernel takes it
         return FLASH_OK;
     }
-    const dim3 grid(unsigned((p.seqlen_q + bm - 1) / bm), unsigned(p.h), unsigned(p.b));
+    sp.m_blocks = (p.seqlen_q + bm - 1) / bm;
+    const int64_t tiles = int64_t(sp.m_blocks) * p.h * p.b;
+    if (tiles > INT_MAX) return FLASH_OK;
+    // Persistent: one CTA per SM (a CTA fills an SM's shared memory) striding over the tiles, so the next
+    // tile's loads overlap this one's epilogue; otherwise one CTA per tile.
+    const dim3 grid(unsigned(t.persistent ? std::min<int64_t>(tiles, di.sms) : tiles));
     const bool softcap = p.softcap > 0.f;
     int32_t st = FLASH_ERROR_INTERNAL;
 #define FLASH_SM90_CASE(D)                                                                                 \

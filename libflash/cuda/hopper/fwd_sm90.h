@@ -15,6 +15,7 @@ namespace flash::cuda::sm90 {
 struct Sm90Params {
     FwdParams f;
     CUtensorMap tm_q, tm_k, tm_v;
+    int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then head, then batch
 };
 
 // Runs p on the Hopper kernel when it applies (sm_90 device, sm_90a compiled, no dropout / ALiBi / split,
@@ -22,11 +23,8 @@ struct Sm90Params {
 // launched, and the caller runs the sm80 kernel. `k` is the forward's complete parameter block.
 int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, cudaStream_t stream, bool* taken);
 
-// Defined in hopper/generated/fwd_sm90_*.cu. grid = (m blocks, h, b).
+// Defined in hopper/generated/fwd_sm90_*.cu. grid.x CTAs stride over the m_blocks * h * b tiles.
 template <bool kBf16, int kD, bool kMasked>
 int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream);
-
-// Query rows per CTA of the instantiation (for the grid).
-int block_m(int dim, bool masked);
 
 } // namespace flash::cuda::sm90

@@ -14,6 +14,7 @@ struct Sm90Tile {
     bool overlap;  // intra-warpgroup overlap: softmax of block j runs while P V of block j-1 is on the tensor cores
     bool pingpong; // two consumer warpgroups take turns issuing their GEMMs, so one's softmax hides under the
                    // other's GEMMs (FA3's warp-scheduler barriers); needs consumers == 2
+    bool persistent; // one CTA per SM striding over the tiles (else one CTA per tile)
     int reg_producer, reg_consumer; // setmaxnreg targets; 128*(p + consumers*c) <= 65536
 };
 
@@ -21,15 +22,15 @@ struct Sm90Tile {
 // S block_n/2 + O d/2 + P block_n/4 (+ the next S while overlapping). Alternatives tried are in bench/NOTES.md
 // ("Hopper forward").
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  mask cons  bn  st  overlap pingpong regs
-    {64, 0, 2, 128, 2, true, true, 24, 240},
-    {64, 1, 2, 128, 2, true, true, 24, 240},
-    {128, 0, 2, 128, 2, true, true, 24, 240},
-    {128, 1, 2, 128, 2, true, true, 24, 240},
-    {192, 0, 2, 112, 2, true, false, 24, 240},
-    {192, 1, 2, 112, 2, true, false, 24, 240},
-    {256, 0, 2, 80, 2, true, false, 24, 240},
-    {256, 1, 2, 80, 2, true, false, 24, 240},
+    //  d  mask cons  bn  st  overlap pingpong persist regs
+    {64, 0, 2, 128, 2, true, true, true, 32, 240},
+    {64, 1, 2, 128, 2, true, true, true, 32, 240},
+    {128, 0, 2, 128, 2, true, true, true, 32, 240},
+    {128, 1, 2, 128, 2, true, true, true, 32, 240},
+    {192, 0, 2, 112, 2, true, false, true, 32, 240},
+    {192, 1, 2, 112, 2, true, false, true, 32, 240},
+    {256, 0, 2, 80, 2, true, false, true, 32, 240},
+    {256, 1, 2, 80, 2, true, false, true, 32, 240},
 };
 
 constexpr Sm90Tile sm90_tile(int d, bool masked) {
@@ -37,12 +38,12 @@ constexpr Sm90Tile sm90_tile(int d, bool masked) {
     // Tuning builds only (scripts/device_run.sh tune90): one head dim's rows replaced from the command line.
     if (d == FLASH_SM90_TUNE_D)
         return Sm90Tile{FLASH_SM90_TUNE_D, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
-                        FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0, FLASH_SM90_TUNE_RP,
-                        FLASH_SM90_TUNE_RC};
+                        FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
+                        FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, false, false, 0, 0};
+    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, 0, 0};
 }
 
 // The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,

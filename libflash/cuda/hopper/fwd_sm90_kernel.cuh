@@ -1,8 +1,9 @@
 // FlashAttention forward for Hopper (sm_90a): TMA loads, wgmma, warp specialization.
 //
-// One CTA = one (query block of 64 * consumers rows, head, batch), 128 * (consumers + 1) threads:
-// - warpgroup 0 is the producer: after dropping to a few registers (setmaxnreg), one thread loads the Q tile
-//   once and streams K and V tiles through a `stages`-deep ring with TMA; each slot has a "full" mbarrier
+// A CTA of 128 * (consumers + 1) threads works through query tiles of 64 * consumers rows of one (head,
+// batch) each -- persistently, one CTA per SM striding over the tiles, or one tile per CTA (config):
+// - warpgroup 0 is the producer: after dropping to a few registers (setmaxnreg), one thread loads each
+//   tile's Q (once the consumers have released the previous one) and streams K and V tiles through a `stages`-deep ring with TMA; each slot has a "full" mbarrier
 //   (completed by the copy's transaction bytes) and an "empty" one (completed when every consumer thread has
 //   released the slot), separately for K and V so that S = Q K^T starts before V has landed.
 // - warpgroups 1.. are consumers, 64 query rows each, with the registers the producer gave up: S = Q K^T by
@@ -33,7 +34,6 @@
 #include "../primitives/fragment.cuh"
 #include "../primitives/ldmatrix.cuh"
 #include "../primitives/mbarrier.cuh"
-#include "../primitives/smem_io.cuh"
 #include "../primitives/tma.cuh"
 #include "../primitives/warpgroup.cuh"
 #include "../primitives/wgmma.cuh"
@@ -67,6 +67,61 @@ struct Sm90Cfg {
     static_assert(!kPingpong || kCons == 2, "ping-pong needs two consumer warpgroups");
 };
 
+// One work tile's geometry (api/seqinfo.h, as in fwd_kernel.cuh). Tiles are numbered m block fastest (the
+// CTAs working at one time share a head's K/V in L2), causal m blocks heaviest first, then head, then batch.
+struct TileGeom {
+    int m0, hi, bi, hki, sq, sk, n_begin, n_end, ntiles;
+    int64_t q_row0, k_row0, diag;
+    bool skip; // the m block starts past this sequence's query rows
+};
+
+template <int BM, int BN, bool kMasked>
+__device__ __forceinline__ TileGeom tile_geom(const FwdParams& p, int m_blocks, int tile) {
+    TileGeom t;
+    const int per_b = m_blocks * p.h;
+    t.bi = tile / per_b;
+    const int rem = tile - t.bi * per_b;
+    t.hi = rem / m_blocks;
+    const int mb_raw = rem - t.hi * m_blocks;
+    const int m_block = kMasked ? m_blocks - 1 - mb_raw : mb_raw;
+    t.hki = t.hi / p.group;
+    t.q_row0 = 0;
+    t.sq = p.seqlen_q;
+    if (p.cu_seqlens_q) {
+        t.q_row0 = p.cu_seqlens_q[t.bi];
+        t.sq = p.cu_seqlens_q[t.bi + 1] - p.cu_seqlens_q[t.bi];
+    }
+    if (p.seqused_q) t.sq = p.seqused_q[t.bi];
+    const int leftpad = p.leftpad_k ? p.leftpad_k[t.bi] : 0;
+    t.k_row0 = 0;
+    int kend = p.seqlen_k;
+    if (p.cu_seqlens_k) {
+        t.k_row0 = p.cu_seqlens_k[t.bi];
+        kend = p.cu_seqlens_k[t.bi + 1] - p.cu_seqlens_k[t.bi];
+    }
+    if (p.seqused_k) kend = p.seqused_k[t.bi];
+    t.k_row0 += leftpad;
+    t.sk = kend - leftpad;
+    t.m0 = m_block * BM;
+    t.skip = t.m0 >= t.sq;
+    t.diag = int64_t(t.sk) - t.sq;
+    t.n_end = (t.sk + BN - 1) / BN;
+    t.n_begin = 0;
+    if constexpr (kMasked) {
+        if (p.win_right >= 0) {
+            const int64_t lim = int64_t(t.m0) + BM - 1 + t.diag + p.win_right + 1; // one past the last visible key
+            const int64_t nb = lim <= 0 ? 0 : (lim + BN - 1) / BN;
+            if (nb < t.n_end) t.n_end = int(nb);
+        }
+        if (p.win_left >= 0) {
+            const int64_t lo = int64_t(t.m0) + t.diag - p.win_left; // first visible key of the first row
+            if (lo > 0) t.n_begin = int(lo / BN < t.n_end ? lo / BN : t.n_end);
+        }
+    }
+    t.ntiles = t.n_end > t.n_begin ? t.n_end - t.n_begin : 0;
+    return t;
+}
+
 template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid_constant__ Sm90Params P) {
 #if FLASH_SM90A
@@ -75,66 +130,27 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     constexpr int kNT = BN / 8; // n8 column tiles of S
     constexpr float kLn2 = 0.6931471805599453f;
     const FwdParams& p = P.f;
+    const int total_tiles = P.m_blocks * p.h * p.b;
 
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = smem_u32addr(smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
-    const uint32_t bar_q = base;
-    auto k_full = [&](int s) { return base + 8u * (1 + s); };
-    auto k_empty = [&](int s) { return base + 8u * (1 + S + s); };
-    auto v_full = [&](int s) { return base + 8u * (1 + 2 * S + s); };
-    auto v_empty = [&](int s) { return base + 8u * (1 + 3 * S + s); };
+    const uint32_t q_full = base, q_empty = base + 8u;
+    auto k_full = [&](int s) { return base + 8u * (2 + s); };
+    auto k_empty = [&](int s) { return base + 8u * (2 + S + s); };
+    auto v_full = [&](int s) { return base + 8u * (2 + 2 * S + s); };
+    auto v_empty = [&](int s) { return base + 8u * (2 + 3 * S + s); };
     const uint32_t sQ = base + Cfg::kBarBytes;
     const uint32_t sK = sQ + Cfg::kQBytes;
     const uint32_t sV = sK + S * Cfg::kKVBytes;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
-
-    // ---- per-sequence geometry: api/seqinfo.h, as in fwd_kernel.cuh ----
-    const int num_m_blocks = gridDim.x;
-    const int m_block = kMasked ? (num_m_blocks - 1 - int(blockIdx.x)) : int(blockIdx.x); // heavy causal blocks first
-    const int hi = blockIdx.y, bi = blockIdx.z;
-    const int hki = hi / p.group;
-    int64_t q_row0 = 0;
-    int sq = p.seqlen_q;
-    if (p.cu_seqlens_q) {
-        q_row0 = p.cu_seqlens_q[bi];
-        sq = p.cu_seqlens_q[bi + 1] - p.cu_seqlens_q[bi];
-    }
-    if (p.seqused_q) sq = p.seqused_q[bi];
-    const int leftpad = p.leftpad_k ? p.leftpad_k[bi] : 0;
-    int64_t k_row0 = 0;
-    int kend = p.seqlen_k;
-    if (p.cu_seqlens_k) {
-        k_row0 = p.cu_seqlens_k[bi];
-        kend = p.cu_seqlens_k[bi + 1] - p.cu_seqlens_k[bi];
-    }
-    if (p.seqused_k) kend = p.seqused_k[bi];
-    k_row0 += leftpad;
-    const int sk = kend - leftpad;
-    const int m0 = m_block * BM;
-    if (m0 >= sq) return;
-    const int64_t diag = int64_t(sk) - sq;
-
-    int n_end = (sk + BN - 1) / BN, n_begin = 0;
-    if constexpr (kMasked) {
-        if (p.win_right >= 0) {
-            const int64_t lim = int64_t(m0) + BM - 1 + diag + p.win_right + 1;
-            const int64_t nb = lim <= 0 ? 0 : (lim + BN - 1) / BN;
-            if (nb < n_end) n_end = int(nb);
-        }
-        if (p.win_left >= 0) {
-            const int64_t lo = int64_t(m0) + diag - p.win_left;
-            if (lo > 0) n_begin = int(lo / BN < n_end ? lo / BN : n_end);
-        }
-    }
-    const int ntiles = n_end > n_begin ? n_end - n_begin : 0;
-    auto nblk = [&](int j) { return n_end - 1 - j; };
     // Row origin of block n's box inside the sequence: n * BN, or sk - BN for the partial last block.
-    auto origin = [&](int n) { return n * BN + BN > sk ? sk - BN : n * BN; };
+    auto origin = [](int n, int sk) { return n * BN + BN > sk ? sk - BN : n * BN; };
 
     if (tid == 0) {
-        mbar_init(bar_q, 1);
+        mbar_init(q_full, 1);
+        mbar_init(q_empty, 128 * Cfg::kCons);
 #pragma unroll
         for (int s = 0; s < S; ++s) {
             mbar_init(k_full(s), 1);
@@ -146,32 +162,42 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     }
     __syncthreads();
 
+    // Work tiles: blockIdx.x, + gridDim.x, ... (a persistent grid of one CTA per SM, or one tile per CTA).
+    // Producer and consumers walk the same sequence and skip the same tiles, so the K/V ring position `it`
+    // (key blocks so far) and the Q use count `u` (tiles with keys so far) agree without communication.
     if (wg == 0) {
         // ================= producer =================
         setmaxnreg_dec<Cfg::kRegP>();
-        if (warp == 0 && lane == 0 && ntiles > 0) {
+        if (warp == 0 && lane == 0) {
             tma_prefetch_map(&P.tm_q);
             tma_prefetch_map(&P.tm_k);
             tma_prefetch_map(&P.tm_v);
-            const int qb = p.cu_seqlens_q ? 0 : bi, kb = p.cu_seqlens_k ? 0 : bi;
-            const int q_row = int(q_row0) + m0;
-            mbar_arrive_expect_tx(bar_q, Cfg::kQBytes);
-#pragma unroll
-            for (int c = 0; c < CB; ++c) tma_load_4d(sQ + c * BM * 128, &P.tm_q, bar_q, c * 64, q_row, hi, qb);
-            for (int j = 0; j < ntiles; ++j) {
-                const int s = j % S;
-                const uint32_t ph = (j / S) & 1;
-                const int row = int(k_row0) + origin(nblk(j));
-                mbar_wait(k_empty(s), ph ^ 1);
-                mbar_arrive_expect_tx(k_full(s), Cfg::kKVBytes);
+            int it = 0, u = 0;
+            for (int tile = blockIdx.x; tile < total_tiles; tile += gridDim.x) {
+                const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, tile);
+                if (t.skip || t.ntiles == 0) continue;
+                const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
+                mbar_wait(q_empty, (u & 1) ^ 1);
+                mbar_arrive_expect_tx(q_full, Cfg::kQBytes);
 #pragma unroll
                 for (int c = 0; c < CB; ++c)
-                    tma_load_4d(sK + s * Cfg::kKVBytes + c * BN * 128, &P.tm_k, k_full(s), c * 64, row, hki, kb);
-                mbar_wait(v_empty(s), ph ^ 1);
-                mbar_arrive_expect_tx(v_full(s), Cfg::kKVBytes);
+                    tma_load_4d(sQ + c * BM * 128, &P.tm_q, q_full, c * 64, int(t.q_row0) + t.m0, t.hi, qb);
+                for (int j = 0; j < t.ntiles; ++j, ++it) {
+                    const int s = it % S;
+                    const uint32_t ph = (it / S) & 1;
+                    const int row = int(t.k_row0) + origin(t.n_end - 1 - j, t.sk);
+                    mbar_wait(k_empty(s), ph ^ 1);
+                    mbar_arrive_expect_tx(k_full(s), Cfg::kKVBytes);
 #pragma unroll
-                for (int c = 0; c < CB; ++c)
-                    tma_load_4d(sV + s * Cfg::kKVBytes + c * BN * 128, &P.tm_v, v_full(s), c * 64, row, hki, kb);
+                    for (int c = 0; c < CB; ++c)
+                        tma_load_4d(sK + s * Cfg::kKVBytes + c * BN * 128, &P.tm_k, k_full(s), c * 64, row, t.hki, kb);
+                    mbar_wait(v_empty(s), ph ^ 1);
+                    mbar_arrive_expect_tx(v_full(s), Cfg::kKVBytes);
+#pragma unroll
+                    for (int c = 0; c < CB; ++c)
+                        tma_load_4d(sV + s * Cfg::kKVBytes + c * BN * 128, &P.tm_v, v_full(s), c * 64, row, t.hki, kb);
+                }
+                ++u;
             }
         }
         return;
@@ -186,9 +212,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     float o[D / 2];
     float s[BN / 2];
     uint32_t pf[BN / 16][4];
-    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
-#pragma unroll
-    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+    float row_max[2], row_sum[2];
 
     auto issue_s = [&](int st) {
         wgmma_fence();
@@ -212,53 +236,51 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     };
     // Ping-pong: consumer c issues its GEMMs only after the other one has issued its own (named barrier
     // kSched + c, 256 threads: this warpgroup's 128 syncing + the other's 128 arriving). Consumer 1 hands
-    // the first turn to consumer 0; consumer 0 takes one extra turn at the end, so every arrive is consumed.
-    constexpr int kSched = 1 + Cfg::kCons; // ids 1 .. kCons are the epilogue barriers
+    // the first turn to consumer 0; consumer 0 takes one extra turn at the very end, so every arrive is
+    // consumed. Both walk the same key blocks, so the turns stay paired across tiles.
+    constexpr int kSched = 1;
     auto sched_wait = [&]() {
         if constexpr (Cfg::kPingpong) named_barrier_sync(kSched + cw, 256);
     };
     auto sched_pass = [&]() {
         if constexpr (Cfg::kPingpong) named_barrier_arrive(kSched + (1 - cw), 256);
     };
-    if (cw == 1) sched_pass();
-
     auto fence_p = [&]() {
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) fence_operand(pf[kk]);
     };
 
-    // Scores of block j (in s) -> probabilities in place; returns the O rescale factors in alpha.
-    auto softmax = [&](int j, float (&alpha)[2]) {
-        const int n = nblk(j);
-        const int e0 = origin(n);
+    // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
+    auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
+        const int e0 = origin(n, t.sk);
         if constexpr (kSoftcap) {
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) s[i] = p.softcap_log2 * tanhf(s[i] * p.scale_over_softcap);
         }
-        bool need_mask = n * BN + BN > sk;
+        bool need_mask = n * BN + BN > t.sk;
         if constexpr (kMasked) {
-            if (p.win_right >= 0 && int64_t(n) * BN + BN - 1 > int64_t(m0) + diag + p.win_right) need_mask = true;
-            if (p.win_left >= 0 && int64_t(n) * BN < int64_t(m0) + BM - 1 + diag - p.win_left) need_mask = true;
+            if (p.win_right >= 0 && int64_t(n) * BN + BN - 1 > int64_t(t.m0) + t.diag + p.win_right) need_mask = true;
+            if (p.win_left >= 0 && int64_t(n) * BN < int64_t(t.m0) + BM - 1 + t.diag - p.win_left) need_mask = true;
         }
         if (need_mask) {
             // Column c of the box is key e0 + c. Visible: c in [lo, hi) and, per row, within the window.
             // Limits are clamped to [-1, BN + 1] so the per-element tests stay in 32 bits.
             auto clampi = [](int64_t x) { return int(x < -1 ? -1 : x > BN + 1 ? BN + 1 : x); };
-            const int lo = n * BN - e0, hi_end = clampi(int64_t(sk) - e0);
+            const int lo = n * BN - e0, hi_end = clampi(int64_t(t.sk) - e0);
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                const int64_t a = int64_t(m0) + row_l + 8 * r + diag - e0; // key of the diagonal, box-relative
-                int lo_r = lo, hi_r = hi_end;                             // visible iff lo_r <= c < hi_r
+                const int64_t a = int64_t(t.m0) + row_l + 8 * r + t.diag - e0; // the diagonal's key, box-relative
+                int lo_r = lo, hi_r = hi_end;                                 // visible iff lo_r <= c < hi_r
                 if constexpr (kMasked) {
                     if (p.win_right >= 0) hi_r = min(hi_r, clampi(a + p.win_right + 1));
                     if (p.win_left >= 0) lo_r = max(lo_r, clampi(a - p.win_left));
                 }
 #pragma unroll
-                for (int t = 0; t < kNT; ++t)
+                for (int tt = 0; tt < kNT; ++tt)
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
-                        const int c = 8 * t + 2 * q + e;
-                        if (c < lo_r || c >= hi_r) s[4 * t + 2 * r + e] = -INFINITY;
+                        const int c = 8 * tt + 2 * q + e;
+                        if (c < lo_r || c >= hi_r) s[4 * tt + 2 * r + e] = -INFINITY;
                     }
             }
         }
@@ -267,7 +289,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             const float old = row_max[r];
             float mx = old;
 #pragma unroll
-            for (int t = 0; t < kNT; ++t) mx = fmaxf(mx, fmaxf(s[4 * t + 2 * r], s[4 * t + 2 * r + 1]));
+            for (int tt = 0; tt < kNT; ++tt) mx = fmaxf(mx, fmaxf(s[4 * tt + 2 * r], s[4 * tt + 2 * r + 1]));
             mx = quad_max(mx);
             const float m_use = mx == -INFINITY ? 0.f : mx;
             const float ms = m_use * sl2;
@@ -275,11 +297,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             row_max[r] = mx;
             float sum = 0.f;
 #pragma unroll
-            for (int t = 0; t < kNT; ++t)
+            for (int tt = 0; tt < kNT; ++tt)
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
-                    const float pe = exp2_approx(fmaf(s[4 * t + 2 * r + e], sl2, -ms));
-                    s[4 * t + 2 * r + e] = pe;
+                    const float pe = exp2_approx(fmaf(s[4 * tt + 2 * r + e], sl2, -ms));
+                    s[4 * tt + 2 * r + e] = pe;
                     sum += pe;
                 }
             row_sum[r] = row_sum[r] * alpha[r] + sum;
@@ -296,134 +318,125 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     };
     auto rescale = [&](const float (&alpha)[2]) {
 #pragma unroll
-        for (int t = 0; t < D / 8; ++t) {
-            o[4 * t + 0] *= alpha[0];
-            o[4 * t + 1] *= alpha[0];
-            o[4 * t + 2] *= alpha[1];
-            o[4 * t + 3] *= alpha[1];
+        for (int tt = 0; tt < D / 8; ++tt) {
+            o[4 * tt + 0] *= alpha[0];
+            o[4 * tt + 1] *= alpha[0];
+            o[4 * tt + 2] *= alpha[1];
+            o[4 * tt + 3] *= alpha[1];
         }
     };
 
-    if (ntiles > 0) {
-        mbar_wait(bar_q, 0);
-        if constexpr (Cfg::kOverlap) {
-            float alpha[2];
-            mbar_wait(k_full(0), 0);
-            sched_wait();
-            issue_s(0);
-            sched_pass();
-            wgmma_wait<0>();
-            fence_operand(s);
-            mbar_arrive(k_empty(0));
-            softmax(0, alpha);
-            to_p();
-            for (int j = 1; j < ntiles; ++j) {
-                const int st = j % S, pst = (j - 1) % S;
-                const uint32_t ph = (j / S) & 1, pph = ((j - 1) / S) & 1;
-                mbar_wait(k_full(st), ph);
-                mbar_wait(v_full(pst), pph);
-                sched_wait();
-                issue_s(st);
-                issue_pv(pst);
-                sched_pass();
-                wgmma_wait<1>();
-                fence_operand(s);
-                mbar_arrive(k_empty(st));
-                softmax(j, alpha);
-                wgmma_wait<0>();
-                fence_operand(o);
-                fence_p();
-                mbar_arrive(v_empty(pst));
-                rescale(alpha);
-                to_p();
-            }
-            const int lst = (ntiles - 1) % S;
-            mbar_wait(v_full(lst), ((ntiles - 1) / S) & 1);
-            issue_pv(lst);
-            wgmma_wait<0>();
-            fence_operand(o);
-            fence_p();
-            mbar_arrive(v_empty(lst));
-        } else {
-            for (int j = 0; j < ntiles; ++j) {
-                const int st = j % S;
-                const uint32_t ph = (j / S) & 1;
+    if (cw == 1) sched_pass();
+    int it = 0, u = 0;
+    for (int tile = blockIdx.x; tile < total_tiles; tile += gridDim.x) {
+        const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, tile);
+        if (t.skip) continue;
+#pragma unroll
+        for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+        row_max[0] = row_max[1] = -INFINITY;
+        row_sum[0] = row_sum[1] = 0.f;
+        const int nt = t.ntiles;
+        auto nblk = [&](int j) { return t.n_end - 1 - j; };
+        if (nt > 0) {
+            mbar_wait(q_full, u & 1);
+            if constexpr (Cfg::kOverlap) {
                 float alpha[2];
-                mbar_wait(k_full(st), ph);
-                sched_wait();
-                issue_s(st);
-                sched_pass();
-                wgmma_wait<0>();
-                fence_operand(s);
-                mbar_arrive(k_empty(st));
-                softmax(j, alpha);
-                rescale(alpha);
-                to_p();
-                mbar_wait(v_full(st), ph);
-                issue_pv(st);
+                {
+                    const int st = it % S;
+                    mbar_wait(k_full(st), (it / S) & 1);
+                    sched_wait();
+                    issue_s(st);
+                    sched_pass();
+                    wgmma_wait<0>();
+                    fence_operand(s);
+                    mbar_arrive(k_empty(st));
+                    if (nt == 1) mbar_arrive(q_empty); // the last read of this tile's Q has retired
+                    softmax(t, nblk(0), alpha);
+                    to_p();
+                }
+                for (int j = 1; j < nt; ++j) {
+                    const int st = (it + j) % S, pst = (it + j - 1) % S;
+                    mbar_wait(k_full(st), ((it + j) / S) & 1);
+                    mbar_wait(v_full(pst), ((it + j - 1) / S) & 1);
+                    sched_wait();
+                    issue_s(st);
+                    issue_pv(pst);
+                    sched_pass();
+                    wgmma_wait<1>();
+                    fence_operand(s);
+                    mbar_arrive(k_empty(st));
+                    if (j == nt - 1) mbar_arrive(q_empty);
+                    softmax(t, nblk(j), alpha);
+                    wgmma_wait<0>();
+                    fence_operand(o);
+                    fence_p();
+                    mbar_arrive(v_empty(pst));
+                    rescale(alpha);
+                    to_p();
+                }
+                const int lst = (it + nt - 1) % S;
+                mbar_wait(v_full(lst), ((it + nt - 1) / S) & 1);
+                issue_pv(lst);
                 wgmma_wait<0>();
                 fence_operand(o);
                 fence_p();
-                mbar_arrive(v_empty(st));
+                mbar_arrive(v_empty(lst));
+            } else {
+                for (int j = 0; j < nt; ++j) {
+                    const int st = (it + j) % S;
+                    const uint32_t ph = ((it + j) / S) & 1;
+                    float alpha[2];
+                    mbar_wait(k_full(st), ph);
+                    sched_wait();
+                    issue_s(st);
+                    sched_pass();
+                    wgmma_wait<0>();
+                    fence_operand(s);
+                    mbar_arrive(k_empty(st));
+                    if (j == nt - 1) mbar_arrive(q_empty);
+                    softmax(t, nblk(j), alpha);
+                    rescale(alpha);
+                    to_p();
+                    mbar_wait(v_full(st), ph);
+                    issue_pv(st);
+                    wgmma_wait<0>();
+                    fence_operand(o);
+                    fence_p();
+                    mbar_arrive(v_empty(st));
+                }
+            }
+            it += nt;
+            ++u;
+        }
+
+        // ---- epilogue: deferred 1/l, LSE (natural log), O straight from registers ----
+        // (No shared-memory staging: sQ is already the next tile's, and the stores are a tiny share of the
+        // traffic. Each quad writes 16 contiguous bytes per row and column tile.)
+        uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
+                       (t.q_row0 + t.m0) * p.o_row + int64_t(t.hi) * p.o_head;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const float l = quad_sum(row_sum[r]);
+            const bool any = l > 0.f;
+            const float inv = any ? 1.f / l : 0.f;
+            const int i = t.m0 + row_l + 8 * r;
+            if (i >= t.sq) continue;
+            if (p.lse && q == 0) {
+                const int64_t idx = p.lse_unpadded ? int64_t(t.hi) * p.total_q + t.q_row0 + i
+                                                   : (int64_t(t.bi) * p.h + t.hi) * p.seqlen_q + i;
+                p.lse[idx] = any ? row_max[r] * sl2 * kLn2 + __logf(l) : INFINITY;
+            }
+            uint16_t* orow = gO + int64_t(row_l + 8 * r) * p.o_row;
+#pragma unroll
+            for (int tt = 0; tt < D / 8; ++tt) {
+                const int col = 8 * tt + 2 * q;
+                const uint32_t v = pack2<kBf16>(o[4 * tt + 2 * r] * inv, o[4 * tt + 2 * r + 1] * inv);
+                if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(orow + col) = v;
+                else if (col < p.dv) orow[col] = uint16_t(v);
             }
         }
     }
-
-    if (cw == 0) sched_wait(); // consume consumer 1's last hand-over (a barrier left half-arrived at exit)
-
-    // ---- epilogue: deferred 1/l, LSE (natural log), O through this warpgroup's own rows of sQ ----
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const float l = quad_sum(row_sum[r]);
-        const bool any = l > 0.f;
-        const float inv = any ? 1.f / l : 0.f;
-        const float lse = any ? row_max[r] * sl2 * kLn2 + __logf(l) : INFINITY;
-#pragma unroll
-        for (int t = 0; t < D / 8; ++t) {
-            o[4 * t + 2 * r] *= inv;
-            o[4 * t + 2 * r + 1] *= inv;
-        }
-        const int i = m0 + row_l + 8 * r;
-        if (p.lse && q == 0 && i < sq) {
-            const int64_t idx = p.lse_unpadded ? int64_t(hi) * p.total_q + q_row0 + i
-                                               : (int64_t(bi) * p.h + hi) * p.seqlen_q + i;
-            p.lse[idx] = lse;
-        }
-    }
-    // Every wgmma of this warpgroup has retired (wait<0> above), so its rows of sQ are free to reuse.
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int row = row_l + 8 * r;
-#pragma unroll
-        for (int t = 0; t < D / 8; ++t) {
-            const uint32_t addr = sQ + (t / 8) * BM * 128 + row * 128 + (((t % 8) ^ (row & 7)) * 16) + 4 * q;
-            const uint32_t v = pack2<kBf16>(o[4 * t + 2 * r], o[4 * t + 2 * r + 1]);
-            st_shared_b32(addr, v);
-        }
-    }
-    named_barrier_sync(1 + cw, 128);
-    uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(bi) * p.o_batch) +
-                   (q_row0 + m0) * p.o_row + int64_t(hi) * p.o_head;
-    constexpr int kRowChunks = D / 8;
-    const int tw = tid - 128 * wg;
-#pragma unroll
-    for (int it = 0; it < 64 * kRowChunks / 128; ++it) {
-        const int idx = it * 128 + tw;
-        const int rl = idx / kRowChunks, ch = idx % kRowChunks;
-        const int row = 64 * cw + rl, col = ch * 8;
-        if (m0 + row >= sq || col >= p.dv) continue;
-        const uint32_t addr = sQ + (ch / 8) * BM * 128 + row * 128 + (((ch % 8) ^ (row & 7)) * 16);
-        const uint4 u = ld_shared_v4(addr);
-        uint16_t* dst = gO + int64_t(row) * p.o_row + col;
-        if (col + 8 <= p.dv) {
-            *reinterpret_cast<uint4*>(dst) = u;
-        } else {
-            const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-            for (int k = 0; k < 8; ++k)
-                if (col + k < p.dv) dst[k] = uint16_t(w[k >> 1] >> (16 * (k & 1)));
-        }
-    }
+    if (cw == 0) sched_wait(); // consume consumer 1's last hand-over (no barrier left half-arrived at exit)
 #else
     FLASH_ARCH_TRAP();
 #endif
