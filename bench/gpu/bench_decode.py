@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_kvcache import KVLib, kv_params  # noqa: E402
+from flashlib import KVLib, kv_params  # noqa: E402
 
 SHAPES = [(1, 8192), (1, 32768), (1, 131072), (8, 8192), (32, 4096), (64, 16384)]
 H, HK, D = 32, 8, 128

@@ -12,121 +12,16 @@ shape), agreement with the CPU backend on small cases.
 Usage: check_bwd.py [--quick] [--sanitize] [--json OUT.json] [--lib PATH]
 """
 import argparse
-import ctypes
-import json
 import math
 import sys
 import time
-import zlib
 
 import numpy as np
 import torch
 
-from check_fwd import dropout_keep
-from flashlib import DTYPE_CODES, FLASH_DEVICE_CPU, FLASH_DEVICE_CUDA, Lib, fill_params
-
-FLASH_PARAMS_BWD = 2
-
-
-class BwdLib(Lib):
-    """flashlib.Lib plus flash_bwd (the struct again built from flash_params_layout)."""
-
-    def __init__(self, path=None):
-        super().__init__(path)
-        lib = self.lib
-        self.BwdParams = self._make_struct(FLASH_PARAMS_BWD, "flash_bwd_params")
-        P = ctypes.POINTER(self.BwdParams)
-        lib.flash_bwd_params_init.argtypes = [P]
-        lib.flash_bwd_params_init.restype = ctypes.c_int32
-        lib.flash_bwd_workspace_size.argtypes = [P, ctypes.POINTER(ctypes.c_uint64)]
-        lib.flash_bwd_workspace_size.restype = ctypes.c_int32
-        lib.flash_bwd.argtypes = [P, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p]
-        lib.flash_bwd.restype = ctypes.c_int32
-
-    def new_bwd_params(self):
-        p = self.BwdParams()
-        self.check(self.lib.flash_bwd_params_init(ctypes.byref(p)))
-        return p
-
-    def bwd_workspace_size(self, p):
-        n = ctypes.c_uint64()
-        self.check(self.lib.flash_bwd_workspace_size(ctypes.byref(p), ctypes.byref(n)))
-        return n.value
-
-    def bwd(self, p, ws_ptr=0, ws_bytes=0, stream=0):
-        return self.lib.flash_bwd(ctypes.byref(p), ctypes.c_void_p(ws_ptr), ws_bytes, ctypes.c_void_p(stream))
-
-    def bwd_checked(self, p, ws_ptr=0, ws_bytes=0, stream=0):
-        self.check(self.bwd(p, ws_ptr, ws_bytes, stream))
-
-
-def fill_bwd_params(lib, fp, *, dout, dq, dk, dv, dsoftmax_sum=None, deterministic=False):
-    """Copies every shared field of a filled flash_fwd_params `fp` and adds the backward tensors."""
-    p = lib.new_bwd_params()
-    fwd_names = {f[0] for f in fp._fields_ if not f[0].startswith("_")}
-    for name, _ in p._fields_:
-        if name.startswith("_") or name == "struct_size" or name.startswith("reserved"):
-            continue
-        if name in fwd_names:
-            setattr(p, name, getattr(fp, name))
-    for name, t in (("do", dout), ("dq", dq), ("dk", dk), ("dv", dv)):
-        setattr(p, f"{name}_ptr", t.data_ptr())
-        st = t.stride()
-        if t.dim() == 4:
-            setattr(p, f"{name}_batch_stride", st[0])
-            st = st[1:]
-        setattr(p, f"{name}_row_stride", st[0])
-        setattr(p, f"{name}_head_stride", st[1])
-    if dsoftmax_sum is not None:
-        p.dsoftmax_sum = dsoftmax_sum.data_ptr()
-    p.deterministic = 1 if deterministic else 0
-    return p
-
-
-def attn_ref(q, k, v, *, scale, causal, window, softcap, slope, keep, rp_keep, upcast):
-    """One sequence, differentiable. q [sq, h, d], k [sk, hk, d], v [sk, hk, dv] -> o [sq, h, dv] (f32).
-    Empty rows give 0 without NaN in the gradients."""
-    dt = torch.float32 if upcast else q.dtype
-    sq, h, _ = q.shape
-    sk, hk, _ = k.shape
-    g = h // hk
-    qf, kf, vf = q.to(dt), k.to(dt), v.to(dt)
-    if not upcast:  # FA's reorder_ops flavour
-        kf = kf * scale
-    kf = kf.repeat_interleave(g, dim=1)
-    vf = vf.repeat_interleave(g, dim=1)
-    s = torch.einsum("qhd,khd->hqk", qf, kf).float()
-    if upcast:
-        s = s * scale
-    if softcap > 0:
-        s = softcap * torch.tanh(s / softcap)
-    i = torch.arange(sq, device=q.device)[:, None]
-    j = torch.arange(sk, device=q.device)[None, :]
-    a = i + sk - sq
-    if slope is not None:
-        s = s - slope.view(h, 1, 1) * (a - j).abs().float()[None]
-    left, right = window
-    if causal:
-        right = 0
-    vis = torch.ones(sq, sk, dtype=torch.bool, device=q.device)
-    if left >= 0:
-        vis &= j >= a - left
-    if right >= 0:
-        vis &= j <= a + right
-    s = s.masked_fill(~vis[None], float("-inf"))
-    m = s.amax(-1, keepdim=True).detach()
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    e = torch.exp(s - m)
-    l = e.sum(-1, keepdim=True)
-    pm = e / torch.where(l > 0, l, torch.ones_like(l))
-    if keep is not None:
-        pm = pm * keep.float() * rp_keep
-    return torch.einsum("hqk,khd->qhd", pm.to(dt), vf).float()
-
-
-class Case:
-    def __init__(self, name, **kw):
-        self.name, self.kw = name, kw
+# BwdLib and fill_bwd_params are imported from here by bench_bwd.py too.
+from flashlib import (BwdLib, Case, attn_ref, dropout_keep, fa_rule, fill_bwd_params, fill_params, record,
+                      rp_keep_of, run_checked, seed_case, write_results)
 
 
 def make_inputs(c, dev):
@@ -137,9 +32,7 @@ def make_inputs(c, dev):
     seqs_q, seqs_k = kw["seqs_q"], kw["seqs_k"]
     varlen = kw.get("varlen", False)
     amp = kw.get("amp", 1.0)
-    hseed = zlib.crc32(c.name.encode())
-    torch.manual_seed(hseed)
-    gen = np.random.default_rng(hseed)
+    gen = seed_case(c.name)
     if varlen:
         cq = [0] + [int(x) for x in np.cumsum(seqs_q)]
         ck = [0] + [int(x) for x in np.cumsum(seqs_k)]
@@ -197,7 +90,7 @@ def reference(c, t, cq, ck, nseq, upcast):
     h = kw["h"]
     scale = 1.0 / math.sqrt(d)
     dropout_p = kw.get("dropout", 0.0)
-    rp_keep = 1.0 / (1.0 - float(np.float32(dropout_p))) if dropout_p > 0 else 1.0
+    rp_keep = rp_keep_of(dropout_p)
     dt = torch.float32 if upcast else t["q"].dtype
     q = t["q"].detach().to(dt).requires_grad_()
     k = t["k"].detach().to(dt).requires_grad_()
@@ -215,8 +108,8 @@ def reference(c, t, cq, ck, nseq, upcast):
             keep = torch.from_numpy(np.stack([dropout_keep(t["seed"], t["offset"], h, si, hh, sq_i, sk_i, dropout_p)
                                               for hh in range(h)])).to(q.device)
         slope = t["alibi"][si] if t["alibi"] is not None else None
-        o = attn_ref(qs, ks, vs, scale=scale, causal=kw.get("causal", False), window=kw.get("window", (-1, -1)),
-                     softcap=kw.get("softcap", 0.0), slope=slope, keep=keep, rp_keep=rp_keep, upcast=upcast)
+        o, _ = attn_ref(qs, ks, vs, scale=scale, causal=kw.get("causal", False), window=kw.get("window", (-1, -1)),
+                        softcap=kw.get("softcap", 0.0), slope=slope, keep=keep, rp_keep=rp_keep, upcast=upcast)
         loss = loss + (o * gs.float()).sum()
     dq, dk, dv = torch.autograd.grad(loss, (q, k, v), allow_unused=True)
     z = lambda g, x: torch.zeros_like(x, dtype=torch.float32) if g is None else g.float()
@@ -235,11 +128,10 @@ def run_case(lib, c, dev, results, cpu_too=False):
             ok = False
             msgs.append(f"{n}: {int(torch.isnan(out).sum())} NaN/unwritten")
             continue
-        err = (out - ref[n]).abs().max().item() if out.numel() else 0.0
-        err_pt = (pt[n] - ref[n]).abs().max().item() if out.numel() else 0.0
-        tol = 3 * err_pt + 2e-4 * max(1.0, ref[n].abs().max().item() if out.numel() else 1.0)
-        worst = max(worst, err / tol)
-        if err > tol:
+        atol = 2e-4 * max(1.0, ref[n].abs().max().item() if out.numel() else 1.0)
+        good, err, err_pt, ratio = fa_rule(out, ref[n], pt[n], mult=3, atol=atol)
+        worst = max(worst, ratio)
+        if not good:
             ok = False
             msgs.append(f"{n}: err {err:.3g} > 3*{err_pt:.3g}+atol")
     # softmax_d = rowsum(dO * O) (LSE layout)
@@ -261,9 +153,7 @@ def run_case(lib, c, dev, results, cpu_too=False):
             if not e <= 3 * e_pt + 2e-3:
                 ok = False
                 msgs.append(f"{n}: differs from the CPU backend by {e:.3g}")
-    results.append({"case": c.name, "ok": ok, "worst_ratio": worst, "ws": bws_n, "msgs": msgs})
-    print(f"{'PASS' if ok else 'FAIL'} {c.name} ratio={worst:.3f} {' | '.join(msgs)}", flush=True)
-    return ok
+    return record(results, c.name, ok, msgs, f"ratio={worst:.3f}", worst_ratio=worst, ws=bws_n)
 
 
 def overflow_case(lib, dev, results, sq, d, dtype):
@@ -272,9 +162,7 @@ def overflow_case(lib, dev, results, sq, d, dtype):
     t, *_ = make_inputs(c, dev)
     g, *_ = run_libflash(lib, c, t, dev)
     ok = all(torch.isfinite(g[n]).all().item() for n in ("dq", "dk", "dv"))
-    results.append({"case": c.name, "ok": ok, "msgs": [] if ok else ["non-finite gradient"]})
-    print(f"{'PASS' if ok else 'FAIL'} {c.name}", flush=True)
-    return ok
+    return record(results, c.name, ok, [] if ok else ["non-finite gradient"])
 
 
 def determinism_case(lib, dev, results, reps, d, causal):
@@ -304,9 +192,7 @@ def determinism_case(lib, dev, results, reps, d, causal):
         if not e <= 2e-2 * max(1.0, g0[n].float().abs().max().item()):
             ok = False
             msgs.append(f"{n}: deterministic vs atomic differ by {e:.3g}")
-    results.append({"case": c.name, "ok": ok, "msgs": msgs})
-    print(f"{'PASS' if ok else 'FAIL'} {c.name} reps={reps} {' | '.join(msgs)}", flush=True)
-    return ok
+    return record(results, c.name, ok, msgs, f"reps={reps}")
 
 
 def build_cases(quick):
@@ -374,31 +260,18 @@ def main():
     else:
         cases = build_cases(args.quick)
     for c in cases:
-        try:
-            nfail += not run_case(lib, c, dev, results, cpu_too=(c.name in CPU_CASES and not args.sanitize))
-        except Exception as e:  # report and go on
-            nfail += 1
-            results.append({"case": c.name, "ok": False, "msgs": [repr(e)]})
-            print(f"FAIL {c.name} exception {e!r}", flush=True)
+        cpu_too = c.name in CPU_CASES and not args.sanitize
+        nfail += run_checked(results, c.name, lambda: run_case(lib, c, dev, results, cpu_too=cpu_too))
     if not args.sanitize:
         for sq in (1, 2, 5, 17):
             for d in (32, 128):
-                try:
-                    nfail += not overflow_case(lib, dev, results, sq, d, torch.float16)
-                except Exception as e:
-                    nfail += 1
-                    print(f"FAIL overflow exception {e!r}", flush=True)
+                nfail += run_checked(results, "overflow", lambda: overflow_case(lib, dev, results, sq, d, torch.float16))
         for d, causal in ((128, False), (64, True)):
-            try:
-                nfail += not determinism_case(lib, dev, results, args.det_reps, d, causal)
-            except Exception as e:
-                nfail += 1
-                results.append({"case": "deterministic", "ok": False, "msgs": [repr(e)]})
-                print(f"FAIL deterministic exception {e!r}", flush=True)
+            nfail += run_checked(results, "deterministic",
+                                 lambda: determinism_case(lib, dev, results, args.det_reps, d, causal))
     print(f"{len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"passed": len(results) - nfail, "total": len(results), "results": results}, f, indent=1)
+        write_results(args.json, results, nfail)
     sys.exit(1 if nfail else 0)
 
 

@@ -19,91 +19,10 @@ import time
 import numpy as np
 import torch
 
-from flashlib import Lib, fill_params
+from flashlib import (Case, Lib, attn_ref, dropout_keep, fa_rule, fill_params, lse_problem, record, rp_keep_of,
+                      run_checked, seed_case, write_results)
 
-LOG = []
-
-
-def philox_numpy(c0, c1, c2, c3, k0, k1):
-    M0, M1, W0, W1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57), 0x9E3779B9, 0xBB67AE85
-    mask = np.uint64(0xFFFFFFFF)
-    c0, c1, c2, c3 = (np.asarray(x, dtype=np.uint64) & mask for x in (c0, c1, c2, c3))
-    k0, k1 = np.uint64(k0), np.uint64(k1)
-    for _ in range(10):
-        p0 = M0 * c0
-        p1 = M1 * c2
-        hi0, lo0 = p0 >> np.uint64(32), p0 & mask
-        hi1, lo1 = p1 >> np.uint64(32), p1 & mask
-        c0, c1, c2, c3 = (hi1 ^ c1 ^ k0) & mask, lo1, (hi0 ^ c3 ^ k1) & mask, lo0
-        k0 = (k0 + np.uint64(W0)) & mask
-        k1 = (k1 + np.uint64(W1)) & mask
-    return c0, c1, c2, c3
-
-
-def dropout_keep(seed, offset, h, bi, hi, sq, sk, p):
-    """bool [sq, sk] keep mask of include/flash.h for (bi, hi)."""
-    thr = min(65535, int(math.floor(float(np.float32(p)) * 65536 + 0.5)))
-    n = (offset + bi * h + hi) & 0xFFFFFFFFFFFFFFFF
-    rows = np.arange(sq, dtype=np.uint64)[:, None]
-    cols = np.arange(sk, dtype=np.uint64)[None, :]
-    x = philox_numpy(cols >> np.uint64(3), rows + np.zeros_like(cols), np.full((sq, sk), n & 0xFFFFFFFF),
-                     np.full((sq, sk), n >> 32), seed & 0xFFFFFFFF, seed >> 32)
-    word_idx = (cols & np.uint64(7)) >> np.uint64(1)
-    words = np.stack(x, 0)
-    w = np.take_along_axis(words, np.broadcast_to(word_idx, (sq, sk))[None].astype(np.int64), 0)[0]
-    u16 = (w >> (np.uint64(16) * (cols & np.uint64(1)))) & np.uint64(0xFFFF)
-    return u16 >= np.uint64(thr)
-
-
-def ref_seq(q, k, v, *, scale, causal, window, softcap, slope, keep, rp_keep, upcast):
-    """One sequence. q [sq, h, d], k [sk, hk, d], v [sk, hk, dv]. Returns o [sq, h, dv], lse [h, sq] (f32)."""
-    dt = torch.float32 if upcast else q.dtype
-    sq, h, _ = q.shape
-    sk, hk, _ = k.shape
-    g = h // hk
-    qf, kf, vf = q.to(dt), k.to(dt), v.to(dt)
-    if not upcast:  # FA's reorder_ops flavour: scale K rather than the scores
-        kf = (kf * scale).to(dt)
-    kf = kf.repeat_interleave(g, dim=1)
-    vf = vf.repeat_interleave(g, dim=1)
-    s = torch.einsum("qhd,khd->hqk", qf, kf).float()
-    if upcast:
-        s = s * scale
-    if softcap > 0:
-        s = softcap * torch.tanh(s / softcap)
-    i = torch.arange(sq, device=q.device)[:, None]
-    j = torch.arange(sk, device=q.device)[None, :]
-    a = i + sk - sq
-    if slope is not None:
-        s = s - slope.view(h, 1, 1) * (a - j).abs().float()[None]
-    left, right = window
-    if causal:
-        right = 0
-    vis = torch.ones(sq, sk, dtype=torch.bool, device=q.device)
-    if left >= 0:
-        vis &= j >= a - left
-    if right >= 0:
-        vis &= j <= a + right
-    s = s.masked_fill(~vis[None], float("-inf"))
-    m = s.amax(-1, keepdim=True)
-    any_vis = torch.isfinite(m)
-    m = torch.where(any_vis, m, torch.zeros_like(m))
-    e = torch.exp(s - m)
-    l = e.sum(-1, keepdim=True)
-    pm = torch.where(any_vis, e / l, torch.zeros_like(e))
-    lse = torch.where(any_vis[..., 0], (m + torch.log(l))[..., 0], torch.full_like(m[..., 0], float("inf")))
-    if keep is not None:
-        pm = pm * keep.float() * rp_keep
-    o = torch.einsum("hqk,khd->qhd", pm.to(dt), vf).float()
-    return o, lse
-
-
-HOPPER = False  # set in main(): an sm_90 GPU and a build with sm_90a kernels
-
-
-class Case:
-    def __init__(self, name, **kw):
-        self.name, self.kw = name, kw
+HOPPER = False  # set in main(): an sm_90 GPU, a build with sm_90a kernels, FLASH_SM90 not 0
 
 
 def run_case(lib, c, dev, results, repeat_check=True):
@@ -119,10 +38,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
     seqused_k_frac, leftpad_on = kw.pop("seqused_k", None), kw.pop("leftpad", False)
     seqused_q_on = kw.pop("seqused_q", False)
     noncontig = kw.pop("noncontig", False)
-    import zlib
-    hseed = zlib.crc32(c.name.encode())
-    torch.manual_seed(hseed)
-    gen = np.random.default_rng(hseed)
+    gen = seed_case(c.name)
     scale = 1.0 / math.sqrt(d)
     seed, offset = int(gen.integers(0, 2**63)), int(gen.integers(0, 2**40))
 
@@ -184,7 +100,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
     if kernel != want:
         ok = False
         msgs.append(f"ran {kernel!r}, expected {want!r}")
-    rp_keep = 1.0 / (1.0 - float(np.float32(dropout_p))) if dropout_p > 0 else 1.0
+    rp_keep = rp_keep_of(dropout_p)
     for si in range(nseq):
         q0 = cq[si] if varlen else 0
         k0 = ck[si] if varlen else 0
@@ -204,32 +120,24 @@ def run_case(lib, c, dev, results, repeat_check=True):
             keep = torch.from_numpy(np.stack([dropout_keep(seed, offset, h, si, hh, sq_i, sk_i, dropout_p)
                                               for hh in range(h)])).to(dev)
         slope = alibi[si] if alibi is not None else None
-        ref, lref = ref_seq(qs, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap,
-                            slope=slope, keep=keep, rp_keep=rp_keep, upcast=True)
-        pt, _ = ref_seq(qs, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap, slope=slope,
-                        keep=keep, rp_keep=rp_keep, upcast=False)
+        ref, lref = attn_ref(qs, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap,
+                             slope=slope, keep=keep, rp_keep=rp_keep, upcast=True)
+        pt, _ = attn_ref(qs, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap, slope=slope,
+                         keep=keep, rp_keep=rp_keep, upcast=False)
         out = os_[:sq_i].float()
         if torch.isnan(out).any():
             ok = False
             msgs.append(f"seq{si}: NaN/unwritten in O ({int(torch.isnan(out).sum())})")
             continue
-        err = (out - ref).abs().max().item() if out.numel() else 0.0
-        err_pt = (pt.float() - ref).abs().max().item() if out.numel() else 0.0
-        tol = 2 * err_pt + 1e-5
-        worst = max(worst, err / max(tol, 1e-12))
-        if err > tol:
+        good, err, err_pt, ratio = fa_rule(out, ref, pt, mult=2, atol=1e-5)
+        worst = max(worst, ratio)
+        if not good:
             ok = False
             msgs.append(f"seq{si}: err {err:.3g} > 2*{err_pt:.3g}+1e-5")
-        lo = ls[:, :sq_i]
-        fin = torch.isfinite(lref)
-        if not torch.equal(torch.isinf(lo) & (lo > 0), ~fin):
+        why = lse_problem(ls[:, :sq_i], lref)
+        if why:
             ok = False
-            msgs.append(f"seq{si}: LSE +inf pattern differs")
-        elif fin.any():
-            le = ((lo - lref).abs() / (1 + lref.abs()))[fin].max().item()
-            if le > 1e-3:
-                ok = False
-                msgs.append(f"seq{si}: LSE err {le:.3g}")
+            msgs.append(f"seq{si}: {why}")
         if sq_i < Lq:  # seqused_q padding rows: untouched
             if not torch.isnan(os_[sq_i:].float()).all() or not torch.isnan(ls[:, sq_i:]).all():
                 ok = False
@@ -243,9 +151,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
         if not same:
             ok = False
             msgs.append("not bitwise repeatable")
-    results.append({"case": c.name, "ok": ok, "worst_ratio": worst, "ws": ws_n, "kernel": kernel, "msgs": msgs})
-    print(f"{'PASS' if ok else 'FAIL'} {c.name} [{kernel}] ratio={worst:.3f} {' | '.join(msgs)}", flush=True)
-    return ok
+    return record(results, c.name, ok, msgs, f"[{kernel}] ratio={worst:.3f}", worst_ratio=worst, ws=ws_n, kernel=kernel)
 
 
 def dropout_mask_case(lib, dev, results, dtype, sq, sk, h, b, p_drop, seed, offset, cpu_too):
@@ -275,9 +181,7 @@ def dropout_mask_case(lib, dev, results, dtype, sq, sk, h, b, p_drop, seed, offs
         if not (gc == got).all():
             ok = False
             msgs.append(f"{int((gc != got).sum())} mask bits differ from the CPU backend")
-    results.append({"case": name, "ok": ok, "msgs": msgs})
-    print(f"{'PASS' if ok else 'FAIL'} {name} {' | '.join(msgs)}", flush=True)
-    return ok
+    return record(results, name, ok, msgs)
 
 
 def build_cases(quick):
@@ -342,7 +246,7 @@ def main():
     lib = Lib(args.lib)
     print(lib.build_info())
     global HOPPER
-    HOPPER = (torch.cuda.get_device_capability() == (9, 0) and 90 in json.loads(lib.build_info())["cuda_archs"]
+    HOPPER = (torch.cuda.get_device_capability() == (9, 0) and "sm90" in json.loads(lib.build_info()).get("cuda_fwd_paths", [])
               and os.environ.get("FLASH_SM90") != "0")
     print(f"Hopper path expected for eligible cases: {HOPPER}")
     dev = torch.device("cuda")
@@ -360,24 +264,14 @@ def main():
         subs = args.only.split(",")
         cases = [c for c in build_cases(False) if any(x in c.name for x in subs)]
     for c in cases:
-        try:
-            nfail += not run_case(lib, c, dev, results)
-        except Exception as e:  # report and go on
-            nfail += 1
-            results.append({"case": c.name, "ok": False, "msgs": [repr(e)]})
-            print(f"FAIL {c.name} exception {e!r}", flush=True)
+        nfail += run_checked(results, c.name, lambda: run_case(lib, c, dev, results))
     for (dt, sq, sk, h, b, pd, cpu) in [(torch.bfloat16, 77, 200, 3, 2, 0.17, True), (torch.float16, 130, 256, 2, 1, 0.5, False),
                                          (torch.bfloat16, 1, 9, 1, 1, 0.3, True)][: 1 if args.sanitize else 3]:
-        try:
-            nfail += not dropout_mask_case(lib, dev, results, dt, sq, sk, h, b, pd, 0x123456789ABCDEF, 2**33 + 5, cpu)
-        except Exception as e:
-            nfail += 1
-            results.append({"case": "dropout-mask", "ok": False, "msgs": [repr(e)]})
-            print(f"FAIL dropout-mask exception {e!r}", flush=True)
+        nfail += run_checked(results, "dropout-mask", lambda: dropout_mask_case(
+            lib, dev, results, dt, sq, sk, h, b, pd, 0x123456789ABCDEF, 2**33 + 5, cpu))
     print(f"{len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"passed": len(results) - nfail, "total": len(results), "results": results}, f, indent=1)
+        write_results(args.json, results, nfail)
     sys.exit(1 if nfail else 0)
 
 

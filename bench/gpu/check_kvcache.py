@@ -12,100 +12,17 @@ cache untouched, bitwise repeatable.
 Usage: check_kvcache.py [--quick|--sanitize] [--json OUT.json] [--only SUBSTR,...]
 """
 import argparse
-import ctypes
-import json
 import math
 import os
 import sys
 import time
-import zlib
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flashlib import DTYPE_CODES, FLASH_DEVICE_CUDA, Lib  # noqa: E402
-from check_fwd import ref_seq  # noqa: E402
-
-
-class KVLib(Lib):
-    """flashlib.Lib plus the flash_fwd_kvcache entry points."""
-
-    def __init__(self, path=None):
-        super().__init__(path)
-        P = ctypes.POINTER(self.FwdParams)
-        self.lib.flash_fwd_kvcache_workspace_size.argtypes = [P, ctypes.POINTER(ctypes.c_uint64)]
-        self.lib.flash_fwd_kvcache_workspace_size.restype = ctypes.c_int32
-        self.lib.flash_fwd_kvcache.argtypes = [P, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p]
-        self.lib.flash_fwd_kvcache.restype = ctypes.c_int32
-
-    def kv_workspace_size(self, p):
-        n = ctypes.c_uint64()
-        self.check(self.lib.flash_fwd_kvcache_workspace_size(ctypes.byref(p), ctypes.byref(n)))
-        return n.value
-
-    def fwd_kvcache(self, p, ws_ptr=0, ws_bytes=0, stream=0):
-        self.check(self.lib.flash_fwd_kvcache(ctypes.byref(p), ctypes.c_void_p(ws_ptr), ws_bytes, ctypes.c_void_p(stream)))
-
-
-def set_t(p, name, t):
-    setattr(p, f"{name}_ptr", t.data_ptr())
-    st = t.stride()
-    setattr(p, f"{name}_batch_stride", st[0])
-    setattr(p, f"{name}_row_stride", st[1])
-    setattr(p, f"{name}_head_stride", st[2])
-
-
-def kv_params(lib, *, q, k_cache, v_cache, o, lse, cache_seqlens, knew=None, vnew=None, cos=None, sin=None,
-              interleaved=False, cache_batch_idx=None, leftpad=None, block_table=None, causal=False,
-              window=(-1, -1), softcap=0.0, alibi=None, num_splits=0, scale=0.0):
-    """q [b, sq, h, d]; caches [b_k, cap, hk, d] or [pages, page, hk, d] (block_table [b, max_blocks])."""
-    p = lib.new_params()
-    p.device_type = FLASH_DEVICE_CUDA
-    p.device_id = q.device.index or 0
-    p.dtype = DTYPE_CODES[str(q.dtype).replace("torch.", "")]
-    set_t(p, "q", q)
-    set_t(p, "k", k_cache)
-    set_t(p, "v", v_cache)
-    set_t(p, "o", o)
-    p.b, p.seqlen_q, p.h, p.d = q.shape
-    p.dv = v_cache.shape[-1]
-    p.h_k = k_cache.shape[2]
-    if block_table is not None:
-        p.block_table = block_table.data_ptr()
-        p.block_table_batch_stride = block_table.stride(0)
-        p.page_block_size = k_cache.shape[1]
-        p.max_num_blocks_per_seq = block_table.shape[1]
-        p.num_pages = k_cache.shape[0]
-        p.seqlen_k = block_table.shape[1] * k_cache.shape[1]
-    else:
-        p.seqlen_k = k_cache.shape[1]
-    if lse is not None:
-        p.softmax_lse_ptr = lse.data_ptr()
-    p.cache_seqlens = cache_seqlens.data_ptr()
-    if knew is not None:
-        set_t(p, "knew", knew)
-        set_t(p, "vnew", vnew)
-        p.seqlen_knew = knew.shape[1]
-    if cos is not None:
-        p.rotary_cos_ptr, p.rotary_sin_ptr = cos.data_ptr(), sin.data_ptr()
-        p.rotary_dim = cos.shape[1] * 2
-        p.rotary_seqlen = cos.shape[0]
-        p.is_rotary_interleaved = 1 if interleaved else 0
-    if cache_batch_idx is not None:
-        p.cache_batch_idx = cache_batch_idx.data_ptr()
-        p.b_k = k_cache.shape[0]
-    if leftpad is not None:
-        p.leftpad_k = leftpad.data_ptr()
-    p.is_causal = 1 if causal else 0
-    p.window_size_left, p.window_size_right = window
-    p.softcap = softcap
-    p.scale_softmax = scale
-    if alibi is not None:
-        p.alibi_slopes_ptr = alibi.data_ptr()
-        p.alibi_slopes_batch_stride = alibi.stride(0) if alibi.dim() == 2 else 0
-    p.num_splits = num_splits
-    return p
+from flashlib import (Case, KVLib, attn_ref, fa_rule, kv_params, lse_problem, record, run_checked,  # noqa: E402
+                      seed_case, write_results)
 
 
 def rotate(x, cos, sin, pos, interleaved):
@@ -129,11 +46,6 @@ def rotate(x, cos, sin, pos, interleaved):
     return out.to(x.dtype)
 
 
-class Case:
-    def __init__(self, name, **kw):
-        self.name, self.kw = name, kw
-
-
 def run_case(lib, c, dev, results):
     kw = dict(c.kw)
     dtype = kw.get("dtype", torch.bfloat16)
@@ -147,9 +59,7 @@ def run_case(lib, c, dev, results):
     page = kw.get("page")
     leftpad_on, cbi_on = kw.get("leftpad", False), kw.get("cbi", False)
     ns = kw.get("ns", 0)
-    seed = zlib.crc32(c.name.encode())
-    torch.manual_seed(seed)
-    gen = np.random.default_rng(seed)
+    gen = seed_case(c.name)
     scale = 1.0 / math.sqrt(d)
     cap = sk  # cache capacity per sequence (FA's seqlen_k)
     lo = 0
@@ -239,32 +149,24 @@ def run_case(lib, c, dev, results):
             pos = cs[i] + (torch.arange(sq, device=dev) if per_row else torch.zeros(sq, dtype=torch.long, device=dev))
             qi = rotate(qi, cos, sin, pos, inter)
         slope = alibi[i] if alibi is not None else None
-        ref, lref = ref_seq(qi, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap, slope=slope,
-                            keep=None, rp_keep=1.0, upcast=True)
-        pt, _ = ref_seq(qi, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap, slope=slope,
-                        keep=None, rp_keep=1.0, upcast=False)
+        ref, lref = attn_ref(qi, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap, slope=slope,
+                             keep=None, rp_keep=1.0, upcast=True)
+        pt, _ = attn_ref(qi, ks, vs, scale=scale, causal=causal, window=window, softcap=softcap, slope=slope,
+                         keep=None, rp_keep=1.0, upcast=False)
         out = o[i].float()
         if torch.isnan(out).any():
             ok = False
             msgs.append(f"seq{i}: NaN/unwritten in O ({int(torch.isnan(out).sum())})")
             continue
-        err = (out - ref).abs().max().item()
-        err_pt = (pt.float() - ref).abs().max().item()
-        tol = 2 * err_pt + 1e-5
-        worst = max(worst, err / max(tol, 1e-12))
-        if err > tol:
+        good, err, err_pt, ratio = fa_rule(out, ref, pt, mult=2, atol=1e-5)
+        worst = max(worst, ratio)
+        if not good:
             ok = False
             msgs.append(f"seq{i}: err {err:.3g} > 2*{err_pt:.3g}+1e-5")
-        lo_ = lse[i]
-        fin = torch.isfinite(lref)
-        if not torch.equal(torch.isinf(lo_) & (lo_ > 0), ~fin):
+        why = lse_problem(lse[i], lref)
+        if why:
             ok = False
-            msgs.append(f"seq{i}: LSE +inf pattern differs")
-        elif fin.any():
-            le = ((lo_ - lref).abs() / (1 + lref.abs()))[fin].max().item()
-            if le > 1e-3:
-                ok = False
-                msgs.append(f"seq{i}: LSE err {le:.3g}")
+            msgs.append(f"seq{i}: {why}")
     if ok and not snew:  # repeatability (with knew the second call would append again)
         o1, l1 = o.clone(), lse.clone()
         o.fill_(float("nan"))
@@ -273,9 +175,7 @@ def run_case(lib, c, dev, results):
         if not (torch.equal(o.view(torch.int16), o1.view(torch.int16)) and torch.equal(lse.view(torch.int32), l1.view(torch.int32))):
             ok = False
             msgs.append("not bitwise repeatable")
-    results.append({"case": c.name, "ok": ok, "worst_ratio": worst, "ws": ws_n, "msgs": msgs})
-    print(f"{'PASS' if ok else 'FAIL'} {c.name} ratio={worst:.3f} {' | '.join(msgs)}", flush=True)
-    return ok
+    return record(results, c.name, ok, msgs, f"ratio={worst:.3f}", worst_ratio=worst, ws=ws_n)
 
 
 def build_cases(quick):
@@ -348,16 +248,10 @@ def main():
         cases = [c for c in cases if any(x in c.name for x in subs)]
     results, nfail, t0 = [], 0, time.time()
     for c in cases:
-        try:
-            nfail += not run_case(lib, c, dev, results)
-        except Exception as e:
-            nfail += 1
-            results.append({"case": c.name, "ok": False, "msgs": [repr(e)]})
-            print(f"FAIL {c.name} exception {e!r}", flush=True)
+        nfail += run_checked(results, c.name, lambda: run_case(lib, c, dev, results))
     print(f"kvcache: {len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"passed": len(results) - nfail, "total": len(results), "results": results}, f, indent=1)
+        write_results(args.json, results, nfail)
     sys.exit(1 if nfail else 0)
 
 

@@ -26,9 +26,6 @@ namespace flash::cuda {
 
 namespace {
 
-
-
-
 // FA2's num_splits_heuristic (flash_api.cpp): the fewest splits whose wave efficiency is within 85% of the
 // best, and none at all once the (batch x head x m-block) grid already fills 80% of the CTA slots.
 int num_splits_heuristic(int64_t total_blocks, int slots, int n_blocks, int max_splits) {
@@ -92,11 +89,6 @@ int32_t make_plan(const FwdProblem& p, Plan* plan) {
     return FLASH_OK;
 }
 
-bool aligned16(const void* ptr, const Strides& s, bool use_batch) {
-    return (reinterpret_cast<uintptr_t>(ptr) % 16 == 0) && s.row % 8 == 0 && s.head % 8 == 0 &&
-           (!use_batch || s.batch % 8 == 0);
-}
-
 } // namespace
 
 uint64_t fwd_workspace_size(const FwdProblem& p) {
@@ -123,55 +115,22 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
                          (unsigned long long)workspace_bytes, (unsigned long long)plan.ws_bytes, plan.num_splits);
     cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
 
+    if (plan.acc_rows > INT32_MAX)
+        return set_error(FLASH_ERROR_UNSUPPORTED, "split-KV rows %lld exceed 2^31", (long long)plan.acc_rows);
+
     FwdParams k{};
-    k.q = p.q;
-    k.k = p.k;
-    k.v = p.v;
-    k.o = p.o;
-    k.q_batch = p.sq_.batch, k.q_row = p.sq_.row, k.q_head = p.sq_.head;
-    k.k_batch = p.sk_.batch, k.k_row = p.sk_.row, k.k_head = p.sk_.head;
-    k.v_batch = p.sv_.batch, k.v_row = p.sv_.row, k.v_head = p.sv_.head;
-    k.o_batch = p.so_.batch, k.o_row = p.so_.row, k.o_head = p.so_.head;
-    k.b = p.b, k.h = p.h, k.hk = p.hk, k.group = p.group;
-    k.seqlen_q = p.seqlen_q, k.seqlen_k = p.seqlen_k, k.d = p.d, k.dv = p.dv, k.total_q = p.total_q;
-    constexpr float kLog2e = 1.4426950408889634f;
-    k.scale_log2 = p.scale_log2;
-    k.softcap_log2 = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
-    k.scale_over_softcap = p.softcap > 0.f ? p.scale / p.softcap : 0.f;
-    k.win_left = p.mask.left;
-    k.win_right = p.mask.right;
-    k.alibi = p.alibi;
-    k.alibi_batch_stride = p.alibi_batch_stride;
-    const bool dropout = p.dropout.p > 0.f;
-    k.rp_keep = dropout ? p.dropout.rp_keep : 1.f;
-    k.threshold16 = dropout ? p.dropout.threshold16 : 0u;
-    k.philox_seed = p.dropout.seed;
-    k.philox_offset = p.dropout.offset;
-    k.cu_seqlens_q = p.cu_seqlens_q;
-    k.cu_seqlens_k = p.cu_seqlens_k;
-    k.seqused_q = p.seqused_q;
-    k.seqused_k = p.seqused_k;
-    k.leftpad_k = p.leftpad_k;
-    k.lse = p.lse;
-    k.lse_unpadded = p.lse_unpadded ? 1 : 0;
-    k.aligned_q = aligned16(p.q, p.sq_, !p.cu_seqlens_q);
-    k.aligned_k = aligned16(p.k, p.sk_, !p.cu_seqlens_k);
-    k.aligned_v = aligned16(p.v, p.sv_, !p.cu_seqlens_k);
-    k.aligned_o = aligned16(p.o, p.so_, !p.cu_seqlens_q);
+    fill_attn_params(p, &k);
     k.num_splits = plan.num_splits;
     k.acc_rows = int32_t(plan.acc_rows);
     if (plan.num_splits > 1) {
         k.o_accum = static_cast<float*>(workspace);
         k.lse_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + plan.lse_accum_offset);
     }
-    if (plan.acc_rows > INT32_MAX)
-        return set_error(FLASH_ERROR_UNSUPPORTED, "split-KV rows %lld exceed 2^31", (long long)plan.acc_rows);
-
-    // The Hopper path takes what it covers; the rest runs below.
+    // k is complete here. The Hopper path (hopper/fwd_sm90.cu) takes what it covers; the rest runs below.
     bool taken = false;
     if (int32_t st = sm90::try_fwd(p, k, plan.num_splits, stream, &taken); taken || st != FLASH_OK) return st;
 
-    const bool full = p.softcap > 0.f || p.alibi != nullptr || dropout;
+    const bool full = p.softcap > 0.f || p.alibi != nullptr || p.dropout.p > 0.f;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
     const bool bf16 = p.dtype == DType::BF16;
     const int64_t gx = int64_t(plan.m_blocks) * plan.num_splits;

@@ -1,7 +1,8 @@
 # CUDA backend sources, included by the top-level CMakeLists.txt inside if(FLASH_WITH_CUDA), after the
 # `flash` target exists. Sets FLASH_CUDA_SOURCES and the per-head-dim definitions the dispatcher reads.
 set(_flash_cuda_dir ${CMAKE_CURRENT_LIST_DIR})
-set(FLASH_CUDA_SOURCES ${_flash_cuda_dir}/device_info.cu ${_flash_cuda_dir}/fwd.cu ${_flash_cuda_dir}/fwd_combine.cu)
+set(FLASH_CUDA_SOURCES ${_flash_cuda_dir}/device_info.cu ${_flash_cuda_dir}/attn_params.cu ${_flash_cuda_dir}/fwd.cu
+    ${_flash_cuda_dir}/fwd_combine.cu)
 
 set(_flash_dims ${FLASH_HEAD_DIMS})
 list(REMOVE_DUPLICATES _flash_dims)

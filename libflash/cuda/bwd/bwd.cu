@@ -25,7 +25,6 @@ namespace flash::cuda {
 
 namespace {
 
-
 struct Plan {
     int dim = 0;
     BwdTile tile{};
@@ -50,13 +49,6 @@ int32_t make_plan(const BwdProblem& bp, Plan* plan) {
     if (!bp.deterministic) plan->ws_bytes += uint64_t(p.h) * plan->acc_rows * plan->dim * sizeof(float);
     return FLASH_OK;
 }
-
-bool aligned16(const void* ptr, const Strides& s, bool use_batch) {
-    return (reinterpret_cast<uintptr_t>(ptr) % 16 == 0) && s.row % 8 == 0 && s.head % 8 == 0 &&
-           (!use_batch || s.batch % 8 == 0);
-}
-
-// Max opt-in shared memory per block of a device (cached per device id < 64).
 
 // Sequence geometry of the query side (api/seqinfo.h).
 __device__ __forceinline__ void q_geom(const BwdParams& p, int bi, int64_t* row0, int* sq) {
@@ -87,7 +79,7 @@ __global__ void __launch_bounds__(32 * kRowsPerCta) bwd_dot_do_o_kernel(const __
     const uint16_t* g = static_cast<const uint16_t*>(p.dout) + (varlen ? 0 : int64_t(bi) * p.do_batch) +
                         (row0 + i) * p.do_row + int64_t(hi) * p.do_head;
     float acc = 0.f;
-    for (int x = lane; x < p.dv_dim; x += 32) acc += prim::to_float<kBf16>(o[x]) * prim::to_float<kBf16>(g[x]);
+    for (int x = lane; x < p.dv; x += 32) acc += prim::to_float<kBf16>(o[x]) * prim::to_float<kBf16>(g[x]);
 #pragma unroll
     for (int m = 16; m >= 1; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
     if (lane == 0) {
@@ -114,7 +106,7 @@ __global__ void __launch_bounds__(32 * kRowsPerCta) bwd_convert_dq_kernel(const 
     const bool varlen = p.cu_seqlens_q != nullptr;
     const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
     const float* src = p.dq_accum + (int64_t(hi) * p.acc_rows + acc_row0 + i) * p.acc_d;
-    uint16_t* dst = static_cast<uint16_t*>(p.dq) + (varlen ? 0 : int64_t(bi) * p.dq_batch) + (row0 + i) * p.dq_row +
+    uint16_t* dst = static_cast<uint16_t*>(p.dq_ptr) + (varlen ? 0 : int64_t(bi) * p.dq_batch) + (row0 + i) * p.dq_row +
                     int64_t(hi) * p.dq_head;
     for (int x = 2 * lane; x < p.d; x += 64) {
         const float2 v = *reinterpret_cast<const float2*>(src + x);
@@ -170,45 +162,16 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
     cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
 
     BwdParams k{};
-    k.q = p.q, k.k = p.k, k.v = p.v, k.o = p.o, k.dout = bp.dout;
-    k.dq = bp.dq, k.dk = bp.dk, k.dv = bp.dv;
-    k.q_batch = p.sq_.batch, k.q_row = p.sq_.row, k.q_head = p.sq_.head;
-    k.k_batch = p.sk_.batch, k.k_row = p.sk_.row, k.k_head = p.sk_.head;
-    k.v_batch = p.sv_.batch, k.v_row = p.sv_.row, k.v_head = p.sv_.head;
-    k.o_batch = p.so_.batch, k.o_row = p.so_.row, k.o_head = p.so_.head;
+    fill_attn_params(p, &k);
+    k.dout = bp.dout;
+    k.dq_ptr = bp.dq, k.dk_ptr = bp.dk, k.dv_ptr = bp.dv;
     k.do_batch = bp.sdo_.batch, k.do_row = bp.sdo_.row, k.do_head = bp.sdo_.head;
     k.dq_batch = bp.sdq_.batch, k.dq_row = bp.sdq_.row, k.dq_head = bp.sdq_.head;
     k.dk_batch = bp.sdk_.batch, k.dk_row = bp.sdk_.row, k.dk_head = bp.sdk_.head;
     k.dv_batch = bp.sdv_.batch, k.dv_row = bp.sdv_.row, k.dv_head = bp.sdv_.head;
-    k.b = p.b, k.h = p.h, k.hk = p.hk, k.group = p.group;
-    k.seqlen_q = p.seqlen_q, k.seqlen_k = p.seqlen_k, k.d = p.d, k.dv_dim = p.dv, k.total_q = p.total_q;
-    constexpr float kLog2e = 1.4426950408889634f;
-    k.scale = p.scale;
-    k.scale_log2 = p.scale_log2;
-    k.softcap_log2 = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
-    k.scale_over_softcap = p.softcap > 0.f ? p.scale / p.softcap : 0.f;
-    k.win_left = p.mask.left;
-    k.win_right = p.mask.right;
-    k.alibi = p.alibi;
-    k.alibi_batch_stride = p.alibi_batch_stride;
-    const bool dropout = p.dropout.p > 0.f;
-    k.rp_keep = dropout ? p.dropout.rp_keep : 1.f;
-    k.threshold16 = dropout ? p.dropout.threshold16 : 0u;
-    k.philox_seed = p.dropout.seed;
-    k.philox_offset = p.dropout.offset;
-    k.cu_seqlens_q = p.cu_seqlens_q;
-    k.cu_seqlens_k = p.cu_seqlens_k;
-    k.seqused_q = p.seqused_q;
-    k.seqused_k = p.seqused_k;
-    k.leftpad_k = p.leftpad_k;
-    k.lse = p.lse;
-    k.lse_unpadded = p.lse_unpadded ? 1 : 0;
     k.dsoftmax_sum = bp.dsoftmax_sum;
+    k.scale = p.scale;
     const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
-    k.aligned_q = aligned16(p.q, p.sq_, !vq);
-    k.aligned_k = aligned16(p.k, p.sk_, !vk);
-    k.aligned_v = aligned16(p.v, p.sv_, !vk);
-    k.aligned_o = aligned16(p.o, p.so_, !vq);
     k.aligned_do = aligned16(bp.dout, bp.sdo_, !vq);
     k.aligned_dq = aligned16(bp.dq, bp.sdq_, !vq);
     k.aligned_dk = aligned16(bp.dk, bp.sdk_, !vk);
@@ -232,7 +195,7 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
         const cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "bwd preprocess launch");
     }
-    const bool full = p.softcap > 0.f || p.alibi != nullptr || dropout;
+    const bool full = p.softcap > 0.f || p.alibi != nullptr || p.dropout.p > 0.f;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
     int32_t st = FLASH_ERROR_INTERNAL;
     {

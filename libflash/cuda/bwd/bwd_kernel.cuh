@@ -383,7 +383,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_kernel(const __grid_cons
                          (sg.k_row0 + n0) * p.v_row + int64_t(hki) * p.v_head;
     if (n_it > 0) {
         detail::load_tile<Cfg, BN>(sK, gK, p.k_row, sg.sk - n0, p.d, p.aligned_k);
-        detail::load_tile<Cfg, BN>(sV, gV, p.v_row, sg.sk - n0, p.dv_dim, p.aligned_v);
+        detail::load_tile<Cfg, BN>(sV, gV, p.v_row, sg.sk - n0, p.dv, p.aligned_v);
     }
     cp_async_commit();
 
@@ -396,7 +396,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_kernel(const __grid_cons
                               (p.cu_seqlens_q ? 0 : int64_t(bi) * p.do_batch) + (sg.q_row0 + m0) * p.do_row +
                               int64_t(hi) * p.do_head;
         detail::load_tile<Cfg, BM>(sQ + slot * Cfg::kQBytes, gQ, p.q_row, sg.sq - m0, p.d, p.aligned_q);
-        detail::load_tile<Cfg, BM>(sdO + slot * Cfg::kQBytes, gdO, p.do_row, sg.sq - m0, p.dv_dim, p.aligned_do);
+        detail::load_tile<Cfg, BM>(sdO + slot * Cfg::kQBytes, gdO, p.do_row, sg.sq - m0, p.dv, p.aligned_do);
         load_rowstats<Cfg>(p, sLse + slot * BM, sD + slot * BM, bi, hi, sg, m0);
     };
 
@@ -477,12 +477,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_kernel(const __grid_cons
     acc_to_smem<kBf16, Lay>(sK, acc_dk, kv_r0, kv_c0, p.scale);
     acc_to_smem<kBf16, Lay>(sV, acc_dv, kv_r0, kv_c0, 1.f);
     __syncthreads();
-    uint16_t* gdK = static_cast<uint16_t*>(p.dk) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.dk_batch) +
+    uint16_t* gdK = static_cast<uint16_t*>(p.dk_ptr) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.dk_batch) +
                     (sg.k_row0 + n0) * p.dk_row + int64_t(hki) * p.dk_head;
-    uint16_t* gdV = static_cast<uint16_t*>(p.dv) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.dv_batch) +
+    uint16_t* gdV = static_cast<uint16_t*>(p.dv_ptr) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.dv_batch) +
                     (sg.k_row0 + n0) * p.dv_row + int64_t(hki) * p.dv_head;
     store_tile<Cfg, BN>(sK, gdK, p.dk_row, sg.sk - n0, p.d, p.aligned_dk);
-    store_tile<Cfg, BN>(sV, gdV, p.dv_row, sg.sk - n0, p.dv_dim, p.aligned_dv);
+    store_tile<Cfg, BN>(sV, gdV, p.dv_row, sg.sk - n0, p.dv, p.aligned_dv);
 }
 
 // Deterministic dQ: one CTA per (query block, head, sequence); key blocks in ascending order.
@@ -533,7 +533,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_dq_kernel(const __grid_c
     const uint16_t* gV = static_cast<const uint16_t*>(p.v) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.v_batch) +
                          sg.k_row0 * p.v_row + int64_t(hki) * p.v_head;
     detail::load_tile<Cfg, BM>(sQ, gQ, p.q_row, sg.sq - m0, p.d, p.aligned_q);
-    detail::load_tile<Cfg, BM>(sdO, gdO, p.do_row, sg.sq - m0, p.dv_dim, p.aligned_do);
+    detail::load_tile<Cfg, BM>(sdO, gdO, p.do_row, sg.sq - m0, p.dv, p.aligned_do);
     load_rowstats<Cfg>(p, sLse, sD, bi, hi, sg, m0);
     cp_async_commit();
 
@@ -547,7 +547,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_dq_kernel(const __grid_c
     for (int nb = n_begin; nb < n_end; ++nb) {
         const int n0 = nb * BN;
         detail::load_tile<Cfg, BN>(sK, gK + int64_t(n0) * p.k_row, p.k_row, sg.sk - n0, p.d, p.aligned_k);
-        detail::load_tile<Cfg, BN>(sV, gV + int64_t(n0) * p.v_row, p.v_row, sg.sk - n0, p.dv_dim, p.aligned_v);
+        detail::load_tile<Cfg, BN>(sV, gV + int64_t(n0) * p.v_row, p.v_row, sg.sk - n0, p.dv, p.aligned_v);
         cp_async_commit();
         cp_async_wait<0>();
         __syncthreads();
@@ -568,7 +568,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_dq_kernel(const __grid_c
     __syncthreads();
     acc_to_smem<kBf16, Lay>(sQ, acc_dq, dq_r0, dq_c0, p.scale);
     __syncthreads();
-    uint16_t* gdQ = static_cast<uint16_t*>(p.dq) + (p.cu_seqlens_q ? 0 : int64_t(bi) * p.dq_batch) +
+    uint16_t* gdQ = static_cast<uint16_t*>(p.dq_ptr) + (p.cu_seqlens_q ? 0 : int64_t(bi) * p.dq_batch) +
                     (sg.q_row0 + m0) * p.dq_row + int64_t(hi) * p.dq_head;
     store_tile<Cfg, BM>(sQ, gdQ, p.dq_row, sg.sq - m0, p.d, p.aligned_dq);
 }

@@ -52,8 +52,8 @@ __global__ void __launch_bounds__(128) kv_append_kernel(const __grid_constant__ 
     int64_t ko, vo;
     map.locate(pos - leftpad, p.k_batch, p.k_row, ko);
     map.locate(pos - leftpad, p.v_batch, p.v_row, vo);
-    uint16_t* kd = static_cast<uint16_t*>(p.k) + int64_t(hki) * p.k_head + ko;
-    uint16_t* vd = static_cast<uint16_t*>(p.v) + int64_t(hki) * p.v_head + vo;
+    uint16_t* kd = static_cast<uint16_t*>(const_cast<void*>(p.k)) + int64_t(hki) * p.k_head + ko;
+    uint16_t* vd = static_cast<uint16_t*>(const_cast<void*>(p.v)) + int64_t(hki) * p.v_head + vo;
     if (!map.bt) {
         kd += int64_t(kv_batch) * p.k_batch;
         vd += int64_t(kv_batch) * p.v_batch;
@@ -258,10 +258,6 @@ int32_t make_plan(const FwdProblem& p, Plan* plan) {
     return FLASH_OK;
 }
 
-bool aligned16(const void* ptr, const Strides& s) {
-    return (reinterpret_cast<uintptr_t>(ptr) % 16 == 0) && s.row % 8 == 0 && s.head % 8 == 0 && s.batch % 8 == 0;
-}
-
 } // namespace
 } // namespace kv
 
@@ -292,33 +288,14 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
     const bool bf16 = p.dtype == DType::BF16;
 
     KVParams k{};
-    k.q = p.q;
-    k.k = const_cast<void*>(p.k);
-    k.v = const_cast<void*>(p.v);
-    k.o = p.o;
-    k.q_batch = p.sq_.batch, k.q_row = p.sq_.row, k.q_head = p.sq_.head;
-    k.k_batch = p.sk_.batch, k.k_row = p.sk_.row, k.k_head = p.sk_.head;
-    k.v_batch = p.sv_.batch, k.v_row = p.sv_.row, k.v_head = p.sv_.head;
-    k.o_batch = p.so_.batch, k.o_row = p.so_.row, k.o_head = p.so_.head;
+    fill_attn_params(p, &k);
     k.knew = p.knew;
     k.vnew = p.vnew;
     k.kn_batch = p.sknew_.batch, k.kn_row = p.sknew_.row, k.kn_head = p.sknew_.head;
     k.vn_batch = p.svnew_.batch, k.vn_row = p.svnew_.row, k.vn_head = p.svnew_.head;
     k.seqlen_knew = p.knew ? p.seqlen_knew : 0;
-    k.b = p.b, k.h = p.h, k.hk = p.hk, k.group = p.group;
-    k.seqlen_q = p.seqlen_q, k.d = p.d, k.dv = p.dv;
-    constexpr float kLog2e = 1.4426950408889634f;
-    k.scale_log2 = p.scale_log2;
-    k.softcap_log2 = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
-    k.scale_over_softcap = p.softcap > 0.f ? p.scale / p.softcap : 0.f;
     k.full = (p.softcap > 0.f || p.alibi != nullptr) ? 1 : 0;
-    k.win_left = p.mask.left;
-    k.win_right = p.mask.right;
-    k.alibi = p.alibi;
-    k.alibi_batch_stride = p.alibi_batch_stride;
     k.cache_seqlens = p.cache_seqlens;
-    k.leftpad_k = p.leftpad_k;
-    k.seqused_q = p.seqused_q;
     k.cache_batch_idx = p.cache_batch_idx;
     k.block_table = p.block_table;
     k.bt_stride = p.block_table_batch_stride;
@@ -334,12 +311,6 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
     k.rotary_dim = p.rotary_dim;
     k.rot_interleaved = p.rotary_interleaved ? 1 : 0;
     k.rot_per_row = (p.mask.causal || p.mask.local) ? 1 : 0;
-    k.lse = p.lse;
-    // Paged: the page stride (batch) must keep 16-byte alignment too; dense: the batch-row stride.
-    k.aligned_q = kv::aligned16(p.q, p.sq_);
-    k.aligned_k = kv::aligned16(p.k, p.sk_);
-    k.aligned_v = kv::aligned16(p.v, p.sv_);
-    k.aligned_o = kv::aligned16(p.o, p.so_);
     k.m_blocks = plan.m_blocks;
     k.num_splits = plan.num_splits;
     k.acc_rows = int32_t(plan.acc_rows);
