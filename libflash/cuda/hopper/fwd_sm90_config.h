@@ -15,7 +15,7 @@ struct Sm90Tile {
     bool pingpong; // two consumer warpgroups take turns issuing their GEMMs, so one's softmax hides under the
                    // other's GEMMs (FA3's warp-scheduler barriers); needs consumers == 2
     bool persistent; // one CTA per SM striding over the tiles (else one CTA per tile)
-    int reg_producer, reg_consumer; // setmaxnreg targets; 128*(p + consumers*c) <= 65536
+    int reg_producer, reg_consumer; // setmaxnreg targets; p + consumers*c <= (consumers+1) * launch regs
 };
 
 // Shared memory: Q 128*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer thread:
@@ -23,14 +23,14 @@ struct Sm90Tile {
 // ("Hopper forward").
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  mask cons  bn  st  overlap pingpong persist regs
-    {64, 0, 2, 128, 2, true, true, true, 32, 240},
-    {64, 1, 2, 128, 2, true, true, true, 32, 240},
-    {128, 0, 2, 128, 2, true, true, true, 32, 240},
-    {128, 1, 2, 128, 2, true, true, true, 32, 240},
-    {192, 0, 2, 112, 2, true, false, true, 32, 240},
-    {192, 1, 2, 112, 2, true, false, true, 32, 240},
-    {256, 0, 2, 80, 2, true, false, true, 32, 240},
-    {256, 1, 2, 80, 2, true, false, true, 32, 240},
+    {64, 0, 2, 128, 2, true, true, true, 24, 240},
+    {64, 1, 2, 128, 2, true, true, true, 24, 240},
+    {128, 0, 2, 128, 2, true, true, true, 24, 240},
+    {128, 1, 2, 128, 2, true, true, true, 24, 240},
+    {192, 0, 2, 112, 2, true, false, true, 24, 240},
+    {192, 1, 2, 112, 2, true, false, true, 24, 240},
+    {256, 0, 2, 80, 2, true, false, true, 24, 240},
+    {256, 1, 2, 80, 2, true, false, true, 24, 240},
 };
 
 constexpr Sm90Tile sm90_tile(int d, bool masked) {

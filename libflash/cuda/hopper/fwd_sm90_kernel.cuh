@@ -62,7 +62,10 @@ struct Sm90Cfg {
     static_assert(kTile.d == kD_, "head dim missing from kSm90Tiles");
     static_assert(kD % 64 == 0 && kBN % 16 == 0 && kBN <= 256 && kBM <= 256, "tile shape");
     static_assert(kSmem <= 227 * 1024, "shared memory");
-    static_assert(128 * (kRegP + kCons * kRegC) <= 65536, "register budget");
+    // setmaxnreg moves registers between warpgroups inside the CTA's launch allocation (65536 / threads,
+    // rounded down to a multiple of 8, per thread); an increase beyond what the decreases freed never returns.
+    static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8;
+    static_assert(kRegP + kCons * kRegC <= (kCons + 1) * kLaunchRegs, "setmaxnreg budget exceeds the launch allocation");
     static_assert((kBN * 128) % 1024 == 0, "block_n must keep column blocks 1024-byte aligned");
     static_assert(!kPingpong || kCons == 2, "ping-pong needs two consumer warpgroups");
 };
