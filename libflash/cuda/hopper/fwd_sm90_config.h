@@ -18,19 +18,25 @@ struct Sm90Tile {
     int reg_producer, reg_consumer; // setmaxnreg targets; p + consumers*c <= (consumers+1) * launch regs
 };
 
-// Shared memory: Q 128*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer thread:
-// S block_n/2 + O d/2 + P block_n/4 (+ the next S while overlapping). Alternatives tried are in bench/NOTES.md
-// ("Hopper forward").
+// Shared memory: Q block_m*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer
+// thread: S block_n/2 + O d/2 + P block_n/4. Measured alternatives (H100, bf16, FA3 grid; bench/NOTES.md,
+// "Hopper forward", step 3):
+// - ping-pong: +6-18% at d128 non-causal; at d256 it spills 132 B and loses 4-14% (off there).
+// - persistent: +7% at d128 1k and +10% at d256 4k non-causal, but the static tile striding unbalances
+//   causal work (d128 16k causal 559 -> 395 TF): causal stays one CTA per tile, where the hardware's block
+//   scheduler balances the triangle.
+// - d64 non-causal: 3 consumers (192 x 128, registers 32/160) +5-14% over 2 consumers with ping-pong;
+//   block_n 192 at d64 and 176 at d128: no gain, spills.
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  mask cons  bn  st  overlap pingpong persist regs
-    {64, 0, 2, 128, 2, true, true, true, 24, 240},
-    {64, 1, 2, 128, 2, true, true, true, 24, 240},
+    {64, 0, 3, 128, 2, true, false, true, 32, 160},
+    {64, 1, 2, 128, 2, true, true, false, 24, 240},
     {128, 0, 2, 128, 2, true, true, true, 24, 240},
-    {128, 1, 2, 128, 2, true, true, true, 24, 240},
+    {128, 1, 2, 128, 2, true, true, false, 24, 240},
     {192, 0, 2, 112, 2, true, false, true, 24, 240},
-    {192, 1, 2, 112, 2, true, false, true, 24, 240},
+    {192, 1, 2, 112, 2, true, false, false, 24, 240},
     {256, 0, 2, 80, 2, true, false, true, 24, 240},
-    {256, 1, 2, 80, 2, true, false, true, 24, 240},
+    {256, 1, 2, 80, 2, true, false, false, 24, 240},
 };
 
 constexpr Sm90Tile sm90_tile(int d, bool masked) {
