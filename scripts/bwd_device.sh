@@ -10,8 +10,10 @@
 #   bench    bench/peers.py --bwd (bf16, d64/128, causal 0/1, seqlen 512..16k)
 #   tune     TUNE="d:bm:bn:w:qs:sdp:kv:q ..." (bwd_config.h FLASH_BWD_TUNE_*): one build per row (its head dim
 #            only), libflash-only timings at TUNE_SEQLENS next to the main build's
-#   full     check_bwd.py, the whole grid (large tiles)
-# Env: OUT (default ./device-out), FLASH_CUDA_ARCHS (default 90a), DIMS (default 64;96;128;192;256).
+#   diag     racecheck kernel by kernel (DIAG_KERNELS) and unfiltered memcheck on DIAG_CASES
+#   full     check_bwd.py, the whole grid (large tiles; FULL_ARGS appended, e.g. "--dims 64,128")
+# Env: OUT (default ./device-out), FLASH_CUDA_ARCHS (default 90a), DIMS (default 64;96;128;192;256),
+#      SMALL_DIMS (default 64,96,128,192,256).
 set -uo pipefail
 STEPS=${*:-build check small sanitize bench tune full}
 OUT=${OUT:-$PWD/device-out}
@@ -61,10 +63,10 @@ if has check; then
 fi
 if has small; then
   stamp "small tiles (FLASH_SMEM_LIMIT_BYTES=101376)" | tee -a "$OUT/check.log"
-  FLASH_SMEM_LIMIT_BYTES=101376 python3 bench/gpu/check_bwd.py --lib "$LIB" --dims 96,128,192,256 --det-reps 5 \
-    >> "$OUT/check.log" 2>&1
+  FLASH_SMEM_LIMIT_BYTES=101376 python3 bench/gpu/check_bwd.py --lib "$LIB" --dims ${SMALL_DIMS:-64,96,128,192,256} \
+    --det-reps 5 >> "$OUT/check.log" 2>&1
   echo "check small tiles rc=$?" | tee -a "$OUT/check.log"
-  FLASH_SMEM_LIMIT_BYTES=65536 python3 bench/gpu/check_bwd.py --lib "$LIB" --expect-unsupported 96,128,192,256 \
+  FLASH_SMEM_LIMIT_BYTES=65536 python3 bench/gpu/check_bwd.py --lib "$LIB" --expect-unsupported ${SMALL_DIMS:-64,96,128,192,256} \
     >> "$OUT/check.log" 2>&1
   echo "check unsupported under a 64 KB cap rc=$?" | tee -a "$OUT/check.log"
 fi
@@ -79,6 +81,20 @@ if has sanitize; then
     done
   } > "$OUT/sanitize.log" 2>&1
   grep -E "^== |ERROR SUMMARY|RACECHECK SUMMARY|passed in" "$OUT/sanitize.log"
+fi
+if has diag; then
+  # racecheck one case, one kernel family at a time (run 3 saw a hardware exception under racecheck in "varlen d64")
+  {
+    for k in ${DIAG_KERNELS:-bwd_dot bwd_kernel bwd_convert fwd_kernel}; do
+      stamp "racecheck kns=$k: ${DIAG_CASES:-varlen d64}"
+      compute-sanitizer --tool racecheck --kernel-name kns=$k --print-limit 10 \
+        python3 bench/gpu/check_bwd.py --lib "$LIB" --sanitize --only "${DIAG_CASES:-varlen d64}" 2>&1 | tail -12
+    done
+    stamp "memcheck, every kernel: ${DIAG_CASES:-varlen d64}"
+    compute-sanitizer --tool memcheck --print-limit 10 \
+      python3 bench/gpu/check_bwd.py --lib "$LIB" --sanitize --only "${DIAG_CASES:-varlen d64}" 2>&1 | tail -12
+  } >> "$OUT/sanitize.log" 2>&1
+  grep -E "^== |ERROR SUMMARY|RACECHECK SUMMARY|passed in|Internal" "$OUT/sanitize.log" | tail -20
 fi
 if has bench; then
   stamp bench
@@ -116,7 +132,7 @@ PY
 fi
 if has full; then
   stamp "full grid" | tee -a "$OUT/check.log"
-  python3 bench/gpu/check_bwd.py --lib "$LIB" --det-reps 20 --json "$OUT/check_bwd.json" >> "$OUT/check.log" 2>&1
+  python3 bench/gpu/check_bwd.py --lib "$LIB" --det-reps 20 --json "$OUT/check_bwd.json" ${FULL_ARGS:-} >> "$OUT/check.log" 2>&1
   echo "check full grid rc=$?" | tee -a "$OUT/check.log"
 fi
 stamp done

@@ -10,8 +10,8 @@ written. Dropout uses the forward's mask (numpy Philox of check_fwd.py). Also: n
 with large inputs (FA's bwd_overflow), deterministic = 1 bitwise over repeats at b = 60 (FA's race-condition
 shape), agreement with the CPU backend on small cases.
 Usage: check_bwd.py [--quick] [--sanitize] [--dims 96,192] [--json OUT.json] [--lib PATH]
-       FLASH_SMEM_LIMIT_BYTES=101376 check_bwd.py --dims 96,128,192,256   (the 99 KB tiles of sm86/89/120)
-       FLASH_SMEM_LIMIT_BYTES=65536 check_bwd.py --expect-unsupported 96,128,192,256
+       FLASH_SMEM_LIMIT_BYTES=101376 check_bwd.py --dims 64,96,128,192,256   (the 99 KB tiles of sm86/89/120)
+       FLASH_SMEM_LIMIT_BYTES=65536 check_bwd.py --expect-unsupported 64,96,128,192,256
 --dims runs the grid (shapes x causal, features, overflow, deterministic) at those head dims only.
 --expect-unsupported: every listed head dim must fail with FLASH_ERROR_UNSUPPORTED naming the smem cap and the
 small tile (bwd_config.h kBwdTilesSmall), which shows that the knob is read and the small class is chosen.
@@ -369,7 +369,7 @@ CPU_CASES = ("bf16 sq113 sk203 d64 causal1", "dropout causal alibi gqa d64", "va
 
 
 # bwd_config.h kBwdTilesSmall: head dim -> (block_m, block_n)
-SMALL_TILES = {96: (64, 64), 128: (64, 64), 192: (32, 64), 256: (32, 32)}
+SMALL_TILES = {64: (64, 128), 96: (64, 64), 128: (64, 64), 192: (32, 64), 256: (32, 32)}
 
 
 def expect_unsupported(lib, dev, dims, results):
@@ -400,6 +400,7 @@ def main():
     ap.add_argument("--sanitize", action="store_true", help="a few tiny cases (for compute-sanitizer)")
     ap.add_argument("--dims", help="comma-separated head dims: run the grid at these only")
     ap.add_argument("--expect-unsupported", help="comma-separated head dims that must be refused (smem cap)")
+    ap.add_argument("--only", help="comma-separated case names: run these only (e.g. under a sanitizer)")
     ap.add_argument("--det-reps", type=int, default=20)
     ap.add_argument("--json")
     ap.add_argument("--lib")
@@ -427,6 +428,9 @@ def main():
             cases = [c for c in build_cases(False, only_dims) if c.name in keep]
     else:
         cases = build_cases(args.quick, only_dims)
+    if args.only:
+        names = args.only.split(",")
+        cases = [c for c in build_cases(False, only_dims) if c.name in names]
     for c in cases:
         try:
             nfail += not run_case(lib, c, dev, results, cpu_too=(c.name in CPU_CASES and not args.sanitize))

@@ -24,23 +24,25 @@ struct BwdTile {
 
 // Shared memory (bytes) of the main kernel: K, V, qstages x (Q, dO), P, dS, qstages x (LSE, D); the
 // deterministic dQ kernel needs less (bwd_dq_smem_bytes). Two classes of tiles:
-//  - kBwdTiles (GPUs with >= 163 KB per block: sm80/87, sm90, sm100): 32: 65K, 64: 97K, 96: 137K, 128: 161K,
-//    192: 113K, 256: 145K.
+//  - kBwdTiles (GPUs with >= 163 KB per block: sm80/87, sm90, sm100): 32: 65K, 64: 162K, 96: 137K, 128: 161K,
+//    192: 113K, 256: 145K. d64 128x128 with FA2's warp layouts and d128's SdP layout 2x4 measured +11-22 % and
+//    +2-7 % over the previous 64x128 / 4x2 rows on an H100 (bench/NOTES.md, backward run 3).
 //  - kBwdTilesSmall (99 KB per block: sm86/89/120), for the head dims whose large tile does not fit there:
-//    96: 95K, 128: 81K, 192: 80K, 256: 68K (32 and 64 run their large tile).
+//    64: 97K, 96: 95K, 128: 81K, 192: 80K, 256: 68K (32 runs its large tile).
 // bwd.cu takes the large tile when it fits the device's opt-in shared memory (capped by the test knob
 // FLASH_SMEM_LIMIT_BYTES), else the small one, else returns FLASH_ERROR_UNSUPPORTED naming the GPU and tile.
 constexpr BwdTile kBwdTiles[] = {
     //  d  bm   bn  w  qs  sdp   kv    q
     {32, 64, 128, 8, 2, 4, 2, 4, 2, 4, 2},
-    {64, 64, 128, 8, 2, 4, 2, 4, 2, 2, 4},
+    {64, 128, 128, 8, 2, 2, 4, 4, 2, 4, 2},
     {96, 64, 128, 8, 2, 4, 2, 4, 2, 4, 2},
-    {128, 64, 128, 8, 2, 4, 2, 4, 2, 2, 4},
+    {128, 64, 128, 8, 2, 2, 4, 4, 2, 2, 4},
     {192, 64, 64, 8, 1, 4, 2, 2, 4, 2, 4},
     {256, 64, 64, 8, 1, 4, 2, 2, 4, 2, 4},
 };
 constexpr BwdTile kBwdTilesSmall[] = {
     //  d  bm  bn  w  qs  sdp   kv    q
+    {64, 64, 128, 8, 2, 4, 2, 4, 2, 2, 4},
     {96, 64, 64, 8, 2, 4, 2, 4, 2, 4, 2},
     {128, 64, 64, 8, 1, 4, 2, 4, 2, 4, 2},
     {192, 32, 64, 8, 1, 2, 4, 4, 2, 2, 4},
