@@ -6,6 +6,12 @@ Grid (FlashAttention-3 paper): bf16 and fp16, 16,384 tokens (batch = 16384 / seq
 (heads = 2048 / hdim), hdim 64/128/256, causal off/on, seqlen 512..16k. Timing: triton.testing.do_bench
 median. FLOPs = 4 * b * h * s * s * d (/2 causal). Writes peers.json, peers.md and peers.png to --out.
 Usage: peers.py --out DIR [--lib build/libflash.so] [--quick] [--dtypes bf16,fp16] [--hdims 64,128,256]
+
+--bwd: the backward instead (bench/gpu/bench_bwd.py, issue 6): libflash flash_bwd (and deterministic = 1) vs SDPA
+FLASH_ATTENTION and CUDNN_ATTENTION backward, and forward + backward together, bf16, hdim 64/128 (--hdims),
+causal off/on, seqlen 512..16k, TFLOP/s with 2.5x forward FLOPs; medians of CUDA-event timings. Writes
+peers_bwd.{json,md,png} to --out.
+  peers.py --bwd --out DIR [--lib PATH] [--hdims 64,128] [--seqlens ...] [--causal 0,1] [--budget-ms 150]
 """
 import argparse
 import datetime
@@ -37,7 +43,18 @@ def main():
     ap.add_argument("--causal", default="0,1")
     ap.add_argument("--no-peers", action="store_true", help="time libflash only")
     ap.add_argument("--tag", default="", help="label stored in every row (tuning runs)")
+    ap.add_argument("--bwd", action="store_true", help="the backward benchmark (bench/gpu/bench_bwd.py)")
+    ap.add_argument("--budget-ms", type=float, default=150.0, help="--bwd: time spent per measurement")
+    ap.add_argument("--stem", default="peers_bwd", help="--bwd: output file stem")
     args = ap.parse_args()
+    if args.bwd:
+        import bench_bwd
+        if args.hdims == "64,128,256":
+            args.hdims = "64,128"
+        if args.quick:
+            args.seqlens = "1024,4096,16384"
+        bench_bwd.run(args)
+        return
     lib = Lib(args.lib)
     dev = torch.device("cuda")
     dts = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -9,10 +9,16 @@ for g in dQ, dK, dV (atol 2e-4 · max(1, max|g_ref32|)); softmax_d against rowsu
 written. Dropout uses the forward's mask (numpy Philox of check_fwd.py). Also: no NaN for seqlen 1, 2, 5, 17
 with large inputs (FA's bwd_overflow), deterministic = 1 bitwise over repeats at b = 60 (FA's race-condition
 shape), agreement with the CPU backend on small cases.
-Usage: check_bwd.py [--quick] [--sanitize] [--json OUT.json] [--lib PATH]
+Usage: check_bwd.py [--quick] [--sanitize] [--dims 96,192] [--json OUT.json] [--lib PATH]
+       FLASH_SMEM_LIMIT_BYTES=101376 check_bwd.py --dims 64,96,128,192,256   (the 99 KB tiles of sm86/89/120)
+       FLASH_SMEM_LIMIT_BYTES=65536 check_bwd.py --expect-unsupported 64,96,128,192,256
+--dims runs the grid (shapes x causal, features, overflow, deterministic) at those head dims only.
+--expect-unsupported: every listed head dim must fail with FLASH_ERROR_UNSUPPORTED naming the smem cap and the
+small tile (bwd_config.h kBwdTilesSmall), which shows that the knob is read and the small class is chosen.
 """
 import argparse
 import math
+import os
 import sys
 import time
 
@@ -118,7 +124,7 @@ def reference(c, t, cq, ck, nseq, upcast):
 
 def run_case(lib, c, dev, results, cpu_too=False):
     t, cq, ck, nseq = make_inputs(c, dev)
-    g, bp, bws, bws_n = run_libflash(lib, c, t, dev)
+    g, bp, bws, bws_n = run_libflash(lib, c, t, dev, deterministic=c.kw.get("deterministic", False))
     ref = reference(c, t, cq, ck, nseq, upcast=True)
     pt = reference(c, t, cq, ck, nseq, upcast=False)
     ok, worst, msgs = True, 0.0, []
@@ -195,7 +201,7 @@ def determinism_case(lib, dev, results, reps, d, causal):
     return record(results, c.name, ok, msgs, f"reps={reps}")
 
 
-def build_cases(quick):
+def build_cases(quick, only_dims=None):
     cases = []
     bf, fp = torch.bfloat16, torch.float16
     shapes = [(1, 1), (2, 17), (17, 17), (113, 203), (203, 113), (1023, 1024)]
@@ -203,6 +209,8 @@ def build_cases(quick):
     if quick:
         shapes = [(17, 17), (113, 203)]
         dims = [64, 128]
+    if only_dims:
+        dims = only_dims
     for dt in ((bf, fp) if not quick else (bf,)):
         dn = "bf16" if dt == bf else "fp16"
         for (sq, sk) in shapes:
@@ -213,10 +221,10 @@ def build_cases(quick):
                     cases.append(Case(f"{dn} sq{sq} sk{sk} d{d} causal{int(causal)}", dtype=dt, b=2, h=3, hk=3,
                                       d=d, seqs_q=[sq], seqs_k=[sk], causal=causal))
     for hk in (1, 2):
-        for d in ((64, 128) if not quick else (128,)):
+        for d in only_dims or ((64, 128) if not quick else (128,)):
             cases.append(Case(f"{'mqa' if hk == 1 else 'gqa'} h6 hk{hk} d{d}", dtype=bf, b=2, h=6, hk=hk, d=d,
                               seqs_q=[97], seqs_k=[203], causal=hk == 2))
-    for d in ((64, 128, 256) if not quick else (128,)):
+    for d in only_dims or ((64, 128, 256) if not quick else (128,)):
         cases.append(Case(f"local d{d}", dtype=bf, b=2, h=2, hk=2, d=d, seqs_q=[203], seqs_k=[311], window=(37, 11)))
         cases.append(Case(f"alibi causal d{d}", dtype=bf, b=2, h=4, hk=2, d=d, seqs_q=[113], seqs_k=[203],
                           alibi=True, causal=True))
@@ -224,6 +232,13 @@ def build_cases(quick):
         cases.append(Case(f"dropout d{d}", dtype=bf, b=2, h=3, hk=3, d=d, seqs_q=[97], seqs_k=[203], dropout=0.17))
         cases.append(Case(f"dropout causal alibi gqa d{d}", dtype=bf, b=2, h=2, hk=1, d=d, seqs_q=[130],
                           seqs_k=[130], dropout=0.17, causal=True, alibi=True))
+        # deterministic = 1 against the reference (the repeat test below checks the bits)
+        cases.append(Case(f"deterministic gqa causal d{d}", dtype=bf, b=2, h=4, hk=2, d=d, seqs_q=[203],
+                          seqs_k=[317], causal=True, deterministic=True))
+        cases.append(Case(f"deterministic dropout d{d}", dtype=fp, b=2, h=2, hk=2, d=d, seqs_q=[130],
+                          seqs_k=[97], dropout=0.17, deterministic=True))
+    if only_dims:
+        return cases
     cases.append(Case("varlen d64", dtype=bf, b=0, h=4, hk=2, d=64, seqs_q=[1, 17, 130, 64], seqs_k=[5, 300, 97, 64],
                       varlen=True))
     cases.append(Case("varlen causal d128", dtype=bf, b=0, h=4, hk=4, d=128, seqs_q=[33, 1, 257],
@@ -239,34 +254,77 @@ def build_cases(quick):
 CPU_CASES = ("bf16 sq113 sk203 d64 causal1", "dropout causal alibi gqa d64", "varlen local dropout d59")
 
 
+# bwd_config.h kBwdTilesSmall: head dim -> (block_m, block_n)
+SMALL_TILES = {64: (64, 128), 96: (64, 64), 128: (64, 64), 192: (32, 64), 256: (32, 32)}
+
+
+def expect_unsupported(lib, dev, dims, results):
+    """With FLASH_SMEM_LIMIT_BYTES below every small tile: UNSUPPORTED naming the cap and the small tile."""
+    nfail = 0
+    for d in dims:
+        c = Case(f"unsupported under the smem cap d{d}", dtype=torch.bfloat16, b=1, h=2, hk=2, d=d, seqs_q=[64],
+                 seqs_k=[64])
+        t, *_ = make_inputs(c, dev)
+        bm, bn = SMALL_TILES[d]
+        want = ("FLASH_ERROR_UNSUPPORTED", "capped by FLASH_SMEM_LIMIT_BYTES", f"head dim {d}",
+                f"block_m={bm} block_n={bn}")
+        try:
+            run_libflash(lib, c, t, dev)
+            ok, msg = False, "ran (expected FLASH_ERROR_UNSUPPORTED)"
+        except Exception as e:  # FlashError from flash_bwd (or the forward, which must not fail)
+            msg = str(e)
+            ok = all(w in msg for w in want)
+        results.append({"case": c.name, "ok": ok, "msgs": [msg]})
+        print(f"{'PASS' if ok else 'FAIL'} {c.name}: {msg}", flush=True)
+        nfail += not ok
+    return nfail
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sanitize", action="store_true", help="a few tiny cases (for compute-sanitizer)")
+    ap.add_argument("--dims", help="comma-separated head dims: run the grid at these only")
+    ap.add_argument("--expect-unsupported", help="comma-separated head dims that must be refused (smem cap)")
+    ap.add_argument("--only", help="comma-separated case names: run these only (e.g. under a sanitizer)")
     ap.add_argument("--det-reps", type=int, default=20)
     ap.add_argument("--json")
     ap.add_argument("--lib")
     args = ap.parse_args()
     lib = BwdLib(args.lib)
     print(lib.build_info())
+    print("FLASH_SMEM_LIMIT_BYTES =", os.environ.get("FLASH_SMEM_LIMIT_BYTES", "(unset)"))
     dev = torch.device("cuda")
     results = []
     t0 = time.time()
     nfail = 0
+    only_dims = [int(x) for x in args.dims.split(",")] if args.dims else None
+    if args.expect_unsupported:
+        nfail = expect_unsupported(lib, dev, [int(x) for x in args.expect_unsupported.split(",")], results)
+        print(f"{len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")
+        sys.exit(1 if nfail else 0)
     if args.sanitize:
-        keep = ("bf16 sq17 sk17 d59 causal1", "bf16 sq113 sk203 d64 causal0", "gqa h6 hk2 d64", "local d64",
-                "dropout d64", "varlen d64", "softcap d64")
+        keep = ("bf16 sq17 sk17 d59 causal1", "bf16 sq113 sk203 d64 causal0", "bf16 sq113 sk203 d128 causal1",
+                "gqa h6 hk2 d64", "gqa h6 hk2 d128", "local d64", "local d128", "dropout d64", "dropout d128",
+                "varlen d64", "varlen causal d128", "softcap d64", "deterministic gqa causal d64",
+                "deterministic gqa causal d128", "deterministic dropout d128")
         cases = [c for c in build_cases(False) if c.name in keep]
+        if only_dims:  # the d128 cases at these dims instead
+            keep = {k.replace(" d128", f" d{d}") for k in keep if " d128" in k for d in only_dims}
+            cases = [c for c in build_cases(False, only_dims) if c.name in keep]
     else:
-        cases = build_cases(args.quick)
+        cases = build_cases(args.quick, only_dims)
+    if args.only:
+        names = args.only.split(",")
+        cases = [c for c in build_cases(False, only_dims) if c.name in names]
     for c in cases:
         cpu_too = c.name in CPU_CASES and not args.sanitize
         nfail += run_checked(results, c.name, lambda: run_case(lib, c, dev, results, cpu_too=cpu_too))
     if not args.sanitize:
         for sq in (1, 2, 5, 17):
-            for d in (32, 128):
+            for d in only_dims or (32, 128):
                 nfail += run_checked(results, "overflow", lambda: overflow_case(lib, dev, results, sq, d, torch.float16))
-        for d, causal in ((128, False), (64, True)):
+        for d, causal in [(d, c) for d in only_dims for c in (False, True)] if only_dims else ((128, False), (64, True)):
             nfail += run_checked(results, "deterministic",
                                  lambda: determinism_case(lib, dev, results, args.det_reps, d, causal))
     print(f"{len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")

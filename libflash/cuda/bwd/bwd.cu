@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "api/error.h"
@@ -48,6 +49,17 @@ int32_t make_plan(const BwdProblem& bp, Plan* plan) {
     plan->ws_bytes = plan->dq_offset;
     if (!bp.deterministic) plan->ws_bytes += uint64_t(p.h) * plan->acc_rows * plan->dim * sizeof(float);
     return FLASH_OK;
+}
+
+// FLASH_SMEM_LIMIT_BYTES=N (a test knob, read once per process; unset or <= 0: no cap): the backward plans as if
+// the GPU had at most N bytes of opt-in shared memory per block, so that the 99 KB tiles of sm86/89/120
+// (bwd_config.h kBwdTilesSmall) run and are checked on a larger GPU (bench/gpu/check_bwd.py --smem-limit).
+int smem_limit_knob() {
+    static const int v = [] {
+        const char* s = std::getenv("FLASH_SMEM_LIMIT_BYTES");
+        return s ? std::atoi(s) : 0;
+    }();
+    return v;
 }
 
 // Sequence geometry of the query side (api/seqinfo.h).
@@ -115,6 +127,18 @@ __global__ void __launch_bounds__(32 * kRowsPerCta) bwd_convert_dq_kernel(const 
     }
 }
 
+// run_bwd of head dim kD: masked or not, large or small tile (bwd_has_small dims only).
+template <bool kBf16, int kD>
+int32_t run_dim(const BwdParams& k, bool masked, bool full, bool det, bool small, cudaStream_t stream) {
+    if constexpr (bwd_has_small(kD)) {
+        if (small)
+            return masked ? run_bwd<kBf16, kD, true, true>(k, full, det, stream)
+                          : run_bwd<kBf16, kD, false, true>(k, full, det, stream);
+    }
+    return masked ? run_bwd<kBf16, kD, true, false>(k, full, det, stream)
+                  : run_bwd<kBf16, kD, false, false>(k, full, det, stream);
+}
+
 } // namespace
 
 uint64_t bwd_workspace_size(const BwdProblem& bp) {
@@ -143,21 +167,31 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
     if (plan.acc_rows * p.h > INT32_MAX)
         return set_error(FLASH_ERROR_UNSUPPORTED, "h * rows = %lld exceeds 2^31", (long long)(plan.acc_rows * p.h));
 
-    // The configuration must fit this GPU's shared memory: say so instead of launching nothing.
-    const BwdTile& t = plan.tile;
-    const int need = std::max(bwd_smem_bytes(t), bp.deterministic ? bwd_dq_smem_bytes(t) : 0);
+    // The tile class this GPU's shared memory holds (bwd_config.h): the large tile, else the small one, else say
+    // so naming the GPU and the tile instead of launching nothing.
     DevInfo di;
     if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
-    const int have = di.smem_optin;
-    if (need > have) {
+    const int cap = smem_limit_knob();
+    const int have = cap > 0 && cap < di.smem_optin ? cap : di.smem_optin;
+    auto need_of = [&](const BwdTile& t) {
+        return std::max(bwd_smem_bytes(t), bp.deterministic ? bwd_dq_smem_bytes(t) : 0);
+    };
+    bool small = false;
+    if (need_of(plan.tile) > have && bwd_has_small(plan.dim)) {
+        small = true;
+        plan.tile = bwd_tile(plan.dim, true);
+    }
+    const BwdTile& t = plan.tile;
+    if (const int need = need_of(t); need > have) {
         cudaDeviceProp prop;
         std::memset(&prop, 0, sizeof prop);
         if (cudaGetDeviceProperties(&prop, p.device_id) != cudaSuccess) std::strcpy(prop.name, "?");
         return set_error(FLASH_ERROR_UNSUPPORTED,
-                         "flash_bwd on %s (sm%d%d, %d bytes of shared memory per block): the backward tile for "
-                         "head dim %d (d=%d dv=%d, block_m=%d block_n=%d%s) needs %d bytes",
-                         prop.name, prop.major, prop.minor, have, plan.dim, p.d, p.dv, t.block_m, t.block_n,
-                         bp.deterministic ? ", deterministic" : "", need);
+                         "flash_bwd on %s (sm%d%d, %d bytes of shared memory per block%s): the smallest backward "
+                         "tile for head dim %d (d=%d dv=%d, block_m=%d block_n=%d warps=%d%s) needs %d bytes",
+                         prop.name, prop.major, prop.minor, have,
+                         have < di.smem_optin ? ", capped by FLASH_SMEM_LIMIT_BYTES" : "", plan.dim, p.d, p.dv,
+                         t.block_m, t.block_n, t.warps, bp.deterministic ? ", deterministic" : "", need);
     }
     cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
 
@@ -201,10 +235,8 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
     {
 #define FLASH_BWD_CASE(D)                                                                                  \
     case D:                                                                                                \
-        st = bf16 ? (masked ? run_bwd<true, D, true>(k, full, bp.deterministic, stream)                    \
-                            : run_bwd<true, D, false>(k, full, bp.deterministic, stream))                  \
-                  : (masked ? run_bwd<false, D, true>(k, full, bp.deterministic, stream)                   \
-                            : run_bwd<false, D, false>(k, full, bp.deterministic, stream));                \
+        st = bf16 ? run_dim<true, D>(k, masked, full, bp.deterministic, small, stream)                     \
+                  : run_dim<false, D>(k, masked, full, bp.deterministic, small, stream);                   \
         break;
         switch (plan.dim) {
 #ifdef FLASH_HDIM_32

@@ -22,20 +22,52 @@ struct BwdTile {
     int q_wm, q_wn;     // dQ [block_m x d]
 };
 
-// Shared memory (bytes) of the main kernel: K, V, qstages x (Q, dO), P, dS, qstages x (LSE, D).
-// 32: 65K, 64: 97K, 96: 137K, 128: 161K, 192: 117K, 256: 145K. sm80/87 (163K) and sm90/100 (227K) run all;
-// sm86/89/120 (99K) run 32 and 64 only (bwd.cu returns FLASH_ERROR_UNSUPPORTED naming the GPU otherwise).
+// Shared memory (bytes) of the main kernel: K, V, qstages x (Q, dO), P, dS, qstages x (LSE, D); the
+// deterministic dQ kernel needs less (bwd_dq_smem_bytes). Two classes of tiles:
+//  - kBwdTiles (GPUs with >= 163 KB per block: sm80/87, sm90, sm100): 32: 65K, 64: 162K, 96: 137K, 128: 161K,
+//    192: 113K, 256: 145K. d64 128x128 with FA2's warp layouts and d128's SdP layout 2x4 measured +11-22 % and
+//    +2-7 % over the previous 64x128 / 4x2 rows on an H100 (bench/NOTES.md, backward run 3).
+//  - kBwdTilesSmall (99 KB per block: sm86/89/120), for the head dims whose large tile does not fit there:
+//    64: 97K, 96: 95K, 128: 81K, 192: 80K, 256: 68K (32 runs its large tile).
+// bwd.cu takes the large tile when it fits the device's opt-in shared memory (capped by the test knob
+// FLASH_SMEM_LIMIT_BYTES), else the small one, else returns FLASH_ERROR_UNSUPPORTED naming the GPU and tile.
 constexpr BwdTile kBwdTiles[] = {
     //  d  bm   bn  w  qs  sdp   kv    q
     {32, 64, 128, 8, 2, 4, 2, 4, 2, 4, 2},
-    {64, 64, 128, 8, 2, 4, 2, 4, 2, 2, 4},
+    {64, 128, 128, 8, 2, 2, 4, 4, 2, 4, 2},
     {96, 64, 128, 8, 2, 4, 2, 4, 2, 4, 2},
-    {128, 64, 128, 8, 2, 4, 2, 4, 2, 2, 4},
+    {128, 64, 128, 8, 2, 2, 4, 4, 2, 2, 4},
     {192, 64, 64, 8, 1, 4, 2, 2, 4, 2, 4},
     {256, 64, 64, 8, 1, 4, 2, 2, 4, 2, 4},
 };
+constexpr BwdTile kBwdTilesSmall[] = {
+    //  d  bm  bn  w  qs  sdp   kv    q
+    {64, 64, 128, 8, 2, 4, 2, 4, 2, 2, 4},
+    {96, 64, 64, 8, 2, 4, 2, 4, 2, 4, 2},
+    {128, 64, 64, 8, 1, 4, 2, 4, 2, 4, 2},
+    {192, 32, 64, 8, 1, 2, 4, 4, 2, 2, 4},
+    {256, 32, 32, 4, 1, 2, 2, 2, 2, 2, 2},
+};
 
-constexpr BwdTile bwd_tile(int d) {
+constexpr bool bwd_has_small(int d) {
+    for (const BwdTile& t : kBwdTilesSmall)
+        if (t.d == d) return true;
+    return false;
+}
+
+// The tile of head dim d: the large class, or the small class when `small` and d has a small tile.
+constexpr BwdTile bwd_tile(int d, bool small = false) {
+#ifdef FLASH_BWD_TUNE_D // tuning builds only: replaces the large tile of one head dim. Warp layouts as two digits
+    // (wm wn): -DFLASH_BWD_TUNE_D=128 -DFLASH_BWD_TUNE_BM=64 -DFLASH_BWD_TUNE_BN=128 -DFLASH_BWD_TUNE_W=8
+    // -DFLASH_BWD_TUNE_QS=2 -DFLASH_BWD_TUNE_SDP=24 -DFLASH_BWD_TUNE_KV=42 -DFLASH_BWD_TUNE_Q=24
+    if (!small && d == FLASH_BWD_TUNE_D)
+        return BwdTile{FLASH_BWD_TUNE_D,       FLASH_BWD_TUNE_BM,      FLASH_BWD_TUNE_BN,      FLASH_BWD_TUNE_W,
+                       FLASH_BWD_TUNE_QS,      FLASH_BWD_TUNE_SDP / 10, FLASH_BWD_TUNE_SDP % 10, FLASH_BWD_TUNE_KV / 10,
+                       FLASH_BWD_TUNE_KV % 10, FLASH_BWD_TUNE_Q / 10,   FLASH_BWD_TUNE_Q % 10};
+#endif
+    if (small)
+        for (const BwdTile& t : kBwdTilesSmall)
+            if (t.d == d) return t;
     for (const BwdTile& t : kBwdTiles)
         if (t.d == d) return t;
     return BwdTile{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};

@@ -34,9 +34,9 @@
 
 namespace flash::cuda {
 
-template <int kD_>
+template <int kD_, bool kSmall_ = false>
 struct BwdCfg {
-    static constexpr BwdTile kTile = bwd_tile(kD_);
+    static constexpr BwdTile kTile = bwd_tile(kD_, kSmall_);
     static constexpr int kD = kD_;
     static constexpr int kBM = kTile.block_m;
     static constexpr int kBN = kTile.block_n;

@@ -50,9 +50,9 @@ int32_t launch_bwd(const BwdParams& p, bool deterministic, cudaStream_t stream) 
 
 } // namespace bwd_detail
 
-template <bool kBf16, int kD, bool kMasked>
+template <bool kBf16, int kD, bool kMasked, bool kSmall>
 int32_t run_bwd(const BwdParams& p, bool full, bool deterministic, cudaStream_t stream) {
-    using Cfg = BwdCfg<kD>;
+    using Cfg = BwdCfg<kD, kSmall>;
     if (full) return bwd_detail::launch_bwd<Cfg, kBf16, kMasked, true>(p, deterministic, stream);
     return bwd_detail::launch_bwd<Cfg, kBf16, kMasked, false>(p, deterministic, stream);
 }

@@ -10,9 +10,10 @@
 namespace flash::cuda {
 
 // Runs the main backward kernel (grid: key blocks x h_k x b) and, when `deterministic`, the dQ kernel
-// (grid: query blocks x h x b). `full` selects the softcap / ALiBi / dropout instantiation. Defined in
+// (grid: query blocks x h x b). `full` selects the softcap / ALiBi / dropout instantiation; kSmall the tile of
+// kBwdTilesSmall (bwd_config.h; instantiated only for the head dims with bwd_has_small). Defined in
 // bwd/generated/bwd_*.cu.
-template <bool kBf16, int kD, bool kMasked>
+template <bool kBf16, int kD, bool kMasked, bool kSmall>
 int32_t run_bwd(const BwdParams& p, bool full, bool deterministic, cudaStream_t stream);
 
 } // namespace flash::cuda
