@@ -231,6 +231,12 @@ def build_cases(quick):
     cases.append(Case("varlen long local d256", dtype=torch.float16, b=0, h=2, hk=2, d=256, seqs_q=[500, 20], seqs_k=[700, 333], varlen=True, window=(100, 30)))
     cases.append(Case("dense sq1000 sk3000 causal d192", dtype=dt, b=1, h=2, hk=1, d=192, seqs_q=[1000], seqs_k=[3000], causal=True))
     cases.append(Case("softcap bf16 causal gqa d128", dtype=dt, b=2, h=4, hk=1, d=128, seqs_q=[257], seqs_k=[513], softcap=30.0, causal=True))
+    # More tiles than SMs: the persistent Hopper grid strides over several tiles per CTA (varlen: with
+    # tiles past a short sequence's end skipped).
+    cases.append(Case("persistent d128", dtype=dt, b=4, h=16, hk=4, d=128, seqs_q=[700], seqs_k=[900]))
+    cases.append(Case("persistent d64", dtype=torch.float16, b=3, h=16, hk=16, d=64, seqs_q=[1000], seqs_k=[517]))
+    cases.append(Case("persistent varlen d128", dtype=dt, b=0, h=16, hk=8, d=128, seqs_q=[700, 1, 1500, 333], seqs_k=[900, 64, 1500, 2000], varlen=True))
+    cases.append(Case("persistent varlen d256", dtype=dt, b=0, h=12, hk=12, d=256, seqs_q=[300, 1200, 5], seqs_k=[800, 1200, 77], varlen=True))
     cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))
     return cases
 
@@ -242,6 +248,9 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--only", help="comma-separated substrings of case names")
     ap.add_argument("--lib")
+    ap.add_argument("--splits1", action="store_true",
+                    help="num_splits = 1 wherever a case leaves it to the heuristic (on Hopper: the sm90 kernel "
+                         "takes every case it covers instead of the small ones going to split-KV on sm80)")
     args = ap.parse_args()
     lib = Lib(args.lib)
     print(lib.build_info())
@@ -258,11 +267,15 @@ def main():
         keep = ("bf16 sq17 sk17 d59 causal1", "bf16 sq113 sk203 d64 causal0", "bf16 sq203 sk113 d128 causal1",
                 "gqa h6 hk2 d64", "local d128", "alibi d128", "dropout d128", "varlen d64",
                 "varlen seqused_k leftpad d96", "noncontig d40 causal", "decode splits3 d128", "splits4 local d256",
-                "dv100 d128 causal")
+                "dv100 d128 causal", "persistent varlen d128", "varlen long local d256", "softcap bf16 causal gqa d128",
+                "persistent d64")
         cases = [c for c in build_cases(False) if c.name in keep]
     if args.only:
         subs = args.only.split(",")
         cases = [c for c in build_cases(False) if any(x in c.name for x in subs)]
+    if args.splits1:
+        for c in cases:
+            c.kw["num_splits"] = c.kw.get("num_splits", 0) or 1
     for c in cases:
         nfail += run_checked(results, c.name, lambda: run_case(lib, c, dev, results))
     for (dt, sq, sk, h, b, pd, cpu) in [(torch.bfloat16, 77, 200, 3, 2, 0.17, True), (torch.float16, 130, 256, 2, 1, 0.5, False),
