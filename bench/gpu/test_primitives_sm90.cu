@@ -24,36 +24,9 @@
 #include "cuda/primitives/warpgroup.cuh"
 #include "cuda/primitives/wgmma.cuh"
 
+#include "test_util.cuh"
+
 using namespace flash::cuda::prim;
-
-#define CK(x)                                                                                  \
-    do {                                                                                       \
-        cudaError_t e_ = (x);                                                                  \
-        if (e_ != cudaSuccess) {                                                               \
-            std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
-            std::exit(2);                                                                      \
-        }                                                                                      \
-    } while (0)
-
-static int g_fail = 0;
-static void report(const char* name, bool ok, const char* detail = "") {
-    std::printf("%s %s %s\n", ok ? "PASS" : "FAIL", name, detail);
-    if (!ok) ++g_fail;
-}
-
-static float bits_to_float(uint16_t b, bool bf16) {
-    if (bf16) {
-        uint32_t u = uint32_t(b) << 16;
-        float f;
-        std::memcpy(&f, &u, 4);
-        return f;
-    }
-    return __half2float(__ushort_as_half(b));
-}
-static uint16_t float_to_bits(float x, bool bf16) {
-    if (bf16) return __bfloat16_as_ushort(__float2bfloat16_rn(x));
-    return __half_as_ushort(__float2half_rn(x));
-}
 
 using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
                                  const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,

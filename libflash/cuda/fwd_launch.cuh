@@ -6,25 +6,15 @@
 #include "api/error.h"
 #include "fwd_kernel.cuh"
 #include "fwd_launch.h"
+#include "smem_optin.h"
 
 namespace flash::cuda {
 
 template <class Cfg, bool kBf16, bool kMasked, bool kFull>
 int32_t launch_fwd_kernel(const FwdParams& p, dim3 grid, cudaStream_t stream) {
     auto kernel = fwd_kernel<Cfg, kBf16, kMasked, kFull>;
-    if constexpr (Cfg::kSmem > 48 * 1024) {
-        // Opt in to > 48 KB of dynamic shared memory once per device (bit per device id < 64).
-        static std::atomic<uint64_t> configured{0};
-        int dev = 0;
-        cudaGetDevice(&dev);
-        const uint64_t bit = dev < 64 ? (uint64_t(1) << dev) : 0;
-        if (!bit || !(configured.load(std::memory_order_relaxed) & bit)) {
-            const cudaError_t e =
-                cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmem);
-            if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaFuncSetAttribute(fwd smem)");
-            configured.fetch_or(bit, std::memory_order_relaxed);
-        }
-    }
+    static std::atomic<uint64_t> configured{0};
+    if (int32_t st = ensure_smem_optin(kernel, Cfg::kSmem, configured, "cudaFuncSetAttribute(fwd smem)")) return st;
     kernel<<<grid, Cfg::kThreads, Cfg::kSmem, stream>>>(p);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "fwd kernel launch");

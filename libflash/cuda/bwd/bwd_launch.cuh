@@ -6,31 +6,18 @@
 #include "api/error.h"
 #include "bwd_kernel.cuh"
 #include "bwd_launch.h"
+#include "../smem_optin.h"
 
 namespace flash::cuda {
 
 namespace bwd_detail {
-
-// Opts a kernel in to > 48 KB of dynamic shared memory once per device (bit per device id < 64).
-template <class Kernel>
-int32_t ensure_smem(Kernel kernel, int bytes, std::atomic<uint64_t>& configured) {
-    if (bytes <= 48 * 1024) return FLASH_OK;
-    int dev = 0;
-    cudaGetDevice(&dev);
-    const uint64_t bit = dev < 64 ? (uint64_t(1) << dev) : 0;
-    if (bit && (configured.load(std::memory_order_relaxed) & bit)) return FLASH_OK;
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaFuncSetAttribute(bwd smem)");
-    configured.fetch_or(bit, std::memory_order_relaxed);
-    return FLASH_OK;
-}
 
 template <class Cfg, bool kBf16, bool kMasked, bool kFull>
 int32_t launch_bwd(const BwdParams& p, bool deterministic, cudaStream_t stream) {
     {
         auto kernel = bwd_kernel<Cfg, kBf16, kMasked, kFull>;
         static std::atomic<uint64_t> configured{0};
-        if (int32_t st = ensure_smem(kernel, Cfg::kSmem, configured)) return st;
+        if (int32_t st = ensure_smem_optin(kernel, Cfg::kSmem, configured, "cudaFuncSetAttribute(bwd smem)")) return st;
         const dim3 grid(unsigned(ceil_div(p.seqlen_k, Cfg::kBN)), unsigned(p.hk), unsigned(p.b));
         if (grid.x > 0) kernel<<<grid, Cfg::kThreads, Cfg::kSmem, stream>>>(p);
         const cudaError_t e = cudaGetLastError();
@@ -39,7 +26,7 @@ int32_t launch_bwd(const BwdParams& p, bool deterministic, cudaStream_t stream) 
     if (deterministic) {
         auto kernel = bwd_dq_kernel<Cfg, kBf16, kMasked, kFull>;
         static std::atomic<uint64_t> configured{0};
-        if (int32_t st = ensure_smem(kernel, Cfg::kDqSmem, configured)) return st;
+        if (int32_t st = ensure_smem_optin(kernel, Cfg::kDqSmem, configured, "cudaFuncSetAttribute(bwd smem)")) return st;
         const dim3 grid(unsigned(ceil_div(p.seqlen_q, Cfg::kBM)), unsigned(p.h), unsigned(p.b));
         if (grid.x > 0) kernel<<<grid, Cfg::kThreads, Cfg::kDqSmem, stream>>>(p);
         const cudaError_t e = cudaGetLastError();

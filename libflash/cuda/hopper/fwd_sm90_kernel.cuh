@@ -252,6 +252,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) fence_operand(pf[kk]);
     };
+    // Waits for every GEMM of this warpgroup (the last one being a P V on slot st) and releases that V slot.
+    auto retire_pv = [&](int st) {
+        wgmma_wait<0>();
+        fence_operand(o);
+        fence_p();
+        mbar_arrive(v_empty(st));
+    };
 
     // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
     auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
@@ -370,20 +377,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     mbar_arrive(k_empty(st));
                     if (j == nt - 1) mbar_arrive(q_empty);
                     softmax(t, nblk(j), alpha);
-                    wgmma_wait<0>();
-                    fence_operand(o);
-                    fence_p();
-                    mbar_arrive(v_empty(pst));
+                    retire_pv(pst);
                     rescale(alpha);
                     to_p();
                 }
                 const int lst = (it + nt - 1) % S;
                 mbar_wait(v_full(lst), ((it + nt - 1) / S) & 1);
                 issue_pv(lst);
-                wgmma_wait<0>();
-                fence_operand(o);
-                fence_p();
-                mbar_arrive(v_empty(lst));
+                retire_pv(lst);
             } else {
                 for (int j = 0; j < nt; ++j) {
                     const int st = (it + j) % S;
@@ -402,10 +403,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     to_p();
                     mbar_wait(v_full(st), ph);
                     issue_pv(st);
-                    wgmma_wait<0>();
-                    fence_operand(o);
-                    fence_p();
-                    mbar_arrive(v_empty(st));
+                    retire_pv(st);
                 }
             }
             it += nt;

@@ -6,25 +6,15 @@
 #include "../../api/error.h"
 #include "kv_kernel.cuh"
 #include "kv_launch.h"
+#include "../smem_optin.h"
 
 namespace flash::cuda::kv {
 
 template <int kD, bool kBf16>
 int32_t configure_attn() {
     using Cfg = KVCfg<kD>;
-    if constexpr (Cfg::kSmem > 48 * 1024) {
-        static std::atomic<uint64_t> configured{0};
-        int dev = 0;
-        cudaGetDevice(&dev);
-        const uint64_t bit = dev < 64 ? (uint64_t(1) << dev) : 0;
-        if (!bit || !(configured.load(std::memory_order_relaxed) & bit)) {
-            const cudaError_t e = cudaFuncSetAttribute(kv_attn_kernel<Cfg, kBf16>,
-                                                       cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmem);
-            if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaFuncSetAttribute(kvcache smem)");
-            configured.fetch_or(bit, std::memory_order_relaxed);
-        }
-    }
-    return FLASH_OK;
+    static std::atomic<uint64_t> configured{0};
+    return ensure_smem_optin(kv_attn_kernel<Cfg, kBf16>, Cfg::kSmem, configured, "cudaFuncSetAttribute(kvcache smem)");
 }
 
 template <int kD, bool kBf16>
