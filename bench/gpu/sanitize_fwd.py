@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
+racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
+Shapes cover every Hopper configuration (d64 3-consumer persistent, d128 ping-pong, causal, local, softcap,
+GQA, varlen with skipped tiles) and run on whatever path the GPU takes. Exit 0 when every call returned OK.
+Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L]
+"""
+import argparse
+
+import torch
+
+from flashlib import Lib, fill_params
+
+SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
+    (64, 2, 8, 8, [700], [700], False, (-1, -1), 0.0, torch.bfloat16),
+    (64, 2, 4, 2, [300], [500], True, (-1, -1), 0.0, torch.float16),
+    (128, 2, 8, 2, [600], [900], False, (-1, -1), 0.0, torch.bfloat16),
+    (128, 2, 4, 4, [513], [513], True, (-1, -1), 30.0, torch.bfloat16),
+    (192, 1, 4, 4, [300], [700], False, (50, 20), 0.0, torch.float16),
+    (256, 1, 4, 1, [257], [257], True, (-1, -1), 0.0, torch.bfloat16),
+    (128, 0, 8, 4, [700, 1, 333], [900, 64, 2000], False, (-1, -1), 0.0, torch.bfloat16),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib")
+    lib = Lib(ap.parse_args().lib)
+    dev = torch.device("cuda")
+    for d, b, h, hk, sq, sk, causal, window, softcap, dt in SHAPES:
+        torch.manual_seed(d + h)
+        if b == 0:  # varlen
+            cq = torch.tensor([0] + list(torch.tensor(sq).cumsum(0)), dtype=torch.int32, device=dev)
+            ck = torch.tensor([0] + list(torch.tensor(sk).cumsum(0)), dtype=torch.int32, device=dev)
+            q = torch.randn(sum(sq), h, d, device=dev, dtype=dt)
+            k = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
+            v = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
+            o = torch.empty_like(q)
+            p = fill_params(lib, q=q, k=k, v=v, o=o, causal=causal, window=window, softcap=softcap, cu_seqlens_q=cq,
+                            cu_seqlens_k=ck, max_seqlen_q=max(sq), max_seqlen_k=max(sk), num_splits=1)
+        else:
+            q = torch.randn(b, sq[0], h, d, device=dev, dtype=dt)
+            k = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
+            v = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
+            o = torch.empty_like(q)
+            p = fill_params(lib, q=q, k=k, v=v, o=o, causal=causal, window=window, softcap=softcap, num_splits=1)
+        lib.fwd(p, 0, 0, torch.cuda.current_stream().cuda_stream)
+        torch.cuda.synchronize()
+        print(f"ok d{d} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} [{lib.last_kernel()}]",
+              flush=True)
+        assert torch.isfinite(o.float()).all(), "non-finite output"
+    print(f"{len(SHAPES)} calls OK")
+
+
+if __name__ == "__main__":
+    main()
