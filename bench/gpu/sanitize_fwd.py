@@ -6,6 +6,7 @@ GQA, varlen with skipped tiles) and run on whatever path the GPU takes. Exit 0 w
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L]
 """
 import argparse
+import itertools
 
 import torch
 
@@ -30,8 +31,8 @@ def main():
     for d, b, h, hk, sq, sk, causal, window, softcap, dt in SHAPES:
         torch.manual_seed(d + h)
         if b == 0:  # varlen
-            cq = torch.tensor([0] + list(torch.tensor(sq).cumsum(0)), dtype=torch.int32, device=dev)
-            ck = torch.tensor([0] + list(torch.tensor(sk).cumsum(0)), dtype=torch.int32, device=dev)
+            cq = torch.tensor([0, *itertools.accumulate(sq)], dtype=torch.int32, device=dev)
+            ck = torch.tensor([0, *itertools.accumulate(sk)], dtype=torch.int32, device=dev)
             q = torch.randn(sum(sq), h, d, device=dev, dtype=dt)
             k = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
             v = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
