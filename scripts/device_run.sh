@@ -18,14 +18,14 @@ if [ -z "$ARCH" ]; then
 fi
 HD=${FLASH_HEAD_DIMS:-32;64;96;128;192;256}
 if [ "$MODE" = tune90 ]; then
-  # TUNE90="D:CONS:BN:ST:OV:PP:PS:RP:RC ..." -- Hopper forward tile candidates (hopper/fwd_sm90_config.h), one
+  # TUNE90="D:CONS:BN:ST:OV:PP:PS:DY:RP:RC ..." -- Hopper forward tile candidates (hopper/fwd_sm90_config.h), one
   # build each (that head dim only, in parallel), then libflash-only timings (bf16), then SDPA once per dim.
   SEQ=${TUNE_SEQLENS:-1024,4096,16384}
   i=0; pids=""
   for v in $TUNE90; do
-    IFS=: read -r d co bn st ov pp ps rp rc <<< "$v"
+    IFS=: read -r d co bn st ov pp ps dy rp rc <<< "$v"
     fl="-DFLASH_SM90_TUNE_D=$d -DFLASH_SM90_TUNE_CONS=$co -DFLASH_SM90_TUNE_BN=$bn -DFLASH_SM90_TUNE_ST=$st"
-    fl="$fl -DFLASH_SM90_TUNE_OV=$ov -DFLASH_SM90_TUNE_PP=$pp -DFLASH_SM90_TUNE_PS=$ps -DFLASH_SM90_TUNE_RP=$rp -DFLASH_SM90_TUNE_RC=$rc -Xptxas=-v"
+    fl="$fl -DFLASH_SM90_TUNE_OV=$ov -DFLASH_SM90_TUNE_PP=$pp -DFLASH_SM90_TUNE_PS=$ps -DFLASH_SM90_TUNE_DY=$dy -DFLASH_SM90_TUNE_RP=$rp -DFLASH_SM90_TUNE_RC=$rc -Xptxas=-v"
     ( cmake -S . -B build-t90-$i -G Ninja -DFLASH_CUDA=ON -DFLASH_CUDA_ARCHS=90a "-DFLASH_HEAD_DIMS=$d" \
         "-DCMAKE_CUDA_FLAGS=$fl" > /dev/null && cmake --build build-t90-$i -j8 ) > "/tmp/t90-build-$i.log" 2>&1 &
     pids="$pids $!"; i=$((i+1))

@@ -81,6 +81,7 @@ int32_t make_plan(const FwdProblem& p, Plan* plan) {
     ns = std::max(1, std::min({ns, std::max(1, n_blocks), 256}));
     plan->num_splits = ns;
     plan->acc_rows = p.cu_seqlens_q ? int64_t(p.total_q) : int64_t(p.b) * p.seqlen_q;
+    if (ns == 1) plan->ws_bytes = sm90::workspace_bytes(p, 1); // the Hopper path's tile counter, if any
     if (ns > 1) {
         const uint64_t o_bytes = uint64_t(ns) * p.h * plan->acc_rows * plan->dim * sizeof(float);
         plan->lse_accum_offset = (o_bytes + 255) & ~uint64_t(255);
@@ -128,7 +129,7 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     }
     // k is complete here. The Hopper path (hopper/fwd_sm90.cu) takes what it covers; the rest runs below.
     bool taken = false;
-    if (int32_t st = sm90::try_fwd(p, k, plan.num_splits, stream, &taken); taken || st != FLASH_OK) return st;
+    if (int32_t st = sm90::try_fwd(p, k, plan.num_splits, workspace, stream, &taken); taken || st != FLASH_OK) return st;
 
     const bool full = p.softcap > 0.f || p.alibi != nullptr || p.dropout.p > 0.f;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;

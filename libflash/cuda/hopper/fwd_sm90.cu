@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "api/error.h"
+#include "../attn_params.h"
 #include "../device_info.h"
 #include "fwd_sm90_config.h"
 #include "tensor_map.h"
@@ -44,21 +45,51 @@ bool disabled_by_env() {
     return off;
 }
 
+// The Hopper instantiation p runs on, 0 when this path does not take p. Mirrors the rules of the header.
+int covered_dim(const FwdProblem& p, int num_splits) {
+#ifndef FLASH_HAS_SM90A
+    (void)p, (void)num_splits;
+    return 0;
+#else
+    if (disabled_by_env() || num_splits != 1 || p.dropout.p > 0.f || p.alibi != nullptr) return 0;
+    const int dim = sm90_dim(std::max(p.d, p.dv));
+    if (dim == 0 || !compiled(dim)) return 0;
+    const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
+    if (!(aligned16(p.q, p.sq_, !vq) && aligned16(p.k, p.sk_, !vk) && aligned16(p.v, p.sv_, !vk) &&
+          aligned16(p.o, p.so_, !vq)))
+        return 0;
+    DevInfo di;
+    if (device_info(p.device_id, &di) != FLASH_OK) {
+        clear_error();
+        return 0;
+    }
+    return di.major == 9 && di.minor == 0 ? dim : 0;
+#endif
+}
+
+// The dynamic schedule's tile counter (one int, 256-byte slot).
+constexpr uint64_t kCounterBytes = 256;
+
 } // namespace
 
-int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, cudaStream_t stream, bool* taken) {
+uint64_t workspace_bytes(const FwdProblem& p, int num_splits) {
+    const int dim = covered_dim(p, num_splits);
+    if (dim == 0) return 0;
+    const Sm90Tile t = sm90_tile(dim, p.mask.left >= 0 || p.mask.right >= 0);
+    return t.persistent && t.dynamic ? kCounterBytes : 0;
+}
+
+int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* workspace, cudaStream_t stream,
+                bool* taken) {
     *taken = false;
 #ifndef FLASH_HAS_SM90A
-    (void)p, (void)k, (void)num_splits, (void)stream;
+    (void)p, (void)k, (void)num_splits, (void)workspace, (void)stream;
     return FLASH_OK;
 #else
-    if (disabled_by_env() || num_splits != 1 || p.dropout.p > 0.f || p.alibi != nullptr) return FLASH_OK;
-    const int dim = sm90_dim(std::max(p.d, p.dv));
-    if (dim == 0 || !compiled(dim)) return FLASH_OK;
-    if (!(k.aligned_q && k.aligned_k && k.aligned_v && k.aligned_o)) return FLASH_OK;
+    const int dim = covered_dim(p, num_splits);
+    if (dim == 0) return FLASH_OK;
     DevInfo di;
     if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
-    if (di.major != 9 || di.minor != 0) return FLASH_OK;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
     const Sm90Tile t = sm90_tile(dim, masked);
     const int bm = 64 * t.consumers;
@@ -88,6 +119,13 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, cudaStr
     if (tiles > INT_MAX) return FLASH_OK;
     // Persistent: one CTA per SM (a CTA fills an SM's shared memory) striding over the tiles, so the next
     // tile's loads overlap this one's epilogue; otherwise one CTA per tile.
+    const bool dynamic = t.persistent && t.dynamic;
+    if (dynamic) {
+        if (workspace == nullptr) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: no workspace for the tile counter");
+        sp.tile_counter = static_cast<int*>(workspace);
+        if (const cudaError_t e = cudaMemsetAsync(workspace, 0, sizeof(int), stream); e != cudaSuccess)
+            return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(sm90 tile counter)");
+    }
     const dim3 grid(unsigned(t.persistent ? std::min<int64_t>(tiles, di.sms) : tiles));
     const bool softcap = p.softcap > 0.f;
     int32_t st = FLASH_ERROR_INTERNAL;

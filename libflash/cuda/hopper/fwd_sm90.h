@@ -16,12 +16,20 @@ struct Sm90Params {
     FwdParams f;
     CUtensorMap tm_q, tm_k, tm_v;
     int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then head, then batch
+    int* tile_counter; // dynamic schedule: tiles past the first gridDim.x are claimed with atomicAdd (zeroed
+                       // before the launch); null: CTA c takes tiles c, c + gridDim.x, ...
 };
+
+// Workspace the Hopper path needs for p (num_splits resolved): 0 when it does not take p or needs none.
+// The forward's workspace planning adds it, so flash_fwd_workspace_size covers both paths.
+uint64_t workspace_bytes(const FwdProblem& p, int num_splits);
 
 // Runs p on the Hopper kernel when it applies (sm_90 device, sm_90a compiled, no dropout / ALiBi / split,
 // TMA-compatible strides, ...): *taken = true and the launch status. Otherwise *taken = false, nothing is
-// launched, and the caller runs the sm80 kernel. `k` is the forward's complete parameter block.
-int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, cudaStream_t stream, bool* taken);
+// launched, and the caller runs the sm80 kernel. `k` is the forward's complete parameter block; `workspace`
+// holds at least workspace_bytes(p, num_splits).
+int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* workspace, cudaStream_t stream,
+                bool* taken);
 
 // Defined in hopper/generated/fwd_sm90_*.cu. grid.x CTAs stride over the m_blocks * h * b tiles.
 template <bool kBf16, int kD, bool kMasked>

@@ -14,7 +14,8 @@ struct Sm90Tile {
     bool overlap;  // intra-warpgroup overlap: softmax of block j runs while P V of block j-1 is on the tensor cores
     bool pingpong; // two consumer warpgroups take turns issuing their GEMMs, so one's softmax hides under the
                    // other's GEMMs (FA3's warp-scheduler barriers); needs consumers == 2
-    bool persistent; // one CTA per SM striding over the tiles (else one CTA per tile)
+    bool persistent; // one CTA per SM working through the tiles (else one CTA per tile)
+    bool dynamic;    // persistent CTAs claim tiles from an atomic counter in the workspace (else a static stride)
     int reg_producer, reg_consumer; // setmaxnreg targets; p + consumers*c <= (consumers+1) * launch regs
 };
 
@@ -28,15 +29,15 @@ struct Sm90Tile {
 // - d64 non-causal: 3 consumers (192 x 128, registers 32/160) +5-14% over 2 consumers with ping-pong;
 //   block_n 192 at d64 and 176 at d128: no gain, spills.
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  mask cons  bn  st  overlap pingpong persist regs
-    {64, 0, 3, 128, 2, true, false, true, 32, 160},
-    {64, 1, 2, 128, 2, true, true, false, 24, 240},
-    {128, 0, 2, 128, 2, true, true, true, 24, 240},
-    {128, 1, 2, 128, 2, true, true, false, 24, 240},
-    {192, 0, 2, 112, 2, true, false, true, 24, 240},
-    {192, 1, 2, 112, 2, true, false, false, 24, 240},
-    {256, 0, 2, 80, 2, true, false, true, 24, 240},
-    {256, 1, 2, 80, 2, true, false, false, 24, 240},
+    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs
+    {64, 0, 3, 128, 2, true, false, true, false, 32, 160},
+    {64, 1, 2, 128, 2, true, true, true, true, 24, 240},
+    {128, 0, 2, 128, 2, true, true, true, false, 24, 240},
+    {128, 1, 2, 128, 2, true, true, true, true, 24, 240},
+    {192, 0, 2, 112, 2, true, false, true, false, 24, 240},
+    {192, 1, 2, 112, 2, true, false, true, true, 24, 240},
+    {256, 0, 2, 80, 2, true, false, true, false, 24, 240},
+    {256, 1, 2, 80, 2, true, false, true, true, 24, 240},
 };
 
 constexpr Sm90Tile sm90_tile(int d, bool masked) {
@@ -45,11 +46,11 @@ constexpr Sm90Tile sm90_tile(int d, bool masked) {
     if (d == FLASH_SM90_TUNE_D)
         return Sm90Tile{FLASH_SM90_TUNE_D, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
-                        FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC};
+                        FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, 0, 0};
+    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0};
 }
 
 // The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,

@@ -34,6 +34,7 @@
 #include "../primitives/fragment.cuh"
 #include "../primitives/ldmatrix.cuh"
 #include "../primitives/mbarrier.cuh"
+#include "../primitives/smem_io.cuh"
 #include "../primitives/tma.cuh"
 #include "../primitives/warpgroup.cuh"
 #include "../primitives/wgmma.cuh"
@@ -52,6 +53,7 @@ struct Sm90Cfg {
     static constexpr int kStages = kTile.stages;
     static constexpr bool kOverlap = kTile.overlap;
     static constexpr bool kPingpong = kTile.pingpong;
+    static constexpr bool kDynamic = kTile.persistent && kTile.dynamic; // tiles claimed from an atomic counter
     static constexpr int kRegP = kTile.reg_producer, kRegC = kTile.reg_consumer;
     static constexpr int kThreads = 128 * (kCons + 1);
     static constexpr int kCB = kD / 64;               // 64-element (128-byte) column blocks of a row
@@ -139,10 +141,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     const uint32_t raw = smem_u32addr(smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
     const uint32_t q_full = base, q_empty = base + 8u;
-    auto k_full = [&](int s) { return base + 8u * (2 + s); };
-    auto k_empty = [&](int s) { return base + 8u * (2 + S + s); };
-    auto v_full = [&](int s) { return base + 8u * (2 + 2 * S + s); };
-    auto v_empty = [&](int s) { return base + 8u * (2 + 3 * S + s); };
+    auto tile_full = [&](int i) { return base + 8u * (2 + i); };   // the tile ring: 2 slots
+    auto tile_empty = [&](int i) { return base + 8u * (4 + i); };
+    auto k_full = [&](int s) { return base + 8u * (6 + s); };
+    auto k_empty = [&](int s) { return base + 8u * (6 + S + s); };
+    auto v_full = [&](int s) { return base + 8u * (6 + 2 * S + s); };
+    auto v_empty = [&](int s) { return base + 8u * (6 + 3 * S + s); };
+    const uint32_t s_tile = base + 512u; // the tile ring's two tile indices
     const uint32_t sQ = base + Cfg::kBarBytes;
     const uint32_t sK = sQ + Cfg::kQBytes;
     const uint32_t sV = sK + S * Cfg::kKVBytes;
@@ -154,6 +159,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     if (tid == 0) {
         mbar_init(q_full, 1);
         mbar_init(q_empty, 128 * Cfg::kCons);
+        for (int i = 0; i < 2; ++i) {
+            mbar_init(tile_full(i), 1);
+            mbar_init(tile_empty(i), 128 * Cfg::kCons);
+        }
 #pragma unroll
         for (int s = 0; s < S; ++s) {
             mbar_init(k_full(s), 1);
@@ -165,9 +174,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     }
     __syncthreads();
 
-    // Work tiles: blockIdx.x, + gridDim.x, ... (a persistent grid of one CTA per SM, or one tile per CTA).
-    // Producer and consumers walk the same sequence and skip the same tiles, so the K/V ring position `it`
-    // (key blocks so far) and the Q use count `u` (tiles with keys so far) agree without communication.
+    // Work tiles: blockIdx.x first, then blockIdx.x + gridDim.x, ... (static), or (kDynamic) the next one
+    // claimed from the atomic counter, which the producer publishes through a two-slot ring in shared memory
+    // (full/empty mbarriers), ending with the sentinel total_tiles. Producer and consumers walk the same tiles
+    // and skip the same ones, so the K/V ring position `it` (key blocks so
+    // far) and the Q use count `u` (tiles with keys so far) agree without further communication.
     if (wg == 0) {
         // ================= producer =================
         setmaxnreg_dec<Cfg::kRegP>();
@@ -175,9 +186,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             tma_prefetch_map(&P.tm_q);
             tma_prefetch_map(&P.tm_k);
             tma_prefetch_map(&P.tm_v);
-            int it = 0, u = 0;
-            for (int tile = blockIdx.x; tile < total_tiles; tile += gridDim.x) {
-                const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, tile);
+            int it = 0, u = 0, tile = blockIdx.x;
+            for (int i = 0;; ++i) {
+                if constexpr (Cfg::kDynamic) {
+                    const int slot = i & 1;
+                    mbar_wait(tile_empty(slot), ((i >> 1) & 1) ^ 1);
+                    st_shared_b32(s_tile + 4u * slot, uint32_t(tile < total_tiles ? tile : total_tiles));
+                    mbar_arrive(tile_full(slot));
+                }
+                if (tile >= total_tiles) break;
+                const int cur = tile;
+                // Claim the next tile now: the atomic's latency hides under this tile's loads.
+                tile = Cfg::kDynamic ? int(gridDim.x) + atomicAdd(P.tile_counter, 1) : tile + int(gridDim.x);
+                const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, cur);
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
                 mbar_wait(q_empty, (u & 1) ^ 1);
@@ -338,7 +359,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 
     if (cw == 1) sched_pass();
     int it = 0, u = 0;
-    for (int tile = blockIdx.x; tile < total_tiles; tile += gridDim.x) {
+    for (int i = 0;; ++i) {
+        int tile = int(blockIdx.x) + i * int(gridDim.x);
+        if constexpr (Cfg::kDynamic) {
+            const int slot = i & 1;
+            mbar_wait(tile_full(slot), (i >> 1) & 1);
+            tile = int(ld_shared_b32(s_tile + 4u * slot));
+            mbar_arrive(tile_empty(slot));
+        }
+        if (tile >= total_tiles) break;
         const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, tile);
         if (t.skip) continue;
 #pragma unroll

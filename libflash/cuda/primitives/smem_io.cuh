@@ -1,6 +1,6 @@
 // Plain shared-memory stores and loads by 32-bit shared-state-space address (from smem_u32addr()), for
 // tiles addressed by byte offsets (the swizzled TMA / wgmma layouts) rather than through C++ pointers.
-// Contract: st_shared_b32 needs a 4-byte aligned address, ld_shared_v4 a 16-byte aligned one. Ordinary
+// Contract: st/ld_shared_b32 need a 4-byte aligned address, ld_shared_v4 a 16-byte aligned one. Ordinary
 // (generic-proxy) accesses: a tile they write that the async proxy reads next needs fence_proxy_async_smem().
 #pragma once
 
@@ -12,6 +12,14 @@ FLASH_DEVICE void st_shared_b32(uint32_t addr, uint32_t v) {
 #if defined(__CUDA_ARCH__)
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 #endif
+}
+
+FLASH_DEVICE uint32_t ld_shared_b32(uint32_t addr) {
+    uint32_t v = 0;
+#if defined(__CUDA_ARCH__)
+    asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+#endif
+    return v;
 }
 
 FLASH_DEVICE uint4 ld_shared_v4(uint32_t addr) {
