@@ -45,7 +45,9 @@ def main():
             v = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
             o = torch.empty_like(q)
             p = fill_params(lib, q=q, k=k, v=v, o=o, causal=causal, window=window, softcap=softcap, num_splits=1)
-        lib.fwd(p, 0, 0, torch.cuda.current_stream().cuda_stream)
+        ws_n = lib.workspace_size(p)
+        ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
+        lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)
         torch.cuda.synchronize()
         print(f"ok d{d} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} [{lib.last_kernel()}]",
               flush=True)
