@@ -359,8 +359,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 
     if (cw == 1) sched_pass();
     int it = 0, u = 0;
-    for (int i = 0;; ++i) {
-        int tile = int(blockIdx.x) + i * int(gridDim.x);
+    for (int i = 0, next = int(blockIdx.x);; ++i, next += int(gridDim.x)) {
+        int tile = next; // static schedule (i is then dead code)
         if constexpr (Cfg::kDynamic) {
             const int slot = i & 1;
             mbar_wait(tile_full(slot), (i >> 1) & 1);
