@@ -59,7 +59,7 @@ struct Sm90Cfg {
     static constexpr int kCB = kD / 64;               // 64-element (128-byte) column blocks of a row
     static constexpr int kQBytes = kBM * kD * 2;      // Q tile: kCB blocks of [kBM rows][128 B]
     static constexpr int kKVBytes = kBN * kD * 2;     // one K or V slot: kCB blocks of [kBN rows][128 B]
-    static constexpr int kBarBytes = 1024;            // mbarriers, padded so the tiles stay 1024-aligned
+    static constexpr int kBarBytes = 1024;            // mbarriers + the tile ring (at +512), padded so the tiles stay 1024-aligned
     static constexpr int kSmem = 1024 /* alignment slack */ + kBarBytes + kQBytes + 2 * kStages * kKVBytes;
     static_assert(kTile.d == kD_, "head dim missing from kSm90Tiles");
     static_assert(kD % 64 == 0 && kBN % 16 == 0 && kBN <= 256 && kBM <= 256, "tile shape");
