@@ -4,10 +4,17 @@
 bf16, d 128, 32 q heads over 8 KV heads, one query token per sequence (cache full: cache_seqlens = sk),
 (b, sk) in {(1,8k),(1,32k),(1,128k),(8,8k),(32,4k),(64,16k)}; libflash contiguous and paged (page 16 and
 256, pages shuffled); SDPA with the cuDNN and flash backends (enable_gqa=True, K/V [b, hk, sk, d]) in the
-same process. Bandwidth = bytes of K and V read / time. Every timed call is preceded by an L2 flush
-(a 256 MiB write) outside the timed events, so the cache never serves K/V from L2. Copy bandwidth =
-(read + write bytes) / time of a 2 GiB device-to-device copy.
-Usage: bench_decode.py [--out DIR] [--iters N] [--lib PATH]
+same process. Bandwidth = bytes of K and V read / time. Every timed call is preceded by an L2 flush outside
+the timed events, so the cache never serves K/V from L2:
+  --flush dirty  (default; what triton's do_bench and ../shared/anchors do) writes 256 MiB: the L2 is then
+                 full of dirty lines, and the timed kernel pays for writing them back (~50 MB) as it reads;
+  --flush clean  reads 256 MiB (a sum): the L2 holds clean lines, the timed kernel reads K/V only;
+  --flush none   no flush (K/V partly L2-resident for the small shapes).
+Copy bandwidth = (read + write bytes) / time of a 2 GiB device-to-device copy. "read bound" per shape = the
+time of a sum over a buffer of the same bytes as K+V, under the same flush: the fastest a kernel that only
+reads those bytes could be in that setting.
+--sweep: libflash contiguous at explicit num_splits (SWEEP list) for the b=1 shapes as well.
+Usage: bench_decode.py [--out DIR] [--iters N] [--lib PATH] [--flush dirty|clean|none] [--sweep] [--tag T]
 """
 import argparse
 import json
@@ -26,6 +33,25 @@ SHAPES = [(1, 8192), (1, 32768), (1, 131072), (8, 8192), (32, 4096), (64, 16384)
 H, HK, D = 32, 8, 128
 
 
+SWEEP = [8, 16, 24, 32, 33, 48, 64, 66, 96, 128, 132, 256]
+
+
+class Flush:
+    def __init__(self, mode, dev):
+        self.mode = mode
+        self.buf = torch.empty(256 << 20, dtype=torch.uint8, device=dev) if mode != "none" else None
+        self.acc = torch.empty((), dtype=torch.float32, device=dev)
+        if self.buf is not None:
+            self.buf.zero_()
+            self.view = self.buf.view(torch.float32)
+
+    def __call__(self):
+        if self.mode == "dirty":
+            self.buf.zero_()
+        elif self.mode == "clean":
+            torch.sum(self.view, dim=0, dtype=torch.float32, out=self.acc)
+
+
 def timed(fn, iters, flush):
     """Median and mean GPU time (s) of fn over iters calls, each after an untimed L2 flush."""
     for _ in range(3):
@@ -33,7 +59,7 @@ def timed(fn, iters, flush):
     ts = []
     s = torch.cuda.current_stream()
     for _ in range(iters):
-        flush.zero_()
+        flush()
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         e0.record(s)
         fn()
@@ -65,11 +91,14 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--lib")
+    ap.add_argument("--flush", choices=("dirty", "clean", "none"), default="dirty")
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--tag", default="")
     args = ap.parse_args()
     lib = KVLib(args.lib)
     dev = torch.device("cuda")
     props = torch.cuda.get_device_properties(0)
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
+    flush = Flush(args.flush, dev)
     cbw = copy_bw(flush)
     try:
         rbw = read_bw(flush)
@@ -88,6 +117,11 @@ def main():
         o = torch.empty(b, 1, H, D, device=dev, dtype=dt)
         cs = torch.full((b,), sk, dtype=torch.int32, device=dev)
         row = {"b": b, "sk": sk, "kv_bytes": kv_bytes}
+        rb = torch.ones(kv_bytes // 2, dtype=torch.bfloat16, device=dev)
+        racc = torch.empty((), dtype=torch.float32, device=dev)
+        t, _ = timed(lambda: torch.sum(rb, dim=0, dtype=torch.float32, out=racc), args.iters, flush)
+        row["read_bound_us"] = t * 1e6
+        del rb
         for layout in ("contig", "page16", "page256"):
             try:
                 if layout == "contig":
@@ -108,6 +142,14 @@ def main():
                 row[f"libflash_{layout}_us"] = t * 1e6
                 row[f"libflash_{layout}_tbs"] = kv_bytes / t / 1e12
                 row[f"libflash_{layout}_splits_ws"] = wsn
+                if layout == "contig" and args.sweep and b == 1:
+                    for ns in SWEEP:
+                        p.num_splits = ns
+                        wn = lib.kv_workspace_size(p)
+                        w2 = torch.empty(max(wn, 1), dtype=torch.uint8, device=dev)
+                        t, _ = timed(lambda: lib.fwd_kvcache(p, w2.data_ptr(), wn, stream), args.iters, flush)
+                        row[f"sweep_{ns}_us"] = t * 1e6
+                    p.num_splits = 0
                 del kc, vc
             except Exception as e:  # noqa: BLE001
                 row[f"libflash_{layout}_error"] = repr(e)
@@ -134,27 +176,38 @@ def main():
         torch.cuda.empty_cache()
 
     info = {"device": props.name, "sms": props.multi_processor_count, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "flush": args.flush,
             "torch": torch.__version__, "copy_tbs": cbw / 1e12, "read_tbs": rbw / 1e12, "build": lib.build_info(), "rows": rows,
             "command": " ".join(sys.argv)}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bench_decode.json"), "w") as f:
+    stem = f"bench_decode{args.tag}"
+    with open(os.path.join(args.out, stem + ".json"), "w") as f:
         json.dump(info, f, indent=1)
     f2 = lambda r, k: f"{r[k]:.2f}" if k in r else "-"
     f0 = lambda r, k: f"{r[k]:.1f}" if k in r else "-"
-    lines = [f"# Decode bandwidth, {props.name}, bf16 d128 h32/hk8 sq1 ({info['date']})", "",
+    lines = [f"# Decode bandwidth, {props.name}, bf16 d128 h32/hk8 sq1 ({info['date']}, L2 flush: {args.flush})", "",
              f"copy bandwidth (read+write) {cbw / 1e12:.3f} TB/s, read bandwidth (torch.sum) {rbw / 1e12:.3f} TB/s", "",
-             "| b | sk | contig TB/s (us) | %copy | %read | page16 TB/s | page256 TB/s | cuDNN TB/s (us) | flash TB/s | vs cuDNN |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| b | sk | read bound us | contig TB/s (us) | %copy | %read | %bound | page16 TB/s | page256 TB/s | cuDNN TB/s (us) | flash TB/s | vs cuDNN |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         pct = f"{100 * r['libflash_contig_tbs'] / r['copy_tbs']:.0f}%" if "libflash_contig_tbs" in r else "-"
         pr = f"{100 * r['libflash_contig_tbs'] / r['read_tbs']:.0f}%" if "libflash_contig_tbs" in r else "-"
         vs = (f"{r['sdpa_cudnn_us'] / r['libflash_contig_us']:.2f}x"
               if "sdpa_cudnn_us" in r and "libflash_contig_us" in r else "-")
-        lines.append(f"| {r['b']} | {r['sk']} | {f2(r, 'libflash_contig_tbs')} ({f0(r, 'libflash_contig_us')}) | {pct} | {pr} | "
+        pb = f"{100 * r['read_bound_us'] / r['libflash_contig_us']:.0f}%" if "libflash_contig_us" in r else "-"
+        lines.append(f"| {r['b']} | {r['sk']} | {r['read_bound_us']:.1f} | {f2(r, 'libflash_contig_tbs')} ({f0(r, 'libflash_contig_us')}) | {pct} | {pr} | {pb} | "
                      f"{f2(r, 'libflash_page16_tbs')} | {f2(r, 'libflash_page256_tbs')} | {f2(r, 'sdpa_cudnn_tbs')} "
                      f"({f0(r, 'sdpa_cudnn_us')}) | {f2(r, 'sdpa_flash_tbs')} | {vs} |")
+    sw = [r for r in rows if any(k.startswith("sweep_") for k in r)]
+    if sw:
+        lines += ["", "num_splits sweep, libflash contiguous (us):", "",
+                  "| b | sk | heuristic | " + " | ".join(str(n) for n in SWEEP) + " |",
+                  "|---|---|---|" + "---|" * len(SWEEP)]
+        for r in sw:
+            lines.append(f"| {r['b']} | {r['sk']} | {f0(r, 'libflash_contig_us')} | " +
+                         " | ".join(f0(r, f"sweep_{n}_us") for n in SWEEP) + " |")
     md = "\n".join(lines) + "\n"
-    with open(os.path.join(args.out, "bench_decode.md"), "w") as f:
+    with open(os.path.join(args.out, stem + ".md"), "w") as f:
         f.write(md)
     print(md)
 

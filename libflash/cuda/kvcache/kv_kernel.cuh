@@ -13,12 +13,14 @@
 
 #include <cuda_runtime.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "../fwd_kernel.cuh" // ceil_div, detail::LaneChunks
 #include "../primitives/cp_async.cuh"
 #include "../primitives/fastmath.cuh"
 #include "../primitives/fragment.cuh"
+#include "../primitives/griddep.cuh"
 #include "../primitives/ldmatrix.cuh"
 #include "../primitives/mma.cuh"
 #include "../primitives/swizzle.cuh"
@@ -34,6 +36,7 @@ namespace flash::cuda::kv {
 //  128    4    64    3       32 KB         96 KB
 //  192    2    32    3       24 KB      72+6 KB (Q in smem)
 //  256    2    32    2       32 KB      64+8 KB (Q in smem)
+// plus a ring of page ids (stages x BN x 4 B, <= 768 B) for paged caches.
 template <int kD_>
 struct KVCfg {
     static constexpr int kD = kD_;
@@ -48,7 +51,8 @@ struct KVCfg {
     static constexpr int kStageBytes = 2 * kTileBytes;
     static constexpr int kQBytes = Lay::bytes(16);
     static constexpr int kKVOffset = kQInRegs ? 0 : kQBytes;
-    static constexpr int kSmem = kKVOffset + kStages * kStageBytes;
+    static constexpr int kPageOffset = kKVOffset + kStages * kStageBytes;
+    static constexpr int kSmem = kPageOffset + kStages * kBN * 4;
     // End-of-CTA warp merge: O [warps][16][kD + 4] fp32, then max / sum [warps][16].
     static constexpr int kOPitch = kD_ + 4;
     static constexpr int kMergeBytes = kWarps * 16 * kOPitch * 4 + 2 * kWarps * 16 * 4;
@@ -88,21 +92,18 @@ __device__ __forceinline__ uint16_t rotary_elem(const uint16_t* x, int col, cons
 struct KVRowMap {
     const int32_t* bt; // this sequence's block_table row, null = dense
     int32_t page_size, page_shift, leftpad;
+    __device__ __forceinline__ int page_index(int t) const { return page_shift >= 0 ? t >> page_shift : t / page_size; }
+    __device__ __forceinline__ int page_row(int t) const {
+        return page_shift >= 0 ? t & (page_size - 1) : t - (t / page_size) * page_size;
+    }
     __device__ __forceinline__ void locate(int j, int64_t batch, int64_t row, int64_t& off) const {
         const int t = leftpad + j;
-        if (bt) {
-            int pg, pr;
-            if (page_shift >= 0) {
-                pg = t >> page_shift;
-                pr = t & (page_size - 1);
-            } else {
-                pg = t / page_size;
-                pr = t - pg * page_size;
-            }
-            off = int64_t(bt[pg]) * batch + int64_t(pr) * row;
-        } else {
-            off = int64_t(t) * row;
-        }
+        if (bt) off = int64_t(bt[page_index(t)]) * batch + int64_t(page_row(t)) * row;
+        else off = int64_t(t) * row;
+    }
+    // Paged: the same with the page id already read (from the kernel's page-id ring).
+    __device__ __forceinline__ int64_t at_page(int32_t page, int j, int64_t batch, int64_t row) const {
+        return int64_t(page) * batch + int64_t(page_row(leftpad + j)) * row;
     }
 };
 
@@ -191,8 +192,26 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
     }
     const bool al_k = p.aligned_k, al_v = p.aligned_v;
     const uint32_t sKV_a = smem_u32addr(sKV);
+    // Paged caches: the page id of every row of block i (relative to nb0) is read from the block table two
+    // iterations before the block's copies are issued (thread r < BN reads row r) and kept in ring slot i % S,
+    // so no block-table read (a dependent global load per row) sits in front of the K/V copies.
+    int32_t* sPg = reinterpret_cast<int32_t*>(smem + Cfg::kPageOffset);
+    const bool paged = map.bt != nullptr;
+    auto page_of = [&](int i) -> int32_t {
+        const int j = (nb0 + i) * BN + tid;
+        return (i < ntiles && j < sk) ? map.bt[map.page_index(leftpad + j)] : 0;
+    };
 
+    // With knew/vnew, this grid is a programmatic dependent of the append kernel (sm90+): rows from
+    // cache_len - leftpad on are written by it, so the first copy of a block holding such a row waits for it.
+    // The blocks before (all of them in most splits) stream while the append still runs.
+    const int new_lo = p.seqlen_knew > 0 ? cache_len - leftpad : INT_MAX;
+    bool appended_visible = p.seqlen_knew == 0;
     auto load_kv = [&](int n, int slot) {
+        if (!appended_visible && (n + 1) * BN > new_lo) {
+            griddep_wait();
+            appended_visible = true;
+        }
         unsigned char* sK = sKV + slot * Cfg::kStageBytes;
         unsigned char* sV = sK + Cfg::kTileBytes;
         const uint32_t aK = sKV_a + slot * Cfg::kStageBytes, aV = aK + Cfg::kTileBytes;
@@ -205,8 +224,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
             const bool rv = j < sk;
             int64_t ko = 0, vo = 0;
             if (rv) {
-                map.locate(j, p.k_batch, p.k_row, ko);
-                map.locate(j, p.v_batch, p.v_row, vo);
+                if (paged) {
+                    const int32_t pg = sPg[slot * BN + r];
+                    ko = map.at_page(pg, j, p.k_batch, p.k_row);
+                    vo = map.at_page(pg, j, p.v_batch, p.v_row);
+                } else {
+                    ko = int64_t(leftpad + j) * p.k_row;
+                    vo = int64_t(leftpad + j) * p.v_row;
+                }
             }
             const int off = Lay::chunk(r, c) * 16;
             copy_chunk(aK + off, sK + off, gK + ko, gK, c * 8, p.d, rv, al_k);
@@ -214,7 +239,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
         }
     };
 
-    // ---- prologue: K/V blocks 0 .. S-2 into slots 0 .. S-2 ----
+    // ---- prologue: page ids of blocks 0 .. S-1, then K/V blocks 0 .. S-2 into slots 0 .. S-2 ----
+    if (paged) {
+        if (tid < BN) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) sPg[s * BN + tid] = page_of(s);
+        }
+        __syncthreads();
+    }
 #pragma unroll
     for (int s = 0; s + 1 < S; ++s) {
         if (s < ntiles) load_kv(nb0 + s, s);
@@ -307,6 +339,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
         if (jt + S - 1 < ntiles) load_kv(nb0 + jt + S - 1, (jt + S - 1) % S);
         cp_async_commit();
         const int slot = jt % S;
+        // Page ids of block jt + S, read now and stored at the end of this iteration into slot jt % S (whose
+        // block was copied S - 1 iterations ago; the barrier at the top of the next iteration publishes them).
+        const int32_t pg_next = (paged && tid < BN) ? page_of(jt + S) : 0;
         const int n0 = (nb0 + jt) * BN;
 
         // ---- S = Q K^T for this warp's 16 keys ----
@@ -404,14 +439,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
             mma_m16n8k16<kBf16>(acc_o[2 * dp], a, b0);
             mma_m16n8k16<kBf16>(acc_o[2 * dp + 1], a, b1);
         }
+        if (paged && tid < BN) sPg[slot * BN + tid] = pg_next;
     }
 
     // ---- merge the warps: O [warp][row][col], max (log2 units) / sum [warp][row] ----
-#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
-    // Let the split combine (launched with programmatic stream serialization) get scheduled; it waits for
-    // this grid's completion (griddepcontrol.wait) before reading anything.
-    if (ns > 1) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+    // Let the split combine (a programmatic dependent launch) get scheduled; it waits for this grid's
+    // completion before reading anything. A CTA that never reached an appended row still waits for the
+    // append grid here (long finished by now), so this grid completes only after it.
+    if (ns > 1) griddep_launch_dependents();
+    if (!appended_visible) griddep_wait();
     cp_async_wait<0>();
     __syncthreads();
     float* sO = reinterpret_cast<float*>(sKV);

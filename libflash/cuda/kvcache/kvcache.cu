@@ -10,6 +10,7 @@
 #include "../../api/error.h"
 #include "../cuda_backend.h"
 #include "../device_info.h"
+#include "../primitives/griddep.cuh"
 #include "kv_kernel.cuh"
 #include "kv_launch.h"
 
@@ -39,6 +40,9 @@ namespace {
 // grid = (seqlen_knew * hk, b); one CTA per (row, KV head).
 template <bool kBf16>
 __global__ void __launch_bounds__(128) kv_append_kernel(const __grid_constant__ KVParams p) {
+    // The attention grid is a programmatic dependent of this one (sm90+): it may start now and streams the
+    // blocks without appended rows; it waits for this grid before the first block that has one.
+    prim::griddep_launch_dependents();
     const int bi = blockIdx.y;
     const int r = blockIdx.x / p.hk, hki = blockIdx.x % p.hk;
     const int leftpad = p.leftpad_k ? p.leftpad_k[bi] : 0;
@@ -73,66 +77,84 @@ __global__ void __launch_bounds__(128) kv_append_kernel(const __grid_constant__ 
     for (int c = threadIdx.x; c < p.dv; c += blockDim.x) vd[c] = vs[c];
 }
 
-// Split combine for the decode path: one warp per (sequence, head, query row); lanes first over the splits
-// (lse, <= 256 = 8 per lane), then over the columns, with every split's load independent (unrolled), so a
-// row costs a few memory latencies whatever num_splits is. O = sum_s exp(lse_s - L) O_s, L = log sum exp
-// lse_s; a row whose splits are all empty gets O = 0, L = +inf (fwd_combine.cu's rule). On sm90 it is
-// launched as a programmatic dependent of the attention grid and waits for it with griddepcontrol.wait.
+// Split combine for the decode path: one CTA of 128 threads per (sequence, head, query row). Phase 1: the
+// lse of every split (<= 256: two per thread), a block-wide max and sum -> L and the split weights
+// exp(lse_s - L) in shared memory. Phase 2: thread t owns 4 columns (t % nch, nch = acc_d / 4) of the splits
+// s = t / nch, t / nch + G, ... (G = 128 / nch groups), with its loads unrolled so a batch of splits costs one
+// memory latency; the G group sums are added in shared memory. So a row costs about two latencies whatever
+// num_splits is (the previous one-warp-per-row combine walked the splits in dependent batches: 7 us of the
+// 59 us of a b=1 sk=32k decode on H100, bench/NOTES.md). O = sum_s w_s O_s; a row whose splits are all empty
+// gets O = 0, L = +inf (fwd_combine.cu's rule). On sm90 it is launched as a programmatic dependent of the
+// attention grid and waits for it with griddepcontrol.wait.
 template <bool kBf16>
 __global__ void __launch_bounds__(128) kv_combine_kernel(const __grid_constant__ KVParams p) {
-#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-    __shared__ float sw[4][256];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int64_t row = int64_t(blockIdx.x) * 4 + warp; // (bi, hi, r) with r fastest
-    if (row >= int64_t(p.b) * p.h * p.seqlen_q) return;
+    prim::griddep_wait();
+    __shared__ float s_w[256];
+    __shared__ float s_red[4];
+    __shared__ float4 s_part[128];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int64_t row = blockIdx.x; // (bi, hi, r) with r fastest
     const int r = int(row % p.seqlen_q);
     const int hi = int((row / p.seqlen_q) % p.h);
     const int bi = int(row / (int64_t(p.seqlen_q) * p.h));
     const int sq = p.seqused_q ? p.seqused_q[bi] : p.seqlen_q;
-    if (r >= sq) return;
+    if (r >= sq) return; // uniform over the CTA
     const int ns = p.num_splits;
     const int64_t sstride = int64_t(p.h) * p.acc_rows;
     const int64_t base = int64_t(hi) * p.acc_rows + int64_t(bi) * p.seqlen_q + r;
-    float l[8];
-    float mx = -INFINITY;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) {
-        const int s = lane + 32 * k;
-        l[k] = s < ns ? p.lse_accum[base + s * sstride] : -INFINITY;
-        mx = fmaxf(mx, l[k]);
-    }
+
+    // ---- phase 1: L = log sum_s exp(lse_s), weights ----
+    const float l0 = tid < ns ? p.lse_accum[base + tid * sstride] : -INFINITY;
+    const float l1 = tid + 128 < ns ? p.lse_accum[base + (tid + 128) * sstride] : -INFINITY;
+    float mx = fmaxf(l0, l1);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    float sum = 0.f;
-    if (mx != -INFINITY) {
-#pragma unroll
-        for (int k = 0; k < 8; ++k) sum += __expf(l[k] - mx);
-    }
+    if (lane == 0) s_red[warp] = mx;
+    __syncthreads();
+    mx = fmaxf(fmaxf(s_red[0], s_red[1]), fmaxf(s_red[2], s_red[3]));
+    float sum = mx == -INFINITY ? 0.f : __expf(l0 - mx) + __expf(l1 - mx);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    __syncthreads(); // everyone has read s_red's maxima
+    if (lane == 0) s_red[warp] = sum;
+    __syncthreads();
+    sum = s_red[0] + s_red[1] + s_red[2] + s_red[3];
     const bool any = mx != -INFINITY && sum > 0.f;
     const float L = any ? mx + __logf(sum) : INFINITY;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) {
-        const int s = lane + 32 * k;
-        if (s < ns) sw[warp][s] = any ? __expf(l[k] - L) : 0.f;
-    }
-    __syncwarp();
-    uint16_t* orow = static_cast<uint16_t*>(p.o) + int64_t(bi) * p.o_batch + int64_t(r) * p.o_row + int64_t(hi) * p.o_head;
-    const float* ob = p.o_accum + base * p.acc_d;
-    for (int c = lane * 4; c < p.dv; c += 128) {
-        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (tid < ns) s_w[tid] = any ? __expf(l0 - L) : 0.f;
+    if (tid + 128 < ns) s_w[tid + 128] = any ? __expf(l1 - L) : 0.f;
+    __syncthreads();
+
+    // ---- phase 2: weighted sum of the partial rows ----
+    const int nch = p.acc_d >> 2, groups = 128 / nch;
+    const int c4 = tid % nch, sg = tid / nch;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (sg < groups) {
+        const float* ob = p.o_accum + base * p.acc_d + c4 * 4;
+        const int64_t step = sstride * p.acc_d;
 #pragma unroll 8
-        for (int s = 0; s < ns; ++s) {
-            const float w = sw[warp][s];
-            const float4 v = *reinterpret_cast<const float4*>(ob + s * sstride * p.acc_d + c);
+        for (int s = sg; s < ns; s += groups) {
+            const float w = s_w[s];
+            const float4 v = __ldcg(reinterpret_cast<const float4*>(ob + s * step));
             acc.x += w * v.x;
             acc.y += w * v.y;
             acc.z += w * v.z;
             acc.w += w * v.w;
         }
+    }
+    s_part[tid] = acc;
+    __syncthreads();
+    if (tid < nch && tid * 4 < p.dv) {
+        for (int g = 1; g < groups; ++g) {
+            const float4 v = s_part[g * nch + tid];
+            acc.x += v.x;
+            acc.y += v.y;
+            acc.z += v.z;
+            acc.w += v.w;
+        }
+        const int c = tid * 4;
+        uint16_t* orow = static_cast<uint16_t*>(p.o) + int64_t(bi) * p.o_batch + int64_t(r) * p.o_row +
+                         int64_t(hi) * p.o_head;
         const uint16_t e0 = prim::from_float<kBf16>(acc.x), e1 = prim::from_float<kBf16>(acc.y),
                        e2 = prim::from_float<kBf16>(acc.z), e3 = prim::from_float<kBf16>(acc.w);
         if (p.aligned_o && c + 4 <= p.dv) {
@@ -142,7 +164,7 @@ __global__ void __launch_bounds__(128) kv_combine_kernel(const __grid_constant__
             for (int k = 0; k < 4 && c + k < p.dv; ++k) orow[c + k] = es[k];
         }
     }
-    if (lane == 0 && p.lse) p.lse[(int64_t(bi) * p.h + hi) * p.seqlen_q + r] = L;
+    if (tid == 0 && p.lse) p.lse[(int64_t(bi) * p.h + hi) * p.seqlen_q + r] = L;
 }
 
 template <int D>
@@ -320,7 +342,12 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
         k.lse_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + plan.lse_offset);
     }
 
-    // 1. Append (same stream, so the attention below sees the new rows).
+    DevInfo di;
+    if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
+    const bool pdl = di.major >= 9; // programmatic dependent launches: sm90+
+
+    // 1. Append (same stream; the attention below is its programmatic dependent on sm90+ and waits for it
+    //    before reading an appended row).
     if (k.seqlen_knew > 0) {
         const int64_t gx = int64_t(k.seqlen_knew) * p.hk;
         if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "seqlen_knew=%d: append grid too large", k.seqlen_knew);
@@ -336,10 +363,12 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
     const int64_t gx = int64_t(plan.num_splits) * p.hk * plan.m_blocks;
     if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "kvcache grid too large (%lld CTAs)", (long long)gx);
     const dim3 grid(unsigned(gx), unsigned(p.b));
+    const bool after_append = pdl && k.seqlen_knew > 0;
     int32_t st = FLASH_ERROR_INTERNAL;
 #define FLASH_KV_CASE(D)                                                                                   \
     case D:                                                                                                \
-        st = bf16 ? kv::launch_attn<D, true>(k, grid, stream) : kv::launch_attn<D, false>(k, grid, stream); \
+        st = bf16 ? kv::launch_attn<D, true>(k, grid, stream, after_append)                                \
+                  : kv::launch_attn<D, false>(k, grid, stream, after_append);                               \
         break;
     switch (plan.dim) {
 #ifdef FLASH_HDIM_32
@@ -366,10 +395,11 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
 #undef FLASH_KV_CASE
     if (st != FLASH_OK || plan.num_splits == 1) return st;
 
-    // 3. Split combine: one warp per output row; a programmatic dependent launch on sm90+ (hides the launch).
+    // 3. Split combine: one CTA per output row; a programmatic dependent launch on sm90+ (hides the launch).
     const int64_t rows = int64_t(p.b) * p.h * p.seqlen_q;
+    if (rows > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "b*h*seqlen_q=%lld: combine grid too large", (long long)rows);
     cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned((rows + 3) / 4));
+    cfg.gridDim = dim3(unsigned(rows));
     cfg.blockDim = dim3(128);
     cfg.dynamicSmemBytes = 0;
     cfg.stream = stream;
@@ -377,9 +407,7 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    DevInfo di;
-    if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
-    cfg.numAttrs = di.major >= 9 ? 1 : 0; // programmatic dependent launch: sm90+
+    cfg.numAttrs = pdl ? 1 : 0;
     const cudaError_t e = bf16 ? cudaLaunchKernelEx(&cfg, kv::kv_combine_kernel<true>, k)
                                : cudaLaunchKernelEx(&cfg, kv::kv_combine_kernel<false>, k);
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "kvcache combine launch");
