@@ -127,6 +127,70 @@ __device__ __forceinline__ void copy_chunk(uint32_t s_addr, unsigned char* s_ptr
     }
 }
 
+// knew / vnew row r of sequence bi, KV head hki.
+__device__ __forceinline__ const uint16_t* knew_row(const KVParams& p, int bi, int r, int hki) {
+    return static_cast<const uint16_t*>(p.knew) + int64_t(bi) * p.kn_batch + int64_t(r) * p.kn_row + int64_t(hki) * p.kn_head;
+}
+__device__ __forceinline__ const uint16_t* vnew_row(const KVParams& p, int bi, int r, int hki) {
+    return static_cast<const uint16_t*>(p.vnew) + int64_t(bi) * p.vn_batch + int64_t(r) * p.vn_row + int64_t(hki) * p.vn_head;
+}
+
+// Element col of appended K row r (knew) as the cache will hold it: rotated at buffer position pos when
+// col < rotary_dim (fp32 math rounded to the storage type), else copied.
+template <bool kBf16>
+__device__ __forceinline__ uint16_t new_k_elem(const KVParams& p, const uint16_t* krow, int col, int pos) {
+    if (col >= p.rotary_dim) return krow[col];
+    const int half = p.rotary_dim >> 1;
+    const uint16_t* cs = static_cast<const uint16_t*>(p.rot_cos) + int64_t(pos) * half;
+    const uint16_t* sn = static_cast<const uint16_t*>(p.rot_sin) + int64_t(pos) * half;
+    return rotary_elem<kBf16>(krow, col, cs, sn, p.rotary_dim, p.rot_interleaved != 0);
+}
+
+// One 16-byte chunk (columns 8c..8c+7) of an appended key row r of this call into a K/V stage: read from
+// knew / vnew (K rotated on the way) instead of the cache, so no kernel has to write the cache first.
+// A handful of rows per call: out of line, to keep the cache path of the copy loop small.
+template <bool kBf16>
+__device__ __noinline__ void load_new_chunk(const KVParams& p, int bi, int hki, int r, int pos, int c, uint32_t aK,
+                                            unsigned char* sK, uint32_t aV, unsigned char* sV) {
+    const uint16_t* krow = knew_row(p, bi, r, hki);
+    const uint16_t* vrow = vnew_row(p, bi, r, hki);
+    const int col = c * 8;
+    if (col < p.rotary_dim) {
+        uint16_t e[8];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) e[k] = col + k < p.d ? new_k_elem<kBf16>(p, krow, col + k, pos) : uint16_t(0);
+        *reinterpret_cast<uint4*>(sK) = make_uint4(e[0] | (uint32_t(e[1]) << 16), e[2] | (uint32_t(e[3]) << 16),
+                                                   e[4] | (uint32_t(e[5]) << 16), e[6] | (uint32_t(e[7]) << 16));
+    } else {
+        copy_chunk(aK, sK, krow, krow, col, p.d, true, p.aligned_kn != 0);
+    }
+    copy_chunk(aV, sV, vrow, vrow, col, p.dv, true, p.aligned_vn != 0);
+}
+
+// Writes the appended rows j in [j_lo, j_hi) (keys after leftpad; knew row r = j - new_lo) of sequence bi, KV
+// head hki into the dense or paged cache, K rotated at its buffer position. All threads of the CTA.
+template <bool kBf16>
+__device__ __noinline__ void append_rows(const KVParams& p, const KVRowMap& map, int bi, int hki, int kv_batch,
+                                         int new_lo, int j_lo, int j_hi) {
+    const int w = p.d > p.dv ? p.d : p.dv;
+    uint16_t* kc = static_cast<uint16_t*>(const_cast<void*>(p.k)) + int64_t(hki) * p.k_head;
+    uint16_t* vc = static_cast<uint16_t*>(const_cast<void*>(p.v)) + int64_t(hki) * p.v_head;
+    if (!map.bt) {
+        kc += int64_t(kv_batch) * p.k_batch;
+        vc += int64_t(kv_batch) * p.v_batch;
+    }
+    const int64_t total = int64_t(j_hi - j_lo) * w;
+    for (int64_t idx = threadIdx.x; idx < total; idx += blockDim.x) {
+        const int j = j_lo + int(idx / w), c = int(idx % w);
+        const int r = j - new_lo, pos = map.leftpad + j;
+        int64_t ko, vo;
+        map.locate(j, p.k_batch, p.k_row, ko);
+        map.locate(j, p.v_batch, p.v_row, vo);
+        if (c < p.d) kc[ko + c] = new_k_elem<kBf16>(p, knew_row(p, bi, r, hki), c, pos);
+        if (c < p.dv) vc[vo + c] = vnew_row(p, bi, r, hki)[c];
+    }
+}
+
 template <class Cfg, bool kBf16>
 __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_constant__ KVParams p) {
     using namespace prim;
@@ -161,6 +225,22 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
     const int G = p.group;
     const int packed = sq * G;
     const int m0 = mb * 16;
+    KVRowMap map;
+    map.bt = p.block_table ? p.block_table + int64_t(bi) * p.bt_stride : nullptr;
+    map.page_size = p.page_size;
+    map.page_shift = p.page_shift;
+    map.leftpad = leftpad;
+    // Keys from new_lo on are this call's knew/vnew rows. The CTAs of m block 0 write them into the cache,
+    // each the rows of its split's share of [0, sk) (shares of the whole sequence, not of the window, so rows
+    // no query attends are written too; also for a sequence without query rows). Every CTA reads them from
+    // knew/vnew (load_new_chunk), never from the cache: no ordering between the two is needed, and there
+    // is no separate append kernel.
+    const int new_lo = p.seqlen_knew > 0 ? cache_len - leftpad : INT_MAX;
+    if (p.seqlen_knew > 0 && mb == 0) {
+        const int per_w = ceil_div(ceil_div(sk, BN), ns);
+        const int j_lo = max(new_lo, split * per_w * BN), j_hi = min(sk, (split + 1) * per_w * BN);
+        if (j_lo < j_hi) append_rows<kBf16>(p, map, bi, hki, kv_batch, new_lo, j_lo, j_hi);
+    }
     if (m0 >= packed) return;
     const int r_lo = m0 / G, r_hi = (min(m0 + 15, packed - 1)) / G;
     const int64_t diag = int64_t(sk) - sq;
@@ -181,11 +261,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
     // ---- K/V addressing ----
     const uint16_t* gK = static_cast<const uint16_t*>(p.k) + int64_t(hki) * p.k_head;
     const uint16_t* gV = static_cast<const uint16_t*>(p.v) + int64_t(hki) * p.v_head;
-    KVRowMap map;
-    map.bt = p.block_table ? p.block_table + int64_t(bi) * p.bt_stride : nullptr;
-    map.page_size = p.page_size;
-    map.page_shift = p.page_shift;
-    map.leftpad = leftpad;
     if (!map.bt) {
         gK += int64_t(kv_batch) * p.k_batch;
         gV += int64_t(kv_batch) * p.v_batch;
@@ -202,16 +277,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
         return (i < ntiles && j < sk) ? map.bt[map.page_index(leftpad + j)] : 0;
     };
 
-    // With knew/vnew, this grid is a programmatic dependent of the append kernel (sm90+): rows from
-    // cache_len - leftpad on are written by it, so the first copy of a block holding such a row waits for it.
-    // The blocks before (all of them in most splits) stream while the append still runs.
-    const int new_lo = p.seqlen_knew > 0 ? cache_len - leftpad : INT_MAX;
-    bool appended_visible = p.seqlen_knew == 0;
     auto load_kv = [&](int n, int slot) {
-        if (!appended_visible && (n + 1) * BN > new_lo) {
-            griddep_wait();
-            appended_visible = true;
-        }
         unsigned char* sK = sKV + slot * Cfg::kStageBytes;
         unsigned char* sV = sK + Cfg::kTileBytes;
         const uint32_t aK = sKV_a + slot * Cfg::kStageBytes, aV = aK + Cfg::kTileBytes;
@@ -234,6 +300,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
                 }
             }
             const int off = Lay::chunk(r, c) * 16;
+            if (j >= new_lo && rv) {
+                load_new_chunk<kBf16>(p, bi, hki, j - new_lo, leftpad + j, c, aK + off, sK + off, aV + off, sV + off);
+                continue;
+            }
             copy_chunk(aK + off, sK + off, gK + ko, gK, c * 8, p.d, rv, al_k);
             copy_chunk(aV + off, sV + off, gV + vo, gV, c * 8, p.dv, rv, al_v);
         }
@@ -444,10 +514,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
 
     // ---- merge the warps: O [warp][row][col], max (log2 units) / sum [warp][row] ----
     // Let the split combine (a programmatic dependent launch) get scheduled; it waits for this grid's
-    // completion before reading anything. A CTA that never reached an appended row still waits for the
-    // append grid here (long finished by now), so this grid completes only after it.
+    // completion before reading anything.
     if (ns > 1) griddep_launch_dependents();
-    if (!appended_visible) griddep_wait();
     cp_async_wait<0>();
     __syncthreads();
     float* sO = reinterpret_cast<float*>(sKV);

@@ -18,21 +18,11 @@ int32_t configure_attn() {
 }
 
 template <int kD, bool kBf16>
-int32_t launch_attn(const KVParams& p, dim3 grid, cudaStream_t stream, bool after_append) {
+int32_t launch_attn(const KVParams& p, dim3 grid, cudaStream_t stream) {
     using Cfg = KVCfg<kD>;
     if (int32_t st = configure_attn<kD, kBf16>(); st != FLASH_OK) return st;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(Cfg::kThreads);
-    cfg.dynamicSmemBytes = Cfg::kSmem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = after_append ? 1 : 0;
-    cudaError_t e = cudaLaunchKernelEx(&cfg, kv_attn_kernel<Cfg, kBf16>, p);
-    if (e == cudaSuccess) e = cudaGetLastError();
+    kv_attn_kernel<Cfg, kBf16><<<grid, Cfg::kThreads, Cfg::kSmem, stream>>>(p);
+    const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "kvcache attention launch");
     return FLASH_OK;
 }
@@ -52,8 +42,8 @@ int32_t attn_occupancy(int* ctas_per_sm) {
 
 #define FLASH_KV_INSTANTIATE(D)                                                                            \
     namespace flash::cuda::kv {                                                                            \
-    template int32_t launch_attn<D, true>(const KVParams&, dim3, cudaStream_t, bool);                      \
-    template int32_t launch_attn<D, false>(const KVParams&, dim3, cudaStream_t, bool);                     \
+    template int32_t launch_attn<D, true>(const KVParams&, dim3, cudaStream_t);                            \
+    template int32_t launch_attn<D, false>(const KVParams&, dim3, cudaStream_t);                           \
     template int32_t attn_occupancy<D, true>(int*);                                                        \
     template int32_t attn_occupancy<D, false>(int*);                                                       \
     }

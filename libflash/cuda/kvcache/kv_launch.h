@@ -9,11 +9,10 @@
 
 namespace flash::cuda::kv {
 
-// Launches the decode attention kernel for instantiated head dim kD. grid = (num_splits * hk * m_blocks, b).
-// after_append: the append kernel was just launched on `stream` and the GPU is sm90+: launch as its
-// programmatic dependent (the kernel waits for it before the first block holding an appended row).
+// Launches the decode attention kernel (which also appends knew/vnew) for instantiated head dim kD.
+// grid = (num_splits * hk * m_blocks, b).
 template <int kD, bool kBf16>
-int32_t launch_attn(const KVParams& p, dim3 grid, cudaStream_t stream, bool after_append);
+int32_t launch_attn(const KVParams& p, dim3 grid, cudaStream_t stream);
 
 // Resident CTAs per SM of that kernel on the current device (for the split heuristic), and its key block.
 template <int kD, bool kBf16>

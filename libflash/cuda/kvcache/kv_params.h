@@ -23,6 +23,7 @@ struct KVParams : AttnParams {
     int64_t kn_batch, kn_row, kn_head;
     int64_t vn_batch, vn_row, vn_head;
     int32_t seqlen_knew;
+    int32_t aligned_kn, aligned_vn; // knew / vnew rows 16-byte aligned (cp.async path)
 
     // Scores as in AttnParams; `full` (softcap or ALiBi) takes the feature path.
     int32_t full;
