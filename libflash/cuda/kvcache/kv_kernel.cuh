@@ -236,12 +236,17 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
     // knew/vnew (load_new_chunk), never from the cache: no ordering between the two is needed, and there
     // is no separate append kernel.
     const int new_lo = p.seqlen_knew > 0 ? cache_len - leftpad : INT_MAX;
-    if (p.seqlen_knew > 0 && mb == 0) {
-        const int per_w = ceil_div(ceil_div(sk, BN), ns);
-        const int j_lo = max(new_lo, split * per_w * BN), j_hi = min(sk, (split + 1) * per_w * BN);
-        if (j_lo < j_hi) append_rows<kBf16>(p, map, bi, hki, kv_batch, new_lo, j_lo, j_hi);
+    auto append = [&]() {
+        if (p.seqlen_knew > 0 && mb == 0) {
+            const int per_w = ceil_div(ceil_div(sk, BN), ns);
+            const int j_lo = max(new_lo, split * per_w * BN), j_hi = min(sk, (split + 1) * per_w * BN);
+            if (j_lo < j_hi) append_rows<kBf16>(p, map, bi, hki, kv_batch, new_lo, j_lo, j_hi);
+        }
+    };
+    if (m0 >= packed) { // no query rows here: only the append
+        append();
+        return;
     }
-    if (m0 >= packed) return;
     const int r_lo = m0 / G, r_hi = (min(m0 + 15, packed - 1)) / G;
     const int64_t diag = int64_t(sk) - sq;
 
@@ -322,6 +327,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
         if (s < ntiles) load_kv(nb0 + s, s);
         cp_async_commit();
     }
+
+    append(); // after the prologue's copies are issued, so they are in flight meanwhile
 
     // ---- Q: packed rows m0 .. m0+15 (rotated), zero beyond d / packed rows. All loads of a thread are
     // issued before any store (unrolled, one 16-byte load per chunk where possible): one memory latency. ----
