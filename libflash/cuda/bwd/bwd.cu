@@ -16,6 +16,7 @@
 #include "bwd_launch.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/device_info.h"
+#include "cuda/hopper/bwd_sm90.h"
 #include "../primitives/fragment.cuh"
 
 #ifndef FLASH_HEAD_DIMS_JSON
@@ -232,7 +233,15 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
     const bool full = p.softcap > 0.f || p.alibi != nullptr || p.dropout.p > 0.f;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
     int32_t st = FLASH_ERROR_INTERNAL;
-    {
+    // The Hopper path (hopper/bwd_sm90.cu) takes what it covers (same workspace: dsum above, dq_accum, the dQ
+    // conversion below); the rest runs on the sm80 kernels. A FLASH_SMEM_LIMIT_BYTES cap (a test of the small
+    // tiles) keeps everything on sm80.
+    bool taken = false;
+    if (cap <= 0) {
+        st = sm90::try_bwd(bp, k, plan.dim, stream, &taken);
+        if (st != FLASH_OK) return st;
+    }
+    if (!taken) {
 #define FLASH_BWD_CASE(D)                                                                                  \
     case D:                                                                                                \
         st = bf16 ? run_dim<true, D>(k, masked, full, bp.deterministic, small, stream)                     \
@@ -262,6 +271,7 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
         }
 #undef FLASH_BWD_CASE
         if (st != FLASH_OK) return st;
+        set_kernel("cuda.sm80.bwd");
     }
     if (k.dq_accum && row_groups > 0) {
         if (bf16) bwd_convert_dq_kernel<true><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
