@@ -70,6 +70,12 @@ if has quick; then
   timeout 240 python3 bench/gpu/bench_bwd.py --lib "$LIB" --seqlens ${QUICK_SEQLENS:-1024,4096,16384} --budget-ms 60 \
     --out /tmp/quick --stem quick 2>&1 | grep -vE '^\{' >> "$OUT/quick.log"
   grep -E "^\| (64|128)" "$OUT/quick.log"
+  if [ -n "${QUICK_ATOMIC:-1}" ]; then
+    stamp "quick, FLASH_BWD90_DQ=atomic (libflash only)" | tee -a "$OUT/quick.log"
+    FLASH_BWD90_DQ=atomic timeout 200 python3 bench/gpu/bench_bwd.py --lib "$LIB" --no-peers --seqlens ${QUICK_SEQLENS:-1024,4096,16384} \
+      --budget-ms 60 --out /tmp/quick-atomic --stem quick 2>&1 | grep -vE '^\{' >> "$OUT/quick.log"
+    grep -E "^\| (64|128)" "$OUT/quick.log" | tail -12 | cut -d'|' -f2-6
+  fi
 fi
 if has bench; then
   stamp bench

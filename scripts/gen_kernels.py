@@ -82,7 +82,7 @@ template int32_t run_fwd_sm90<{bf16}, {d}, {masked}>(const Sm90Params&, dim3, bo
 #include "../bwd_sm90_launch.cuh"
 
 namespace flash::cuda::sm90 {{
-template int32_t run_bwd_sm90<{bf16}, {d}, {masked}>(const Bwd90Params&, dim3, cudaStream_t);
+template int32_t run_bwd_sm90<{bf16}, {d}, {masked}>(const Bwd90Params&, dim3, bool, cudaStream_t);
 }} // namespace flash::cuda::sm90
 """,
     },

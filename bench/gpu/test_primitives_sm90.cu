@@ -325,6 +325,49 @@ static void test_wgmma_trans_a() {
     cudaFree(dO);
 }
 
+// ---- bulk reduce-add (cp.reduce.async.bulk .add.f32): each of 4 warps adds its 16 rows of 64 floats (from a
+// padded shared buffer, row stride 272 B) into a global [64][64] array, twice (the second after wait_read) ----
+__global__ void k_bulk_reduce(float* g) {
+    extern __shared__ unsigned char raw[];
+    const uint32_t base = (smem_u32addr(raw) + 127u) & ~127u;
+    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int rep = 0; rep < 2; ++rep) {
+        if (lane < 16 && rep > 0) bulk_wait_read<0>();
+        __syncwarp();
+        for (int i = lane; i < 16 * 64; i += 32) {
+            const int r = 16 * w + i / 64, c = i % 64;
+            st_shared_b32(base + r * 272 + c * 4, __float_as_uint(float(r * 64 + c) * (rep + 1)));
+        }
+        fence_proxy_async_smem();
+        __syncwarp();
+        if (lane < 16) {
+            const int r = 16 * w + lane;
+            bulk_reduce_add_f32(g + r * 64, base + r * 272, 256);
+            bulk_commit();
+        }
+    }
+    if (lane < 16) bulk_wait<0>();
+}
+
+static void test_bulk_reduce() {
+    std::vector<float> h(64 * 64);
+    for (int i = 0; i < 64 * 64; ++i) h[i] = 0.5f;
+    float* d;
+    CK(cudaMalloc(&d, h.size() * 4));
+    CK(cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice));
+    k_bulk_reduce<<<1, 128, 64 * 272 + 128>>>(d);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(h.data(), d, h.size() * 4, cudaMemcpyDeviceToHost));
+    int bad = 0;
+    for (int i = 0; i < 64 * 64; ++i)
+        if (h[i] != 0.5f + 3.f * float(i)) ++bad;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%d wrong elements", bad);
+    report("bulk_reduce_add_f32 (16 rows x 256 B per warp, twice)", bad == 0, buf);
+    cudaFree(d);
+}
+
 int main() {
     int dev = 0;
     cudaDeviceProp prop;
@@ -341,6 +384,7 @@ int main() {
     test_wgmma<80, 256, true>();
     test_wgmma<112, 192, true>();
     test_wgmma<128, 64, false>();
+    test_bulk_reduce();
     test_wgmma_trans_a<true>();
     test_wgmma_trans_a<false>();
     test_wgmma<80, 256, true, true>(); // diagnostic only: which descriptor field strides the column blocks

@@ -25,6 +25,15 @@ bool disabled_by_env() {
     return off;
 }
 
+// FLASH_BWD90_DQ=atomic: dQ by float2 atomics (A/B measurements of the bulk reduce).
+bool atomic_dq_by_env() {
+    static const bool on = [] {
+        const char* e = std::getenv("FLASH_BWD90_DQ");
+        return e && std::strcmp(e, "atomic") == 0;
+    }();
+    return on;
+}
+
 } // namespace
 
 int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t stream, bool* taken) {
@@ -78,13 +87,14 @@ int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t 
     }
     const dim3 grid(unsigned((p.seqlen_k + t.block_n - 1) / t.block_n), unsigned(p.hk), unsigned(p.b));
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
+    const bool adq = atomic_dq_by_env();
     int32_t st = FLASH_ERROR_INTERNAL;
 #define FLASH_BWD90_CASE(D)                                                                                \
     case D:                                                                                                \
-        st = bf16 ? (masked ? run_bwd_sm90<true, D, true>(sp, grid, stream)                                \
-                            : run_bwd_sm90<true, D, false>(sp, grid, stream))                              \
-                  : (masked ? run_bwd_sm90<false, D, true>(sp, grid, stream)                               \
-                            : run_bwd_sm90<false, D, false>(sp, grid, stream));                            \
+        st = bf16 ? (masked ? run_bwd_sm90<true, D, true>(sp, grid, adq, stream)                                \
+                            : run_bwd_sm90<true, D, false>(sp, grid, adq, stream))                              \
+                  : (masked ? run_bwd_sm90<false, D, true>(sp, grid, adq, stream)                               \
+                            : run_bwd_sm90<false, D, false>(sp, grid, adq, stream));                            \
         break;
     switch (dim) {
 #ifdef FLASH_HDIM_64

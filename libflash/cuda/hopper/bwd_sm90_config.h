@@ -13,7 +13,7 @@ struct Bwd90Tile {
 };
 
 // Shared memory: K + V (2 * 128 * d * 2) + stages * (Q + dO) (2 * block_m * d * 2) + 2 dS^T buffers
-// (2 * 128 * block_m * 2) + 4 KB: d64/bm128: 164 KB, d128/bm64: 164 KB. Registers per consumer thread:
+// (2 * 128 * block_m * 2) + dQ staging 36 KB + 4 KB: d64/bm128: 200 KB, d128/bm64: 200 KB. Registers per consumer thread:
 // dK, dV d/2 each + S^T, dP^T block_m/2 each (then P^T / dS^T fragments block_m/4 each + dQ 32).
 constexpr Bwd90Tile kBwd90Tiles[] = {
     // d  bm   bn  st  regs
@@ -28,10 +28,11 @@ constexpr Bwd90Tile bwd90_tile(int d) {
 }
 
 // Dynamic shared memory of the kernel (bwd_sm90_kernel.cuh Bwd90Cfg::kSmem asserts the same value): 1 KB of
-// alignment slack, mbarriers + the LSE / D ring (rounded to 1 KB), K, V, the Q / dO ring, two dS^T buffers.
+// alignment slack, mbarriers + the LSE / D ring (rounded to 1 KB), K, V, the Q / dO ring, two dS^T buffers, the
+// dQ staging rows (2 x 64 x 288 B).
 constexpr int bwd90_smem_bytes(const Bwd90Tile& t) {
     return 1024 + (256 + t.stages * t.block_m * 8 + 1023) / 1024 * 1024 + 2 * t.block_n * t.d * 2 +
-           2 * t.stages * t.block_m * t.d * 2 + 2 * t.block_n * t.block_m * 2;
+           2 * t.stages * t.block_m * t.d * 2 + 2 * t.block_n * t.block_m * 2 + 2 * 64 * 288;
 }
 
 } // namespace flash::cuda::sm90

@@ -18,8 +18,10 @@
 //     dQ   = dS K                             wgmma SS, A = dS^T read transposed, B = K read MN-major; each
 //                                             warpgroup computes one 64 x 64 quarter/half of dQ (block_m 128:
 //                                             query rows 64 cw.., d64; block_m 64: columns 64 cw.., d128), after
-//                                             a named barrier that makes both halves of dS^T visible; fp32
-//                                             atomics into dq_accum.
+//                                             a named barrier that makes both halves of dS^T visible; added
+//                                             into dq_accum by the copy engine (kBulkDq: each warp stages its
+//                                             16 rows in shared memory, cp.reduce.async.bulk .add.f32 per row)
+//                                             or by float2 atomics from registers.
 //   dK is scaled by the softmax scale at the end; dK / dV leave from registers (quads write 16 bytes).
 // dS^T is double-buffered, so one named barrier per step orders its reuse (a warpgroup writes buffer b again
 // two steps later, after the other has passed the next step's barrier, i.e. after its dQ GEMM on b retired).
@@ -66,7 +68,9 @@ struct Bwd90Cfg {
     static constexpr int kOffQ = kOffV + kKBytes;
     static constexpr int kOffDO = kOffQ + kStages * kQBytes;
     static constexpr int kOffS = kOffDO + kStages * kQBytes;
-    static constexpr int kSmem = 1024 /* alignment slack */ + kOffS + 2 * kSBytes;
+    static constexpr int kDqPitch = 288;           // dQ staging rows: 64 floats + 32 B (conflict-free v2 stores)
+    static constexpr int kOffDq = kOffS + 2 * kSBytes; // 2 warpgroups x 64 rows x kDqPitch
+    static constexpr int kSmem = 1024 /* alignment slack */ + kOffDq + 2 * 64 * kDqPitch;
     // dQ split: each consumer warpgroup owns a 64 x 64 piece: (query block, column block) = (cw, 0) or (0, cw)
     static constexpr bool kSplitRows = kBM == 128;
     static_assert(kTile.d == kD_, "head dim missing from kBwd90Tiles");
@@ -77,7 +81,7 @@ struct Bwd90Cfg {
     static_assert(kRegP + 2 * kRegC <= 3 * kLaunchRegs, "setmaxnreg budget exceeds the launch allocation");
 };
 
-template <class Cfg, bool kBf16, bool kMasked>
+template <class Cfg, bool kBf16, bool kMasked, bool kBulkDq>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid_constant__ Bwd90Params P) {
 #if FLASH_SM90A
     using namespace prim;
@@ -289,14 +293,37 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
 
         // dQ piece (rows m0 + 64 mq + 16 wl + g (+8), columns 64 nq + 8 j + 2q) -> dq_accum
         float* dqa = p.dq_accum + (int64_t(hi) * p.acc_rows + int64_t(bi) * sq + m0 + 64 * mq) * D + 64 * nq;
+        if constexpr (kBulkDq) {
+            // Each warp stages its 16 rows in shared memory and 16 lanes add one 256-byte row each with the
+            // copy engine (cp.reduce.async.bulk): no cross-warp barrier, the staging rows are the warp's own.
+            const uint32_t sdq = base + Cfg::kOffDq + uint32_t(cw * 64 * Cfg::kDqPitch);
+            if (lane < 16) bulk_wait_read<0>(); // the previous step's copies have read this warp's rows
+            __syncwarp();
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const int row = 16 * wl + g + 8 * r;
-            if (m0 + 64 * mq + row >= sq) continue;
-            float* rp = dqa + int64_t(row) * D + 2 * q;
+            for (int r = 0; r < 2; ++r) {
+                const uint32_t rowa = sdq + uint32_t((16 * wl + g + 8 * r) * Cfg::kDqPitch + 8 * q);
 #pragma unroll
-            for (int j = 0; j < 8; ++j)
-                atomicAdd(reinterpret_cast<float2*>(rp + 8 * j), make_float2(dq[4 * j + 2 * r], dq[4 * j + 2 * r + 1]));
+                for (int j = 0; j < 8; ++j) st_shared_v2_f32(rowa + 32 * j, dq[4 * j + 2 * r], dq[4 * j + 2 * r + 1]);
+            }
+            fence_proxy_async_smem();
+            __syncwarp();
+            if (lane < 16) {
+                const int row = 16 * wl + lane;
+                if (m0 + 64 * mq + row < sq)
+                    bulk_reduce_add_f32(dqa + int64_t(row) * D, sdq + uint32_t(row * Cfg::kDqPitch), 256);
+                bulk_commit();
+            }
+        } else {
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int row = 16 * wl + g + 8 * r;
+                if (m0 + 64 * mq + row >= sq) continue;
+                float* rp = dqa + int64_t(row) * D + 2 * q;
+#pragma unroll
+                for (int j = 0; j < 8; ++j)
+                    atomicAdd(reinterpret_cast<float2*>(rp + 8 * j),
+                              make_float2(dq[4 * j + 2 * r], dq[4 * j + 2 * r + 1]));
+            }
         }
 
         wgmma_wait<0>();
@@ -308,6 +335,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
             fence_operand(dsf[kk]);
         }
         mbar_arrive(q_empty(s));
+    }
+
+    if constexpr (kBulkDq) {
+        if (lane < 16) bulk_wait<0>(); // the dQ copies are done before the CTA's shared memory goes away
     }
 
     // ---- epilogue: dK * scale, dV straight from registers (each quad writes 16 contiguous bytes) ----

@@ -2,5 +2,5 @@
 #include "../bwd_sm90_launch.cuh"
 
 namespace flash::cuda::sm90 {
-template int32_t run_bwd_sm90<true, 64, true>(const Bwd90Params&, dim3, cudaStream_t);
+template int32_t run_bwd_sm90<true, 64, true>(const Bwd90Params&, dim3, bool, cudaStream_t);
 } // namespace flash::cuda::sm90
