@@ -8,6 +8,7 @@
 #   sm80      FLASH_SM90=0 check_bwd.py --quick (the fallback path) -> $OUT/check.log
 #   sanitize  compute-sanitizer memcheck on SAN_CASES (sm90 kernel) -> $OUT/sanitize.log
 #   quick     bench_bwd.py at QUICK_SEQLENS (libflash + SDPA flash/cuDNN) -> $OUT/quick.log
+#   prof      bench/gpu/prof_bwd.py: per-kernel times of flash_bwd and SDPA-flash's backward -> $OUT/prof.log
 #   bench     bench/peers.py --bwd (bf16, d64/128, causal 0/1, seqlen 512..16k) -> $OUT/peers_bwd.{json,md,png}
 # Env: OUT (default ./device-out), DIMS (default 64;128), BUDGET_MS (bench, default 100).
 set -uo pipefail
@@ -70,12 +71,17 @@ if has quick; then
   timeout 240 python3 bench/gpu/bench_bwd.py --lib "$LIB" --seqlens ${QUICK_SEQLENS:-1024,4096,16384} --budget-ms 60 \
     --out /tmp/quick --stem quick 2>&1 | grep -vE '^\{' >> "$OUT/quick.log"
   grep -E "^\| (64|128)" "$OUT/quick.log"
-  if [ -n "${QUICK_ATOMIC:-1}" ]; then
-    stamp "quick, FLASH_BWD90_DQ=atomic (libflash only)" | tee -a "$OUT/quick.log"
-    FLASH_BWD90_DQ=atomic timeout 200 python3 bench/gpu/bench_bwd.py --lib "$LIB" --no-peers --seqlens ${QUICK_SEQLENS:-1024,4096,16384} \
-      --budget-ms 60 --out /tmp/quick-atomic --stem quick 2>&1 | grep -vE '^\{' >> "$OUT/quick.log"
+  if [ -n "${QUICK_BULK:-1}" ]; then
+    stamp "quick, FLASH_BWD90_DQ=bulk (libflash only)" | tee -a "$OUT/quick.log"
+    FLASH_BWD90_DQ=bulk timeout 200 python3 bench/gpu/bench_bwd.py --lib "$LIB" --no-peers --seqlens ${QUICK_SEQLENS:-1024,4096,16384} \
+      --budget-ms 60 --out /tmp/quick-bulk --stem quick 2>&1 | grep -vE '^\{' >> "$OUT/quick.log"
     grep -E "^\| (64|128)" "$OUT/quick.log" | tail -12 | cut -d'|' -f2-6
   fi
+fi
+if has prof; then
+  stamp prof | tee "$OUT/prof.log"
+  timeout 120 python3 bench/gpu/prof_bwd.py --lib "$LIB" ${PROF_CELLS:+--cells $PROF_CELLS} >> "$OUT/prof.log" 2>&1
+  cat "$OUT/prof.log"
 fi
 if has bench; then
   stamp bench

@@ -3,6 +3,7 @@
 // (flash_last_kernel() says which one ran).
 #include "bwd_sm90.h"
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -25,11 +26,12 @@ bool disabled_by_env() {
     return off;
 }
 
-// FLASH_BWD90_DQ=atomic: dQ by float2 atomics (A/B measurements of the bulk reduce).
+// dQ by float2 atomics from registers (default: measured faster, bench/NOTES.md run 1) or, with
+// FLASH_BWD90_DQ=bulk, by the copy engine's bulk reduce from shared memory (A/B measurements).
 bool atomic_dq_by_env() {
     static const bool on = [] {
         const char* e = std::getenv("FLASH_BWD90_DQ");
-        return e && std::strcmp(e, "atomic") == 0;
+        return !(e && std::strcmp(e, "bulk") == 0);
     }();
     return on;
 }
@@ -85,8 +87,13 @@ int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t 
         clear_error(); // an unusual stride the copy engine cannot describe: the sm80 kernel takes it
         return FLASH_OK;
     }
-    const dim3 grid(unsigned((p.seqlen_k + t.block_n - 1) / t.block_n), unsigned(p.hk), unsigned(p.b));
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
+    // Non-causal: (key block, KV head, batch), the CTAs of one head side by side (they share its Q / dO in L2).
+    // Causal / local: one dimension numbered key block slowest, so the heaviest CTAs (the first key blocks see
+    // the most query blocks) start first and the light ones fill the tail.
+    const int64_t nblk = (p.seqlen_k + t.block_n - 1) / t.block_n;
+    if (masked && nblk * p.hk * p.b > INT_MAX) return FLASH_OK;
+    const dim3 grid = masked ? dim3(unsigned(nblk * p.hk * p.b)) : dim3(unsigned(nblk), unsigned(p.hk), unsigned(p.b));
     const bool adq = atomic_dq_by_env();
     int32_t st = FLASH_ERROR_INTERNAL;
 #define FLASH_BWD90_CASE(D)                                                                                \

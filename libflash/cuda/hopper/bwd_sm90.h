@@ -26,8 +26,9 @@ struct Bwd90Params {
 // the dispatcher planned the workspace for (k.acc_d). The dispatcher's dQ conversion runs after either path.
 int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t stream, bool* taken);
 
-// Defined in hopper/generated/bwd_sm90_*.cu. grid: key blocks x h_k x b. atomic_dq: dQ added with float2 atomics
-// from registers instead of the copy engine's bulk reduce (FLASH_BWD90_DQ=atomic, a measurement knob).
+// Defined in hopper/generated/bwd_sm90_*.cu. grid: key blocks x h_k x b (kMasked: their product in x, key block
+// slowest). atomic_dq: dQ added with float2 atomics from registers (default) instead of the copy engine's bulk
+// reduce (FLASH_BWD90_DQ=bulk, a measurement knob).
 template <bool kBf16, int kD, bool kMasked>
 int32_t run_bwd_sm90(const Bwd90Params& p, dim3 grid, bool atomic_dq, cudaStream_t stream);
 

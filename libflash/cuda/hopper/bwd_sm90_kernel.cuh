@@ -19,9 +19,9 @@
 //                                             warpgroup computes one 64 x 64 quarter/half of dQ (block_m 128:
 //                                             query rows 64 cw.., d64; block_m 64: columns 64 cw.., d128), after
 //                                             a named barrier that makes both halves of dS^T visible; added
-//                                             into dq_accum by the copy engine (kBulkDq: each warp stages its
-//                                             16 rows in shared memory, cp.reduce.async.bulk .add.f32 per row)
-//                                             or by float2 atomics from registers.
+//                                             into dq_accum by float2 atomics from registers (default), or
+//                                             (kBulkDq) by the copy engine: each warp stages its 16 rows in
+//                                             shared memory, cp.reduce.async.bulk .add.f32 per row.
 //   dK is scaled by the softmax scale at the end; dK / dV leave from registers (quads write 16 bytes).
 // dS^T is double-buffered, so one named barrier per step orders its reuse (a warpgroup writes buffer b again
 // two steps later, after the other has passed the next step's barrier, i.e. after its dQ GEMM on b retired).
@@ -101,7 +101,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
                    sdO = base + Cfg::kOffDO, sdS = base + Cfg::kOffS;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
-    const int n_block = blockIdx.x, hki = blockIdx.y, bi = blockIdx.z;
+    int n_block = blockIdx.x, hki = blockIdx.y, bi = blockIdx.z;
+    if constexpr (kMasked) { // one grid dimension, key block slowest (heaviest CTAs first; bwd_sm90.cu)
+        const int hb = p.hk * p.b;
+        n_block = int(blockIdx.x) / hb;
+        const int rem = int(blockIdx.x) - n_block * hb;
+        bi = rem / p.hk;
+        hki = rem - bi * p.hk;
+    }
     const int sq = p.seqlen_q, sk = p.seqlen_k;
     const int n0 = n_block * BN;
     if (n0 >= sk) return;
@@ -226,6 +233,26 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
             }
             const float* lse2 = sStat + s * 2 * BM;
             const float* dsum = lse2 + BM;
+            // Mask as column limits per key row: query column c (row m0 + c) sees key `key` iff c_lo <= c <= c_hi
+            // (key < sk, and the window: key <= i + diag + right, key >= i + diag - left), clamped to [-1, BM].
+            int c_lo[2] = {0, 0}, c_hi[2] = {BM, BM};
+            if (need_mask) {
+                auto clampi = [](int64_t x) { return int(x < -1 ? -1 : x > BM ? BM : x); };
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const int64_t key = n0 + key_l + 8 * r;
+                    if (key >= sk) {
+                        c_lo[r] = BM;
+                        c_hi[r] = -1;
+                        continue;
+                    }
+                    if constexpr (kMasked) {
+                        const int64_t rel = key - diag - m0; // the column whose diagonal key is `key`
+                        if (p.win_right >= 0) c_lo[r] = clampi(rel - p.win_right);
+                        if (p.win_left >= 0) c_hi[r] = clampi(rel + p.win_left);
+                    }
+                }
+            }
 #pragma unroll
             for (int j = 0; j < BM / 8; ++j) {
                 const float2 l2 = *reinterpret_cast<const float2*>(lse2 + 8 * j + 2 * q);
@@ -237,14 +264,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
                         const int x = 4 * j + 2 * r + e;
                         float pe = exp2_approx(fmaf(st[x], p.scale_log2, -(e ? l2.y : l2.x)));
                         if (need_mask) {
-                            const int key = n0 + key_l + 8 * r;
-                            const int64_t a = int64_t(m0) + 8 * j + 2 * q + e + diag; // the query's diagonal key
-                            bool vis = key < sk;
-                            if constexpr (kMasked) {
-                                if (p.win_left >= 0 && key < a - p.win_left) vis = false;
-                                if (p.win_right >= 0 && key > a + p.win_right) vis = false;
-                            }
-                            if (!vis) pe = 0.f;
+                            const int c = 8 * j + 2 * q + e;
+                            if (c < c_lo[r] || c > c_hi[r]) pe = 0.f;
                         }
                         st[x] = pe;
                         dpt[x] = pe * (dpt[x] - (e ? d2.y : d2.x));
