@@ -9,6 +9,7 @@
 #   sanitize  compute-sanitizer memcheck on SAN_CASES (sm90 kernel) -> $OUT/sanitize.log
 #   quick     bench_bwd.py at QUICK_SEQLENS (libflash + SDPA flash/cuDNN) -> $OUT/quick.log
 #   prof      bench/gpu/prof_bwd.py: per-kernel times of flash_bwd and SDPA-flash's backward -> $OUT/prof.log
+#   variants  libflash-only timings per VARIANTS entry (env knobs of hopper/bwd_sm90.cu) -> $OUT/variants.log
 #   bench     bench/peers.py --bwd (bf16, d64/128, causal 0/1, seqlen 512..16k) -> $OUT/peers_bwd.{json,md,png}
 # Env: OUT (default ./device-out), DIMS (default 64;128), BUDGET_MS (bench, default 100).
 set -uo pipefail
@@ -82,6 +83,16 @@ if has prof; then
   stamp prof | tee "$OUT/prof.log"
   timeout 120 python3 bench/gpu/prof_bwd.py --lib "$LIB" ${PROF_CELLS:+--cells $PROF_CELLS} >> "$OUT/prof.log" 2>&1
   cat "$OUT/prof.log"
+fi
+if has variants; then
+  # VARIANTS="ENV=VAL[,ENV=VAL...] ..." (bwd_sm90.cu knobs): libflash-only timings at VAR_SEQLENS per variant
+  stamp variants | tee "$OUT/variants.log"
+  for v in ${VARIANTS:-FLASH_BWD90_PERSIST=0 FLASH_BWD90_GROUP=1}; do
+    echo "-- $v" >> "$OUT/variants.log"
+    env ${v//,/ } timeout 150 python3 bench/gpu/bench_bwd.py --lib "$LIB" --no-peers --seqlens ${VAR_SEQLENS:-1024,2048,4096,16384} \
+      --budget-ms 40 --out /tmp/var --stem var 2>&1 | grep -E "^\| (64|128)" | cut -d'|' -f2-5 >> "$OUT/variants.log"
+  done
+  cat "$OUT/variants.log"
 fi
 if has bench; then
   stamp bench

@@ -3,6 +3,7 @@
 // (flash_last_kernel() says which one ran).
 #include "bwd_sm90.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +25,12 @@ bool disabled_by_env() {
         return e && std::strcmp(e, "0") == 0;
     }();
     return off;
+}
+
+// An integer from the environment (read each call: these are measurement knobs), `dflt` when unset.
+int env_int(const char* name, int dflt) {
+    const char* e = std::getenv(name);
+    return e && *e ? std::atoi(e) : dflt;
 }
 
 // dQ by float2 atomics from registers (default: measured faster, bench/NOTES.md run 1) or, with
@@ -58,7 +65,7 @@ int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t 
     if (p.cu_seqlens_q || p.cu_seqlens_k || p.seqused_q || p.seqused_k || p.leftpad_k || k.lse_unpadded)
         return FLASH_OK;
     if (!(k.aligned_q && k.aligned_k && k.aligned_v && k.aligned_do && k.aligned_dk && k.aligned_dv)) return FLASH_OK;
-    if (p.b > 65535 || p.hk > 65535) return FLASH_OK;
+    if (p.seqlen_q >= (1 << 28) || p.seqlen_k >= (1 << 28)) return FLASH_OK; // the kernel's 32-bit tile ranges
     DevInfo di;
     if (device_info(p.device_id, &di) != FLASH_OK) {
         clear_error();
@@ -88,12 +95,23 @@ int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t 
         return FLASH_OK;
     }
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
-    // Non-causal: (key block, KV head, batch), the CTAs of one head side by side (they share its Q / dO in L2).
-    // Causal / local: one dimension numbered key block slowest, so the heaviest CTAs (the first key blocks see
-    // the most query blocks) start first and the light ones fill the tail.
+    // Tiles (key block, KV head, batch) in groups of group_heads (KV head, batch) pairs, key block slowest inside
+    // a group. Non-causal: 1 (head-major: a head's key blocks side by side share its Q / dO in L2). Causal /
+    // local: enough pairs for ~2 x SMs tiles per group, so the heaviest key blocks (the first) start first
+    // inside each group while the CTAs in flight still cover few heads (one head per CTA re-read Q / dO from
+    // DRAM: bench/NOTES.md, run 2). FLASH_BWD90_GROUP=n overrides (measurements).
     const int64_t nblk = (p.seqlen_k + t.block_n - 1) / t.block_n;
-    if (masked && nblk * p.hk * p.b > INT_MAX) return FLASH_OK;
-    const dim3 grid = masked ? dim3(unsigned(nblk * p.hk * p.b)) : dim3(unsigned(nblk), unsigned(p.hk), unsigned(p.b));
+    const int64_t hb = int64_t(p.hk) * p.b;
+    if (nblk * hb > INT_MAX) return FLASH_OK;
+    int64_t group = masked ? (2 * int64_t(di.sms) + nblk - 1) / nblk : 1;
+    if (const int knob = env_int("FLASH_BWD90_GROUP", 0); knob > 0) group = knob;
+    sp.n_blocks = int(nblk);
+    sp.group_heads = int(std::max<int64_t>(1, std::min<int64_t>(group, hb)));
+    sp.num_tiles = int(nblk * hb);
+    // Persistent CTAs (one per SM, each striding over the tiles: the next tile's K / V and first Q / dO load
+    // under this one's tail) unless FLASH_BWD90_PERSIST=0 (one CTA per tile).
+    const bool persistent = env_int("FLASH_BWD90_PERSIST", 1) != 0;
+    const dim3 grid(unsigned(persistent ? std::min<int64_t>(sp.num_tiles, di.sms) : sp.num_tiles));
     const bool adq = atomic_dq_by_env();
     int32_t st = FLASH_ERROR_INTERNAL;
 #define FLASH_BWD90_CASE(D)                                                                                \

@@ -16,6 +16,9 @@ namespace flash::cuda::sm90 {
 struct Bwd90Params {
     BwdParams b;
     CUtensorMap tm_q, tm_k, tm_v, tm_do;
+    int n_blocks;    // key blocks per (KV head, batch)
+    int group_heads; // tile numbering: groups of this many (KV head, batch) pairs, key block slowest inside
+    int num_tiles;   // n_blocks * h_k * b; CTA c works on tiles c, c + gridDim.x, ...
 };
 
 // Runs the main backward kernel on the Hopper path when it applies (sm_90 device, sm_90a compiled, FLASH_SM90
@@ -26,8 +29,7 @@ struct Bwd90Params {
 // the dispatcher planned the workspace for (k.acc_d). The dispatcher's dQ conversion runs after either path.
 int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t stream, bool* taken);
 
-// Defined in hopper/generated/bwd_sm90_*.cu. grid: key blocks x h_k x b (kMasked: their product in x, key block
-// slowest). atomic_dq: dQ added with float2 atomics from registers (default) instead of the copy engine's bulk
+// Defined in hopper/generated/bwd_sm90_*.cu. grid: (CTAs) x 1 x 1, each striding over the tiles. atomic_dq: dQ added with float2 atomics from registers (default) instead of the copy engine's bulk
 // reduce (FLASH_BWD90_DQ=bulk, a measurement knob).
 template <bool kBf16, int kD, bool kMasked>
 int32_t run_bwd_sm90(const Bwd90Params& p, dim3 grid, bool atomic_dq, cudaStream_t stream);

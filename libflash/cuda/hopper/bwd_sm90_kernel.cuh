@@ -6,9 +6,11 @@
 // preprocessing kernel, dQ added in fp32 into dq_accum [h][acc_rows][d] and converted by the dispatcher.
 // 384 threads:
 // - warpgroup 0 is the producer (few registers, setmaxnreg): one thread loads K and V once and then Q and dO
-//   of each step into a `stages`-deep ring with TMA; warp 0 also writes the step's LSE (log2 units, +inf past
-//   the sequence) and D into the ring slot. Each slot has a "full" mbarrier (32 arrivals of warp 0 + the
-//   copies' transaction bytes) and an "empty" one (the 256 consumer threads release it).
+//   of each step into a `stages`-deep ring with TMA; warp 1 writes the step's LSE (log2 units, +inf past the
+//   sequence) and D into the ring slot. Each slot has a "full" mbarrier (lane 0 of warp 0 with the copies'
+//   transaction bytes + the 32 lanes of warp 1) and an "empty" one (the 256 consumer threads release it).
+//   Persistent: CTAs stride over the work tiles; a tile's K / V load waits on a "kv empty" barrier (the
+//   consumers' last GEMMs of the previous tile), after its first Q / dO step is already in flight.
 // - warpgroups 1 and 2 are consumers, 64 keys each (cw = 0, 1), computing transposed scores so that P^T and
 //   dS^T land in registers as wgmma A operands:
 //     S^T  = K Q^T, dP^T = V dO^T             wgmma SS, both K-major (64 keys x block_m queries)
@@ -93,91 +95,119 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
     const uint32_t raw = smem_u32addr(smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
     unsigned char* const gbase = smem_raw + (base - raw); // the same bytes through a generic pointer
-    const uint32_t kv_full = base;
-    auto q_full = [&](int s) { return base + 8u * (1 + s); };
-    auto q_empty = [&](int s) { return base + 8u * (1 + S + s); };
+    const uint32_t kv_full = base, kv_empty = base + 8u;
+    auto q_full = [&](int s) { return base + 16u + 8u * s; };
+    auto q_empty = [&](int s) { return base + 16u + 8u * (S + s); };
     float* const sStat = reinterpret_cast<float*>(gbase + Cfg::kStatOff); // [S][LSE BM | D BM]
     const uint32_t sK = base + Cfg::kOffK, sV = base + Cfg::kOffV, sQ = base + Cfg::kOffQ,
                    sdO = base + Cfg::kOffDO, sdS = base + Cfg::kOffS;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
-    int n_block = blockIdx.x, hki = blockIdx.y, bi = blockIdx.z;
-    if constexpr (kMasked) { // one grid dimension, key block slowest (heaviest CTAs first; bwd_sm90.cu)
-        const int hb = p.hk * p.b;
-        n_block = int(blockIdx.x) / hb;
-        const int rem = int(blockIdx.x) - n_block * hb;
-        bi = rem / p.hk;
-        hki = rem - bi * p.hk;
-    }
     const int sq = p.seqlen_q, sk = p.seqlen_k;
-    const int n0 = n_block * BN;
-    if (n0 >= sk) return;
     const int64_t diag = int64_t(sk) - sq;
 
-    // Query rows that see at least one key of [n0, n0 + BN): the visible range is monotone in the row.
-    int64_t r_lo = 0, r_hi = int64_t(sq) - 1;
-    if constexpr (kMasked) {
-        if (p.win_right >= 0) r_lo = max(r_lo, int64_t(n0) - p.win_right - diag);
-        if (p.win_left >= 0) r_hi = min(r_hi, int64_t(min(n0 + BN, sk)) - 1 + p.win_left - diag);
-    }
-    const int m_begin = r_lo <= r_hi ? int(r_lo / BM) : 0;
-    const int nm = r_lo <= r_hi ? int(r_hi / BM) + 1 - m_begin : 0;
-    const int n_it = nm * p.group;
+    // Work tile t -> (key block, KV head, batch) and its query steps. Tiles come in groups of group_heads
+    // (KV head, batch) pairs, key block slowest inside a group: group_heads = 1 is head-major (a head's key
+    // blocks side by side, sharing its Q / dO in L2); causal takes larger groups so that the heaviest key
+    // blocks (the first ones) start first (bwd_sm90.cu).
+    auto tile_of = [&](int t, int& n0, int& hki, int& bi, int& m_begin, int& nm) {
+        const int hb = p.hk * p.b, G = P.group_heads;
+        const int gsz = G * P.n_blocks;
+        const int grp = t / gsz, within = t - grp * gsz;
+        const int gh = min(G, hb - grp * G);
+        const int nb = within / gh;
+        const int head = grp * G + (within - nb * gh);
+        bi = head / p.hk;
+        hki = head - bi * p.hk;
+        n0 = nb * BN;
+        // Query rows that see at least one key of [n0, n0 + BN): the visible range is monotone in the row.
+        // 32-bit: sequence lengths < 2^28 (bwd_sm90.cu), windows clamped to 2^29 (beyond any distance).
+        int r_lo = 0, r_hi = sq - 1;
+        if constexpr (kMasked) {
+            const int dg = sk - sq;
+            if (p.win_right >= 0) r_lo = max(r_lo, n0 - min(p.win_right, 1 << 29) - dg);
+            if (p.win_left >= 0) r_hi = min(r_hi, min(n0 + BN, sk) - 1 + min(p.win_left, 1 << 29) - dg);
+        }
+        m_begin = r_lo <= r_hi ? r_lo / BM : 0;
+        nm = r_lo <= r_hi ? r_hi / BM + 1 - m_begin : 0;
+    };
 
     if (tid == 0) {
         mbar_init(kv_full, 1);
+        mbar_init(kv_empty, 256);
 #pragma unroll
         for (int s = 0; s < S; ++s) {
-            mbar_init(q_full(s), 32);
+            mbar_init(q_full(s), 33);
             mbar_init(q_empty(s), 256);
         }
         mbar_fence_init();
     }
     __syncthreads();
 
+    // Producer and consumers walk the same tiles (blockIdx.x, + gridDim.x, ...: persistent CTAs, or one tile
+    // each) and skip the same empty ones, so the ring position `it` (steps so far) and the K/V use count `kvu`
+    // agree without further communication.
     if (wg == 0) {
         // ================= producer =================
         setmaxnreg_dec<Cfg::kRegP>();
-        if (warp == 0 && n_it > 0) {
-            if (lane == 0) {
-                tma_prefetch_map(&P.tm_q);
-                tma_prefetch_map(&P.tm_k);
-                tma_prefetch_map(&P.tm_v);
-                tma_prefetch_map(&P.tm_do);
-                mbar_arrive_expect_tx(kv_full, 2 * Cfg::kKBytes);
-#pragma unroll
-                for (int c = 0; c < CB; ++c) {
-                    tma_load_4d(sK + c * BN * 128, &P.tm_k, kv_full, c * 64, n0, hki, bi);
-                    tma_load_4d(sV + c * BN * 128, &P.tm_v, kv_full, c * 64, n0, hki, bi);
-                }
-            }
-            for (int it = 0; it < n_it; ++it) {
-                const int s = it % S;
-                const uint32_t ph = (it / S) & 1;
-                const int hi = hki * p.group + it / nm;
-                const int m0 = (m_begin + it % nm) * BM;
-                mbar_wait(q_empty(s), ph ^ 1);
-                float* st = sStat + s * 2 * BM;
-                for (int r = lane; r < BM; r += 32) {
-                    const int i = m0 + r;
-                    float l = INFINITY, dd = 0.f;
-                    if (i < sq) {
-                        const int64_t li = p.lse_unpadded ? int64_t(hi) * p.total_q + i
-                                                          : (int64_t(bi) * p.h + hi) * sq + i;
-                        l = p.lse[li] * kLog2e;
-                        dd = p.dsum[int64_t(hi) * p.acc_rows + int64_t(bi) * sq + i];
-                    }
-                    st[r] = l;
-                    st[BM + r] = dd;
-                }
-                if (lane == 0) {
+        // Warp 0, lane 0: the TMA copies; warp 1: the step's LSE / D rows (two small code paths, so the producer
+        // fits kRegP registers). A slot's "full" barrier takes 33 arrivals (lane 0's with the bytes + warp 1's).
+        if (warp == 0 && lane == 0) {
+            tma_prefetch_map(&P.tm_q);
+            tma_prefetch_map(&P.tm_k);
+            tma_prefetch_map(&P.tm_v);
+            tma_prefetch_map(&P.tm_do);
+            int it = 0, kvu = 0;
+            for (int t = blockIdx.x; t < P.num_tiles; t += gridDim.x) {
+                int n0, hki, bi, m_begin, nm;
+                tile_of(t, n0, hki, bi, m_begin, nm);
+                const int n_it = nm * p.group;
+                for (int j = 0; j < n_it; ++j, ++it) {
+                    const int s = it % S;
+                    const int hi = hki * p.group + j / nm;
+                    const int m0 = (m_begin + j % nm) * BM;
+                    mbar_wait(q_empty(s), ((it / S) & 1) ^ 1);
                     mbar_arrive_expect_tx(q_full(s), 2 * Cfg::kQBytes);
 #pragma unroll
                     for (int c = 0; c < CB; ++c) {
                         tma_load_4d(sQ + s * Cfg::kQBytes + c * BM * 128, &P.tm_q, q_full(s), c * 64, m0, hi, bi);
                         tma_load_4d(sdO + s * Cfg::kQBytes + c * BM * 128, &P.tm_do, q_full(s), c * 64, m0, hi, bi);
                     }
-                } else {
+                    if (j == 0) {
+                        // This tile's K / V once the previous tile's last GEMMs have retired (its first step's
+                        // Q / dO is already on the way: that ring slot was free earlier).
+                        mbar_wait(kv_empty, (kvu & 1) ^ 1);
+                        mbar_arrive_expect_tx(kv_full, 2 * Cfg::kKBytes);
+#pragma unroll
+                        for (int c = 0; c < CB; ++c) {
+                            tma_load_4d(sK + c * BN * 128, &P.tm_k, kv_full, c * 64, n0, hki, bi);
+                            tma_load_4d(sV + c * BN * 128, &P.tm_v, kv_full, c * 64, n0, hki, bi);
+                        }
+                    }
+                }
+                if (n_it > 0) ++kvu;
+            }
+        } else if (warp == 1) {
+            int it = 0;
+            for (int t = blockIdx.x; t < P.num_tiles; t += gridDim.x) {
+                int n0, hki, bi, m_begin, nm;
+                tile_of(t, n0, hki, bi, m_begin, nm);
+                const int n_it = nm * p.group;
+                for (int j = 0; j < n_it; ++j, ++it) {
+                    const int s = it % S;
+                    const int hi = hki * p.group + j / nm;
+                    const int m0 = (m_begin + j % nm) * BM;
+                    mbar_wait(q_empty(s), ((it / S) & 1) ^ 1);
+                    float* st = sStat + s * 2 * BM;
+                    // 32-bit offsets: h * acc_rows (= the LSE's b * h * sq) < 2^31 (bwd.cu checks)
+                    const int lrow = p.lse_unpadded ? hi * p.total_q : (bi * p.h + hi) * sq;
+                    const int drow = hi * p.acc_rows + bi * sq;
+#pragma unroll 1
+                    for (int i = m0 + lane; i < m0 + BM; i += 32) {
+                        const bool in = i < sq;
+                        st[i - m0] = in ? p.lse[lrow + i] * kLog2e : INFINITY;
+                        st[BM + i - m0] = in ? p.dsum[drow + i] : 0.f;
+                    }
                     mbar_arrive(q_full(s));
                 }
             }
@@ -192,15 +222,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
     const int mq = Cfg::kSplitRows ? cw : 0, nq = Cfg::kSplitRows ? 0 : cw; // this warpgroup's dQ piece
 
     float dk[D / 2], dv[D / 2];
+    int it = 0, kvu = 0;
+    for (int t = blockIdx.x; t < P.num_tiles; t += gridDim.x) {
+    int n0, hki, bi, m_begin, nm;
+    tile_of(t, n0, hki, bi, m_begin, nm);
+    const int n_it = nm * p.group;
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
-    if (n_it > 0) mbar_wait(kv_full, 0);
-    for (int it = 0; it < n_it; ++it) {
+    if (n_it > 0) mbar_wait(kv_full, kvu & 1);
+    for (int j = 0; j < n_it; ++j, ++it) {
         const int s = it % S;
         const uint32_t ph = (it / S) & 1;
-        const int hi = hki * p.group + it / nm;
-        const int m0 = (m_begin + it % nm) * BM;
+        const int hi = hki * p.group + j / nm;
+        const int m0 = (m_begin + j % nm) * BM;
         const uint32_t sQs = sQ + s * Cfg::kQBytes, sdOs = sdO + s * Cfg::kQBytes;
         const uint32_t sdSb = sdS + (it & 1) * Cfg::kSBytes;
         mbar_wait(q_full(s), ph);
@@ -357,9 +392,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
         }
         mbar_arrive(q_empty(s));
     }
-
-    if constexpr (kBulkDq) {
-        if (lane < 16) bulk_wait<0>(); // the dQ copies are done before the CTA's shared memory goes away
+    if (n_it > 0) {
+        mbar_arrive(kv_empty); // every GEMM reading this tile's K / V has retired (wgmma_wait<0> above)
+        ++kvu;
     }
 
     // ---- epilogue: dK * scale, dV straight from registers (each quad writes 16 contiguous bytes) ----
@@ -381,6 +416,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
             if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(vrow + col) = vv;
             else if (col < p.dv) vrow[col] = uint16_t(vv);
         }
+    }
+    } // tiles
+    if constexpr (kBulkDq) {
+        if (lane < 16) bulk_wait<0>(); // the dQ copies are done before the CTA's shared memory goes away
     }
 #else
     FLASH_ARCH_TRAP();
