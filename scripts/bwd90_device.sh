@@ -96,8 +96,8 @@ if has variants; then
 fi
 if has bench; then
   stamp bench
-  timeout 500 python3 bench/peers.py --bwd --lib "$LIB" --out "$OUT" --budget-ms ${BUDGET_MS:-100} > "$OUT/peers_bwd.log" 2>&1 \
-    || tail -20 "$OUT/peers_bwd.log"
+  timeout 500 python3 bench/peers.py --bwd --lib "$LIB" --out "$OUT" --budget-ms ${BUDGET_MS:-100} > /tmp/peers_bwd.log 2>&1 \
+    || tail -20 /tmp/peers_bwd.log
   [ -f "$OUT/peers_bwd.md" ] && cat "$OUT/peers_bwd.md"
 fi
 stamp done

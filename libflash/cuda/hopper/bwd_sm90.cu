@@ -108,9 +108,11 @@ int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t 
     sp.n_blocks = int(nblk);
     sp.group_heads = int(std::max<int64_t>(1, std::min<int64_t>(group, hb)));
     sp.num_tiles = int(nblk * hb);
-    // Persistent CTAs (one per SM, each striding over the tiles: the next tile's K / V and first Q / dO load
-    // under this one's tail) unless FLASH_BWD90_PERSIST=0 (one CTA per tile).
-    const bool persistent = env_int("FLASH_BWD90_PERSIST", 1) != 0;
+    // Non-causal: persistent CTAs (one per SM, each striding over the tiles: the next tile's K / V and first
+    // Q / dO load under this one's tail). Causal / local: one CTA per tile, the hardware balancing the uneven
+    // tiles (a static stride over them lost 20-25 % at 1k: bench/NOTES.md, run 3). FLASH_BWD90_PERSIST=0/1
+    // overrides (measurements).
+    const bool persistent = env_int("FLASH_BWD90_PERSIST", masked ? 0 : 1) != 0;
     const dim3 grid(unsigned(persistent ? std::min<int64_t>(sp.num_tiles, di.sms) : sp.num_tiles));
     const bool adq = atomic_dq_by_env();
     int32_t st = FLASH_ERROR_INTERNAL;
