@@ -59,7 +59,7 @@ if has sm80; then
   echo "check FLASH_SM90=0 rc=$?" | tee -a "$OUT/check.log"
 fi
 if has sanitize; then
-  SAN_CASES=${SAN_CASES:-"bf16 sq17 sk17 d64 causal1,bf16 sq113 sk203 d64 causal0,bf16 sq113 sk203 d128 causal1,fp16 sq203 sk113 d128 causal0,gqa h6 hk2 d128,mqa h6 hk1 d64,local d128,empty rows local d64,dv48 d64"}
+  SAN_CASES=${SAN_CASES:-"bf16 sq17 sk17 d64 causal1,bf16 sq113 sk203 d64 causal0,bf16 sq113 sk203 d128 causal1,fp16 sq203 sk113 d128 causal0,gqa h6 hk2 d128,mqa h6 hk1 d64,local d128,empty rows local d64,dv48 d64,many tiles b3 h40 hk20 d128 causal0,many tiles b3 h40 hk20 d64 causal1"}
   {
     stamp "memcheck: $SAN_CASES"
     timeout 240 compute-sanitizer --tool memcheck --kernel-name kns=bwd_sm90 --print-limit 20 \

@@ -250,6 +250,11 @@ def build_cases(quick, only_dims=None):
                     for dt in (bf, fp):
                         cases.append(Case(f"{'bf16' if dt == bf else 'fp16'} sq{sq} sk{sk} d{d} causal{int(causal)}",
                                           dtype=dt, b=1, h=2, hk=2, d=d, seqs_q=[sq], seqs_k=[sk], causal=causal))
+        # more tiles than SMs: the Hopper path's persistent CTAs (non-causal) walk several tiles each
+        for d in [x for x in (only_dims or (64, 128)) if x in (64, 128)]:
+            for causal in (False, True):
+                cases.append(Case(f"many tiles b3 h40 hk20 d{d} causal{int(causal)}", dtype=bf, b=3, h=40, hk=20, d=d,
+                                  seqs_q=[1000], seqs_k=[1100], causal=causal))
     for hk in (1, 2):
         for d in only_dims or ((64, 128) if not quick else (128,)):
             cases.append(Case(f"{'mqa' if hk == 1 else 'gqa'} h6 hk{hk} d{d}", dtype=bf, b=2, h=6, hk=hk, d=d,
