@@ -224,199 +224,199 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
     float dk[D / 2], dv[D / 2];
     int it = 0, kvu = 0;
     for (int t = blockIdx.x; t < P.num_tiles; t += gridDim.x) {
-    int n0, hki, bi, m_begin, nm;
-    tile_of(t, n0, hki, bi, m_begin, nm);
-    const int n_it = nm * p.group;
+        int n0, hki, bi, m_begin, nm;
+        tile_of(t, n0, hki, bi, m_begin, nm);
+        const int n_it = nm * p.group;
 #pragma unroll
-    for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
+        for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
-    if (n_it > 0) mbar_wait(kv_full, kvu & 1);
-    for (int j = 0; j < n_it; ++j, ++it) {
-        const int s = it % S;
-        const uint32_t ph = (it / S) & 1;
-        const int hi = hki * p.group + j / nm;
-        const int m0 = (m_begin + j % nm) * BM;
-        const uint32_t sQs = sQ + s * Cfg::kQBytes, sdOs = sdO + s * Cfg::kQBytes;
-        const uint32_t sdSb = sdS + (it & 1) * Cfg::kSBytes;
-        mbar_wait(q_full(s), ph);
+        if (n_it > 0) mbar_wait(kv_full, kvu & 1);
+        for (int j = 0; j < n_it; ++j, ++it) {
+            const int s = it % S;
+            const uint32_t ph = (it / S) & 1;
+            const int hi = hki * p.group + j / nm;
+            const int m0 = (m_begin + j % nm) * BM;
+            const uint32_t sQs = sQ + s * Cfg::kQBytes, sdOs = sdO + s * Cfg::kQBytes;
+            const uint32_t sdSb = sdS + (it & 1) * Cfg::kSBytes;
+            mbar_wait(q_full(s), ph);
 
-        uint32_t pf[BM / 16][4], dsf[BM / 16][4];
-        {
-            float st[BM / 2], dpt[BM / 2];
-            wgmma_fence();
+            uint32_t pf[BM / 16][4], dsf[BM / 16][4];
+            {
+                float st[BM / 2], dpt[BM / 2];
+                wgmma_fence();
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks) {
-                const uint32_t cb = ks / 4, off = (ks % 4) * 32;
-                wgmma_ss<BM, kBf16, 0>(st, desc_kmajor_sw128(sK + cb * BN * 128 + cw * 64 * 128 + off),
-                                       desc_kmajor_sw128(sQs + cb * BM * 128 + off), ks > 0 ? 1u : 0u);
-            }
+                for (int ks = 0; ks < D / 16; ++ks) {
+                    const uint32_t cb = ks / 4, off = (ks % 4) * 32;
+                    wgmma_ss<BM, kBf16, 0>(st, desc_kmajor_sw128(sK + cb * BN * 128 + cw * 64 * 128 + off),
+                                           desc_kmajor_sw128(sQs + cb * BM * 128 + off), ks > 0 ? 1u : 0u);
+                }
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks) {
-                const uint32_t cb = ks / 4, off = (ks % 4) * 32;
-                wgmma_ss<BM, kBf16, 0>(dpt, desc_kmajor_sw128(sV + cb * BN * 128 + cw * 64 * 128 + off),
-                                       desc_kmajor_sw128(sdOs + cb * BM * 128 + off), ks > 0 ? 1u : 0u);
-            }
-            wgmma_commit();
-            wgmma_wait<0>();
-            fence_operand(st);
-            fence_operand(dpt);
+                for (int ks = 0; ks < D / 16; ++ks) {
+                    const uint32_t cb = ks / 4, off = (ks % 4) * 32;
+                    wgmma_ss<BM, kBf16, 0>(dpt, desc_kmajor_sw128(sV + cb * BN * 128 + cw * 64 * 128 + off),
+                                           desc_kmajor_sw128(sdOs + cb * BM * 128 + off), ks > 0 ? 1u : 0u);
+                }
+                wgmma_commit();
+                wgmma_wait<0>();
+                fence_operand(st);
+                fence_operand(dpt);
 
-            bool need_mask = n0 + BN > sk;
-            if constexpr (kMasked) {
-                if (p.win_right >= 0 && int64_t(n0) + BN - 1 > int64_t(m0) + diag + p.win_right) need_mask = true;
-                if (p.win_left >= 0 && int64_t(n0) < int64_t(m0) + BM - 1 + diag - p.win_left) need_mask = true;
-            }
-            const float* lse2 = sStat + s * 2 * BM;
-            const float* dsum = lse2 + BM;
-            // Mask as column limits per key row: query column c (row m0 + c) sees key `key` iff c_lo <= c <= c_hi
-            // (key < sk, and the window: key <= i + diag + right, key >= i + diag - left), clamped to [-1, BM].
-            int c_lo[2] = {0, 0}, c_hi[2] = {BM, BM};
-            if (need_mask) {
-                auto clampi = [](int64_t x) { return int(x < -1 ? -1 : x > BM ? BM : x); };
+                bool need_mask = n0 + BN > sk;
+                if constexpr (kMasked) {
+                    if (p.win_right >= 0 && int64_t(n0) + BN - 1 > int64_t(m0) + diag + p.win_right) need_mask = true;
+                    if (p.win_left >= 0 && int64_t(n0) < int64_t(m0) + BM - 1 + diag - p.win_left) need_mask = true;
+                }
+                const float* lse2 = sStat + s * 2 * BM;
+                const float* dsum = lse2 + BM;
+                // Mask as column limits per key row: query column c (row m0 + c) sees key `key` iff c_lo <= c <= c_hi
+                // (key < sk, and the window: key <= i + diag + right, key >= i + diag - left), clamped to [-1, BM].
+                int c_lo[2] = {0, 0}, c_hi[2] = {BM, BM};
+                if (need_mask) {
+                    auto clampi = [](int64_t x) { return int(x < -1 ? -1 : x > BM ? BM : x); };
 #pragma unroll
-                for (int r = 0; r < 2; ++r) {
-                    const int64_t key = n0 + key_l + 8 * r;
-                    if (key >= sk) {
-                        c_lo[r] = BM;
-                        c_hi[r] = -1;
-                        continue;
+                    for (int r = 0; r < 2; ++r) {
+                        const int64_t key = n0 + key_l + 8 * r;
+                        if (key >= sk) {
+                            c_lo[r] = BM;
+                            c_hi[r] = -1;
+                            continue;
+                        }
+                        if constexpr (kMasked) {
+                            const int64_t rel = key - diag - m0; // the column whose diagonal key is `key`
+                            if (p.win_right >= 0) c_lo[r] = clampi(rel - p.win_right);
+                            if (p.win_left >= 0) c_hi[r] = clampi(rel + p.win_left);
+                        }
                     }
-                    if constexpr (kMasked) {
-                        const int64_t rel = key - diag - m0; // the column whose diagonal key is `key`
-                        if (p.win_right >= 0) c_lo[r] = clampi(rel - p.win_right);
-                        if (p.win_left >= 0) c_hi[r] = clampi(rel + p.win_left);
+                }
+#pragma unroll
+                for (int j = 0; j < BM / 8; ++j) {
+                    const float2 l2 = *reinterpret_cast<const float2*>(lse2 + 8 * j + 2 * q);
+                    const float2 d2 = *reinterpret_cast<const float2*>(dsum + 8 * j + 2 * q);
+#pragma unroll
+                    for (int r = 0; r < 2; ++r)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e) {
+                            const int x = 4 * j + 2 * r + e;
+                            float pe = exp2_approx(fmaf(st[x], p.scale_log2, -(e ? l2.y : l2.x)));
+                            if (need_mask) {
+                                const int c = 8 * j + 2 * q + e;
+                                if (c < c_lo[r] || c > c_hi[r]) pe = 0.f;
+                            }
+                            st[x] = pe;
+                            dpt[x] = pe * (dpt[x] - (e ? d2.y : d2.x));
+                        }
+                }
+#pragma unroll
+                for (int kk = 0; kk < BM / 16; ++kk) {
+#pragma unroll
+                    for (int u = 0; u < 4; ++u) {
+                        pf[kk][u] = pack2<kBf16>(st[8 * kk + 2 * u], st[8 * kk + 2 * u + 1]);
+                        dsf[kk][u] = pack2<kBf16>(dpt[8 * kk + 2 * u], dpt[8 * kk + 2 * u + 1]);
                     }
                 }
             }
+            // dS^T -> shared: element (key k, query c) at column block c / 64, byte k * 128 + ((c % 64 / 8) ^ (k % 8)) * 16
+            // + (c % 8) * 2. dsf[kk][u] holds keys key_l + 8 (u & 1), queries 16 kk + 8 (u >> 1) + 2q .. +1.
 #pragma unroll
-            for (int j = 0; j < BM / 8; ++j) {
-                const float2 l2 = *reinterpret_cast<const float2*>(lse2 + 8 * j + 2 * q);
-                const float2 d2 = *reinterpret_cast<const float2*>(dsum + 8 * j + 2 * q);
-#pragma unroll
-                for (int r = 0; r < 2; ++r)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const int x = 4 * j + 2 * r + e;
-                        float pe = exp2_approx(fmaf(st[x], p.scale_log2, -(e ? l2.y : l2.x)));
-                        if (need_mask) {
-                            const int c = 8 * j + 2 * q + e;
-                            if (c < c_lo[r] || c > c_hi[r]) pe = 0.f;
-                        }
-                        st[x] = pe;
-                        dpt[x] = pe * (dpt[x] - (e ? d2.y : d2.x));
-                    }
-            }
-#pragma unroll
-            for (int kk = 0; kk < BM / 16; ++kk) {
+            for (int kk = 0; kk < BM / 16; ++kk)
 #pragma unroll
                 for (int u = 0; u < 4; ++u) {
-                    pf[kk][u] = pack2<kBf16>(st[8 * kk + 2 * u], st[8 * kk + 2 * u + 1]);
-                    dsf[kk][u] = pack2<kBf16>(dpt[8 * kk + 2 * u], dpt[8 * kk + 2 * u + 1]);
+                    const int j = 2 * kk + (u >> 1); // n8 column tile: queries 8j ..
+                    const int krow = key_l + 8 * (u & 1);
+                    const uint32_t addr = sdSb + uint32_t((j / 8) * BN * 128 + krow * 128 + (((j % 8) ^ g) << 4) + 4 * q);
+                    st_shared_b32(addr, dsf[kk][u]);
+                }
+            fence_proxy_async_smem();
+            named_barrier_sync(1, 256);
+
+            // dQ first (its own commit group), then dV / dK: the dQ atomics run while dV / dK are on the tensor cores.
+            float dq[32];
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < BN / 16; ++ks)
+                wgmma_ss<64, kBf16, 1, 1>(dq, desc_mnmajor_sw128(sdSb + mq * BN * 128 + ks * 2048, BN * 128),
+                                          desc_mnmajor_sw128(sK + nq * BN * 128 + ks * 2048, BN * 128), ks > 0 ? 1u : 0u);
+            wgmma_commit();
+#pragma unroll
+            for (int ks = 0; ks < BM / 16; ++ks)
+                wgmma_rs<D, kBf16, 1>(dv, pf[ks], desc_mnmajor_sw128(sdOs + ks * 2048, BM * 128), 1u);
+#pragma unroll
+            for (int ks = 0; ks < BM / 16; ++ks)
+                wgmma_rs<D, kBf16, 1>(dk, dsf[ks], desc_mnmajor_sw128(sQs + ks * 2048, BM * 128), 1u);
+            wgmma_commit();
+            wgmma_wait<1>();
+            fence_operand(dq);
+
+            // dQ piece (rows m0 + 64 mq + 16 wl + g (+8), columns 64 nq + 8 j + 2q) -> dq_accum
+            float* dqa = p.dq_accum + (int64_t(hi) * p.acc_rows + int64_t(bi) * sq + m0 + 64 * mq) * D + 64 * nq;
+            if constexpr (kBulkDq) {
+                // Each warp stages its 16 rows in shared memory and 16 lanes add one 256-byte row each with the
+                // copy engine (cp.reduce.async.bulk): no cross-warp barrier, the staging rows are the warp's own.
+                const uint32_t sdq = base + Cfg::kOffDq + uint32_t(cw * 64 * Cfg::kDqPitch);
+                if (lane < 16) bulk_wait_read<0>(); // the previous step's copies have read this warp's rows
+                __syncwarp();
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const uint32_t rowa = sdq + uint32_t((16 * wl + g + 8 * r) * Cfg::kDqPitch + 8 * q);
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) st_shared_v2_f32(rowa + 32 * j, dq[4 * j + 2 * r], dq[4 * j + 2 * r + 1]);
+                }
+                fence_proxy_async_smem();
+                __syncwarp();
+                if (lane < 16) {
+                    const int row = 16 * wl + lane;
+                    if (m0 + 64 * mq + row < sq)
+                        bulk_reduce_add_f32(dqa + int64_t(row) * D, sdq + uint32_t(row * Cfg::kDqPitch), 256);
+                    bulk_commit();
+                }
+            } else {
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const int row = 16 * wl + g + 8 * r;
+                    if (m0 + 64 * mq + row >= sq) continue;
+                    float* rp = dqa + int64_t(row) * D + 2 * q;
+#pragma unroll
+                    for (int j = 0; j < 8; ++j)
+                        atomicAdd(reinterpret_cast<float2*>(rp + 8 * j),
+                                  make_float2(dq[4 * j + 2 * r], dq[4 * j + 2 * r + 1]));
                 }
             }
+
+            wgmma_wait<0>();
+            fence_operand(dv);
+            fence_operand(dk);
+#pragma unroll
+            for (int kk = 0; kk < BM / 16; ++kk) {
+                fence_operand(pf[kk]);
+                fence_operand(dsf[kk]);
+            }
+            mbar_arrive(q_empty(s));
         }
-        // dS^T -> shared: element (key k, query c) at column block c / 64, byte k * 128 + ((c % 64 / 8) ^ (k % 8)) * 16
-        // + (c % 8) * 2. dsf[kk][u] holds keys key_l + 8 (u & 1), queries 16 kk + 8 (u >> 1) + 2q .. +1.
-#pragma unroll
-        for (int kk = 0; kk < BM / 16; ++kk)
-#pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const int j = 2 * kk + (u >> 1); // n8 column tile: queries 8j ..
-                const int krow = key_l + 8 * (u & 1);
-                const uint32_t addr = sdSb + uint32_t((j / 8) * BN * 128 + krow * 128 + (((j % 8) ^ g) << 4) + 4 * q);
-                st_shared_b32(addr, dsf[kk][u]);
-            }
-        fence_proxy_async_smem();
-        named_barrier_sync(1, 256);
-
-        // dQ first (its own commit group), then dV / dK: the dQ atomics run while dV / dK are on the tensor cores.
-        float dq[32];
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < BN / 16; ++ks)
-            wgmma_ss<64, kBf16, 1, 1>(dq, desc_mnmajor_sw128(sdSb + mq * BN * 128 + ks * 2048, BN * 128),
-                                      desc_mnmajor_sw128(sK + nq * BN * 128 + ks * 2048, BN * 128), ks > 0 ? 1u : 0u);
-        wgmma_commit();
-#pragma unroll
-        for (int ks = 0; ks < BM / 16; ++ks)
-            wgmma_rs<D, kBf16, 1>(dv, pf[ks], desc_mnmajor_sw128(sdOs + ks * 2048, BM * 128), 1u);
-#pragma unroll
-        for (int ks = 0; ks < BM / 16; ++ks)
-            wgmma_rs<D, kBf16, 1>(dk, dsf[ks], desc_mnmajor_sw128(sQs + ks * 2048, BM * 128), 1u);
-        wgmma_commit();
-        wgmma_wait<1>();
-        fence_operand(dq);
-
-        // dQ piece (rows m0 + 64 mq + 16 wl + g (+8), columns 64 nq + 8 j + 2q) -> dq_accum
-        float* dqa = p.dq_accum + (int64_t(hi) * p.acc_rows + int64_t(bi) * sq + m0 + 64 * mq) * D + 64 * nq;
-        if constexpr (kBulkDq) {
-            // Each warp stages its 16 rows in shared memory and 16 lanes add one 256-byte row each with the
-            // copy engine (cp.reduce.async.bulk): no cross-warp barrier, the staging rows are the warp's own.
-            const uint32_t sdq = base + Cfg::kOffDq + uint32_t(cw * 64 * Cfg::kDqPitch);
-            if (lane < 16) bulk_wait_read<0>(); // the previous step's copies have read this warp's rows
-            __syncwarp();
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                const uint32_t rowa = sdq + uint32_t((16 * wl + g + 8 * r) * Cfg::kDqPitch + 8 * q);
-#pragma unroll
-                for (int j = 0; j < 8; ++j) st_shared_v2_f32(rowa + 32 * j, dq[4 * j + 2 * r], dq[4 * j + 2 * r + 1]);
-            }
-            fence_proxy_async_smem();
-            __syncwarp();
-            if (lane < 16) {
-                const int row = 16 * wl + lane;
-                if (m0 + 64 * mq + row < sq)
-                    bulk_reduce_add_f32(dqa + int64_t(row) * D, sdq + uint32_t(row * Cfg::kDqPitch), 256);
-                bulk_commit();
-            }
-        } else {
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                const int row = 16 * wl + g + 8 * r;
-                if (m0 + 64 * mq + row >= sq) continue;
-                float* rp = dqa + int64_t(row) * D + 2 * q;
-#pragma unroll
-                for (int j = 0; j < 8; ++j)
-                    atomicAdd(reinterpret_cast<float2*>(rp + 8 * j),
-                              make_float2(dq[4 * j + 2 * r], dq[4 * j + 2 * r + 1]));
-            }
+        if (n_it > 0) {
+            mbar_arrive(kv_empty); // every GEMM reading this tile's K / V has retired (wgmma_wait<0> above)
+            ++kvu;
         }
 
-        wgmma_wait<0>();
-        fence_operand(dv);
-        fence_operand(dk);
+        // ---- epilogue: dK * scale, dV straight from registers (each quad writes 16 contiguous bytes) ----
+        uint16_t* gdK = static_cast<uint16_t*>(p.dk_ptr) + int64_t(bi) * p.dk_batch + int64_t(hki) * p.dk_head;
+        uint16_t* gdV = static_cast<uint16_t*>(p.dv_ptr) + int64_t(bi) * p.dv_batch + int64_t(hki) * p.dv_head;
 #pragma unroll
-        for (int kk = 0; kk < BM / 16; ++kk) {
-            fence_operand(pf[kk]);
-            fence_operand(dsf[kk]);
+        for (int r = 0; r < 2; ++r) {
+            const int key = n0 + key_l + 8 * r;
+            if (key >= sk) continue;
+            uint16_t* krow = gdK + int64_t(key) * p.dk_row;
+            uint16_t* vrow = gdV + int64_t(key) * p.dv_row;
+#pragma unroll
+            for (int j = 0; j < D / 8; ++j) {
+                const int col = 8 * j + 2 * q;
+                const uint32_t kv = pack2<kBf16>(dk[4 * j + 2 * r] * p.scale, dk[4 * j + 2 * r + 1] * p.scale);
+                const uint32_t vv = pack2<kBf16>(dv[4 * j + 2 * r], dv[4 * j + 2 * r + 1]);
+                if (col + 2 <= p.d) *reinterpret_cast<uint32_t*>(krow + col) = kv;
+                else if (col < p.d) krow[col] = uint16_t(kv);
+                if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(vrow + col) = vv;
+                else if (col < p.dv) vrow[col] = uint16_t(vv);
+            }
         }
-        mbar_arrive(q_empty(s));
-    }
-    if (n_it > 0) {
-        mbar_arrive(kv_empty); // every GEMM reading this tile's K / V has retired (wgmma_wait<0> above)
-        ++kvu;
-    }
-
-    // ---- epilogue: dK * scale, dV straight from registers (each quad writes 16 contiguous bytes) ----
-    uint16_t* gdK = static_cast<uint16_t*>(p.dk_ptr) + int64_t(bi) * p.dk_batch + int64_t(hki) * p.dk_head;
-    uint16_t* gdV = static_cast<uint16_t*>(p.dv_ptr) + int64_t(bi) * p.dv_batch + int64_t(hki) * p.dv_head;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int key = n0 + key_l + 8 * r;
-        if (key >= sk) continue;
-        uint16_t* krow = gdK + int64_t(key) * p.dk_row;
-        uint16_t* vrow = gdV + int64_t(key) * p.dv_row;
-#pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-            const int col = 8 * j + 2 * q;
-            const uint32_t kv = pack2<kBf16>(dk[4 * j + 2 * r] * p.scale, dk[4 * j + 2 * r + 1] * p.scale);
-            const uint32_t vv = pack2<kBf16>(dv[4 * j + 2 * r], dv[4 * j + 2 * r + 1]);
-            if (col + 2 <= p.d) *reinterpret_cast<uint32_t*>(krow + col) = kv;
-            else if (col < p.d) krow[col] = uint16_t(kv);
-            if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(vrow + col) = vv;
-            else if (col < p.dv) vrow[col] = uint16_t(vv);
-        }
-    }
     } // tiles
     if constexpr (kBulkDq) {
         if (lane < 16) bulk_wait<0>(); // the dQ copies are done before the CTA's shared memory goes away
