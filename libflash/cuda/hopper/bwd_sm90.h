@@ -23,7 +23,8 @@ struct Bwd90Params {
 
 // Runs the main backward kernel on the Hopper path when it applies (sm_90 device, sm_90a compiled, FLASH_SM90
 // not 0, fp16/bf16 at instantiated head dim 64 or 128, dense layout, no dropout / ALiBi / softcap, not
-// deterministic, TMA-compatible 16-byte aligned strides): *taken = true and the launch status. Otherwise
+// deterministic, TMA-compatible 16-byte aligned strides, sequence lengths < 2^28; bwd.cu also keeps it off under a
+// FLASH_SMEM_LIMIT_BYTES cap): *taken = true and the launch status. Otherwise
 // *taken = false, nothing is launched, and the caller runs the sm80 kernel. `k` is the backward's complete
 // parameter block (dsum already written by the preprocessing kernel, dq_accum zeroed); `dim` the head dim
 // the dispatcher planned the workspace for (k.acc_d). The dispatcher's dQ conversion runs after either path.
