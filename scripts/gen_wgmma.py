@@ -39,16 +39,16 @@ def gen():
         for tname, is_bf16 in TYPES:
             shape = f"m64n{n}k16.f32.{tname}.{tname}"
             parts.append(f"template <>\nstruct Wgmma<{n}, {is_bf16}> {{")
-            # SS: A and B from shared memory descriptors.
+            # SS: A and B from shared memory descriptors; kTransA = 1 reads A MN-major (M contiguous).
             parts.append(
-                f"    template <int kTransB>\n"
+                f"    template <int kTransB, int kTransA = 0>\n"
                 f"    static FLASH_DEVICE void ss(float (&d)[{h}], uint64_t da, uint64_t db, uint32_t scale_d) {{\n"
                 f"#if FLASH_SM90A\n"
                 f"        asm volatile(\n"
                 f'            "{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{h + 2}, 0;\\n"\n'
-                f'            "wgmma.mma_async.sync.aligned.{shape} {{{regs(n)}}}, %{h}, %{h + 1}, p, 1, 1, 0, %{h + 3};\\n}}\\n"\n'
+                f'            "wgmma.mma_async.sync.aligned.{shape} {{{regs(n)}}}, %{h}, %{h + 1}, p, 1, 1, %{h + 4}, %{h + 3};\\n}}\\n"\n'
                 f"          : {outs(n)}\n"
-                f'          : "l"(da), "l"(db), "r"(scale_d), "n"(kTransB));\n'
+                f'          : "l"(da), "l"(db), "r"(scale_d), "n"(kTransB), "n"(kTransA));\n'
                 f"#else\n        FLASH_ARCH_TRAP();\n#endif\n    }}"
             )
             # RS: A from registers (4 x b32 per thread), B from a descriptor.

@@ -17,6 +17,7 @@ Usage: check_bwd.py [--quick] [--sanitize] [--dims 96,192] [--json OUT.json] [--
 small tile (bwd_config.h kBwdTilesSmall), which shows that the knob is read and the small class is chosen.
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -28,6 +29,22 @@ import torch
 # BwdLib and fill_bwd_params are imported from here by bench_bwd.py too.
 from flashlib import (BwdLib, Case, attn_ref, dropout_keep, fa_rule, fill_bwd_params, fill_params, record,
                       rp_keep_of, run_checked, seed_case, write_results)
+
+
+# Set in main(): an sm_90 GPU, a build with sm_90a kernels, FLASH_SM90 not 0, no FLASH_SMEM_LIMIT_BYTES cap.
+HOPPER = False
+HEAD_DIMS = []
+
+
+def expected_kernel(c):
+    """The backward path a case must take (hopper/bwd_sm90.cu's routing rules)."""
+    kw = c.kw
+    d = kw["d"]
+    dv = kw.get("dv") or d
+    dim = next((x for x in sorted(HEAD_DIMS) if x >= max(d, dv)), 0)
+    sm90 = (HOPPER and dim in (64, 128) and not kw.get("varlen") and not kw.get("dropout") and not kw.get("alibi")
+            and not kw.get("softcap") and not kw.get("deterministic") and d % 8 == 0 and dv % 8 == 0)
+    return "cuda.sm90.bwd" if sm90 else "cuda.sm80.bwd"
 
 
 def make_inputs(c, dev):
@@ -83,6 +100,7 @@ def run_libflash(lib, c, t, dev, deterministic=False, device_cpu=False, fwd_only
     bws_n = lib.bwd_workspace_size(bp)
     bws = torch.empty(max(bws_n, 1), dtype=torch.uint8, device=t["q"].device)
     lib.bwd_checked(bp, bws.data_ptr(), bws_n, stream)
+    g["kernel"] = lib.last_kernel()
     if not device_cpu:
         torch.cuda.synchronize()
     return g, bp, bws, bws_n
@@ -128,6 +146,10 @@ def run_case(lib, c, dev, results, cpu_too=False):
     ref = reference(c, t, cq, ck, nseq, upcast=True)
     pt = reference(c, t, cq, ck, nseq, upcast=False)
     ok, worst, msgs = True, 0.0, []
+    want = expected_kernel(c)
+    if g["kernel"] != want:
+        ok = False
+        msgs.append(f"ran {g['kernel']}, expected {want}")
     for n in ("dq", "dk", "dv"):
         out = g[n].float()
         if torch.isnan(out).any():
@@ -159,7 +181,7 @@ def run_case(lib, c, dev, results, cpu_too=False):
             if not e <= 3 * e_pt + 2e-3:
                 ok = False
                 msgs.append(f"{n}: differs from the CPU backend by {e:.3g}")
-    return record(results, c.name, ok, msgs, f"ratio={worst:.3f}", worst_ratio=worst, ws=bws_n)
+    return record(results, c.name, ok, msgs, f"ratio={worst:.3f} [{g['kernel']}]", worst_ratio=worst, ws=bws_n)
 
 
 def overflow_case(lib, dev, results, sq, d, dtype):
@@ -220,6 +242,19 @@ def build_cases(quick, only_dims=None):
                         continue
                     cases.append(Case(f"{dn} sq{sq} sk{sk} d{d} causal{int(causal)}", dtype=dt, b=2, h=3, hk=3,
                                       d=d, seqs_q=[sq], seqs_k=[sk], causal=causal))
+    # long sequences (several query and key blocks of the Hopper path, partial last blocks)
+    if not quick:
+        for (sq, sk) in ((2048, 2048), (2177, 1031)):
+            for d in [x for x in (only_dims or (64, 128)) if x in (64, 128)]:
+                for causal in (False, True):
+                    for dt in (bf, fp):
+                        cases.append(Case(f"{'bf16' if dt == bf else 'fp16'} sq{sq} sk{sk} d{d} causal{int(causal)}",
+                                          dtype=dt, b=1, h=2, hk=2, d=d, seqs_q=[sq], seqs_k=[sk], causal=causal))
+        # more tiles than SMs: the Hopper path's persistent CTAs (non-causal) walk several tiles each
+        for d in [x for x in (only_dims or (64, 128)) if x in (64, 128)]:
+            for causal in (False, True):
+                cases.append(Case(f"many tiles b3 h40 hk20 d{d} causal{int(causal)}", dtype=bf, b=3, h=40, hk=20, d=d,
+                                  seqs_q=[1000], seqs_k=[1100], causal=causal))
     for hk in (1, 2):
         for d in only_dims or ((64, 128) if not quick else (128,)):
             cases.append(Case(f"{'mqa' if hk == 1 else 'gqa'} h6 hk{hk} d{d}", dtype=bf, b=2, h=6, hk=hk, d=d,
@@ -293,6 +328,12 @@ def main():
     args = ap.parse_args()
     lib = BwdLib(args.lib)
     print(lib.build_info())
+    global HOPPER, HEAD_DIMS
+    info = json.loads(lib.build_info())
+    HEAD_DIMS = info.get("cuda_head_dims", [])
+    HOPPER = (torch.cuda.get_device_capability() == (9, 0) and "sm90" in info.get("cuda_fwd_paths", [])
+              and os.environ.get("FLASH_SM90") != "0" and int(os.environ.get("FLASH_SMEM_LIMIT_BYTES", "0") or 0) <= 0)
+    print(f"Hopper backward expected for eligible cases: {HOPPER}")
     print("FLASH_SMEM_LIMIT_BYTES =", os.environ.get("FLASH_SMEM_LIMIT_BYTES", "(unset)"))
     dev = torch.device("cuda")
     results = []

@@ -244,6 +244,130 @@ static void test_wgmma() {
     cudaFree(dO);
 }
 
+// ---- wgmma SS with A transposed (tnspA, the backward's dQ = dS K): A stored MN-major as At[k][m] (128 keys x
+// 128 queries, two 64-wide column blocks of m), B = K[k][n] MN-major (128 keys x 128 columns); D = A(mq) * B(nq)
+// for the 64 x 64 piece (mq, nq), one warpgroup ----
+template <bool kBf16>
+__global__ void __launch_bounds__(128) k_wgmma_ta(const __grid_constant__ Maps m, int mq, int nq, float* Out) {
+    extern __shared__ unsigned char raw[];
+    const uint32_t base = (smem_u32addr(raw) + 1023u) & ~1023u;
+    const uint32_t bar = base, sA = base + 1024, sB = sA + 128 * 128 * 2;
+    if (threadIdx.x == 0) {
+        mbar_init(bar, 1);
+        mbar_fence_init();
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        mbar_arrive_expect_tx(bar, uint32_t(2 * 128 * 128 * 2));
+        for (int c = 0; c < 2; ++c) {
+            tma_load_4d(sA + c * 128 * 128, &m.q, bar, c * 64, 0, 0, 0);
+            tma_load_4d(sB + c * 128 * 128, &m.k, bar, c * 64, 0, 0, 0);
+        }
+    }
+    mbar_wait(bar, 0);
+    float d[32];
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 8; ++ks)
+        wgmma_ss<64, kBf16, 1, 1>(d, desc_mnmajor_sw128(sA + mq * 128 * 128 + ks * 2048, 128 * 128),
+                                  desc_mnmajor_sw128(sB + nq * 128 * 128 + ks * 2048, 128 * 128), ks > 0 ? 1u : 0u);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operand(d);
+    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    for (int j = 0; j < 8; ++j)
+        for (int e = 0; e < 4; ++e) Out[(16 * w + g + 8 * (e >> 1)) * 64 + 8 * j + 2 * q + (e & 1)] = d[4 * j + e];
+}
+
+template <bool kBf16>
+static void test_wgmma_trans_a() {
+    std::vector<uint16_t> At(128 * 128), B(128 * 128);
+    srand(77 + kBf16);
+    auto rnd = [&] { return float_to_bits(float(rand() % 9 - 4) / 4.f, kBf16); };
+    for (auto& x : At) x = rnd();
+    for (auto& x : B) x = rnd();
+    uint16_t *dA, *dB;
+    float* dO;
+    CK(cudaMalloc(&dA, At.size() * 2));
+    CK(cudaMalloc(&dB, B.size() * 2));
+    CK(cudaMalloc(&dO, 64 * 64 * 4));
+    CK(cudaMemcpy(dA, At.data(), At.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dB, B.data(), B.size() * 2, cudaMemcpyHostToDevice));
+    Maps m{};
+    m.q = make_map(dA, kBf16, 128, 128, 128);
+    m.k = make_map(dB, kBf16, 128, 128, 128);
+    const int smem = 2048 + 2 * 128 * 128 * 2;
+    CK(cudaFuncSetAttribute(k_wgmma_ta<kBf16>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    for (int mq = 0; mq < 2; ++mq)
+        for (int nq = 0; nq < 2; ++nq) {
+            k_wgmma_ta<kBf16><<<1, 128, smem>>>(m, mq, nq, dO);
+            CK(cudaGetLastError());
+            CK(cudaDeviceSynchronize());
+            std::vector<float> O(64 * 64);
+            CK(cudaMemcpy(O.data(), dO, O.size() * 4, cudaMemcpyDeviceToHost));
+            double e = 0;
+            for (int i = 0; i < 64; ++i)
+                for (int n = 0; n < 64; ++n) {
+                    double r = 0;
+                    for (int k = 0; k < 128; ++k)
+                        r += double(bits_to_float(At[k * 128 + 64 * mq + i], kBf16)) *
+                             bits_to_float(B[k * 128 + 64 * nq + n], kBf16);
+                    e = std::fmax(e, std::fabs(r - O[i * 64 + n]));
+                }
+            char name[96], buf[64];
+            std::snprintf(name, sizeof name, "wgmma_ss m64n64k16 trans-A trans-B (dQ = dS K) mq=%d nq=%d %s", mq, nq,
+                          kBf16 ? "bf16" : "f16");
+            std::snprintf(buf, sizeof buf, "max err %.3g", e);
+            report(name, e == 0.0, buf);
+        }
+    cudaFree(dA);
+    cudaFree(dB);
+    cudaFree(dO);
+}
+
+// ---- bulk reduce-add (cp.reduce.async.bulk .add.f32): each of 4 warps adds its 16 rows of 64 floats (from a
+// padded shared buffer, row stride 272 B) into a global [64][64] array, twice (the second after wait_read) ----
+__global__ void k_bulk_reduce(float* g) {
+    extern __shared__ unsigned char raw[];
+    const uint32_t base = (smem_u32addr(raw) + 127u) & ~127u;
+    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int rep = 0; rep < 2; ++rep) {
+        if (lane < 16 && rep > 0) bulk_wait_read<0>();
+        __syncwarp();
+        for (int i = lane; i < 16 * 64; i += 32) {
+            const int r = 16 * w + i / 64, c = i % 64;
+            st_shared_b32(base + r * 272 + c * 4, __float_as_uint(float(r * 64 + c) * (rep + 1)));
+        }
+        fence_proxy_async_smem();
+        __syncwarp();
+        if (lane < 16) {
+            const int r = 16 * w + lane;
+            bulk_reduce_add_f32(g + r * 64, base + r * 272, 256);
+            bulk_commit();
+        }
+    }
+    if (lane < 16) bulk_wait<0>();
+}
+
+static void test_bulk_reduce() {
+    std::vector<float> h(64 * 64);
+    for (int i = 0; i < 64 * 64; ++i) h[i] = 0.5f;
+    float* d;
+    CK(cudaMalloc(&d, h.size() * 4));
+    CK(cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice));
+    k_bulk_reduce<<<1, 128, 64 * 272 + 128>>>(d);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(h.data(), d, h.size() * 4, cudaMemcpyDeviceToHost));
+    int bad = 0;
+    for (int i = 0; i < 64 * 64; ++i)
+        if (h[i] != 0.5f + 3.f * float(i)) ++bad;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%d wrong elements", bad);
+    report("bulk_reduce_add_f32 (16 rows x 256 B per warp, twice)", bad == 0, buf);
+    cudaFree(d);
+}
+
 int main() {
     int dev = 0;
     cudaDeviceProp prop;
@@ -260,6 +384,9 @@ int main() {
     test_wgmma<80, 256, true>();
     test_wgmma<112, 192, true>();
     test_wgmma<128, 64, false>();
+    test_bulk_reduce();
+    test_wgmma_trans_a<true>();
+    test_wgmma_trans_a<false>();
     test_wgmma<80, 256, true, true>(); // diagnostic only: which descriptor field strides the column blocks
     std::printf("%s: %d failed\n", g_fail ? "FAILED" : "ALL PASSED", g_fail);
     return g_fail ? 1 : 0;

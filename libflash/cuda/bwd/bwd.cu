@@ -16,6 +16,7 @@
 #include "bwd_launch.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/device_info.h"
+#include "cuda/hopper/bwd_sm90.h"
 #include "../primitives/fragment.cuh"
 
 #ifndef FLASH_HEAD_DIMS_JSON
@@ -127,6 +128,110 @@ __global__ void __launch_bounds__(32 * kRowsPerCta) bwd_convert_dq_kernel(const 
     }
 }
 
+// 8 products of two 16-byte vectors of 16-bit values, summed in fp32.
+template <bool kBf16>
+__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
+    const uint32_t x[4] = {a.x, a.y, a.z, a.w}, y[4] = {b.x, b.y, b.z, b.w};
+    float acc = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        float2 u, v;
+        if constexpr (kBf16) {
+            u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&x[k]));
+            v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&y[k]));
+        } else {
+            u = __half22float2(*reinterpret_cast<const __half2*>(&x[k]));
+            v = __half22float2(*reinterpret_cast<const __half2*>(&y[k]));
+        }
+        acc = fmaf(u.x, v.x, acc);
+        acc = fmaf(u.y, v.y, acc);
+    }
+    return acc;
+}
+
+// The vector forms of the two kernels above (16-byte rows: aligned tensors, dv resp. d a multiple of 8): L lanes
+// per row (L = 8, 16, 32 for head dims up to 64, 128, 256), 8 elements per lane and step, 256 / L rows per CTA.
+template <int L>
+constexpr int vec_rows() { return 256 / L; }
+
+template <bool kBf16, int L>
+__global__ void __launch_bounds__(256) bwd_dot_do_o_vec_kernel(const __grid_constant__ BwdParams p) {
+    const int sub = threadIdx.x % L;
+    const int hi = blockIdx.y, bi = blockIdx.z;
+    const int i = blockIdx.x * vec_rows<L>() + threadIdx.x / L;
+    int64_t row0;
+    int sq;
+    q_geom(p, bi, &row0, &sq);
+    const bool valid = i < sq;
+    const bool varlen = p.cu_seqlens_q != nullptr;
+    float acc = 0.f;
+    if (valid) {
+        const uint16_t* o = static_cast<const uint16_t*>(p.o) + (varlen ? 0 : int64_t(bi) * p.o_batch) +
+                            (row0 + i) * p.o_row + int64_t(hi) * p.o_head;
+        const uint16_t* g = static_cast<const uint16_t*>(p.dout) + (varlen ? 0 : int64_t(bi) * p.do_batch) +
+                            (row0 + i) * p.do_row + int64_t(hi) * p.do_head;
+        for (int c = sub; c < p.dv / 8; c += L)
+            acc += dot8<kBf16>(*reinterpret_cast<const uint4*>(o + 8 * c), *reinterpret_cast<const uint4*>(g + 8 * c));
+    }
+#pragma unroll
+    for (int m = L / 2; m >= 1; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+    if (valid && sub == 0) {
+        const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
+        p.dsum[int64_t(hi) * p.acc_rows + acc_row0 + i] = acc;
+        if (p.dsoftmax_sum) {
+            const int64_t li = p.lse_unpadded ? int64_t(hi) * p.total_q + row0 + i
+                                              : (int64_t(bi) * p.h + hi) * p.seqlen_q + i;
+            p.dsoftmax_sum[li] = acc;
+        }
+    }
+}
+
+template <bool kBf16, int L>
+__global__ void __launch_bounds__(256) bwd_convert_dq_vec_kernel(const __grid_constant__ BwdParams p) {
+    const int sub = threadIdx.x % L;
+    const int hi = blockIdx.y, bi = blockIdx.z;
+    const int i = blockIdx.x * vec_rows<L>() + threadIdx.x / L;
+    int64_t row0;
+    int sq;
+    q_geom(p, bi, &row0, &sq);
+    if (i >= sq) return;
+    const bool varlen = p.cu_seqlens_q != nullptr;
+    const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
+    const float* src = p.dq_accum + (int64_t(hi) * p.acc_rows + acc_row0 + i) * p.acc_d;
+    uint16_t* dst = static_cast<uint16_t*>(p.dq_ptr) + (varlen ? 0 : int64_t(bi) * p.dq_batch) + (row0 + i) * p.dq_row +
+                    int64_t(hi) * p.dq_head;
+    for (int c = sub; c < p.d / 8; c += L) {
+        const float4 a = *reinterpret_cast<const float4*>(src + 8 * c);
+        const float4 b = *reinterpret_cast<const float4*>(src + 8 * c + 4);
+        uint4 u;
+        u.x = prim::pack2<kBf16>(a.x * p.scale, a.y * p.scale);
+        u.y = prim::pack2<kBf16>(a.z * p.scale, a.w * p.scale);
+        u.z = prim::pack2<kBf16>(b.x * p.scale, b.y * p.scale);
+        u.w = prim::pack2<kBf16>(b.z * p.scale, b.w * p.scale);
+        *reinterpret_cast<uint4*>(dst + 8 * c) = u;
+    }
+}
+
+#define FLASH_VEC_KERNEL(NAME)                                                                             \
+    template <bool kBf16, int L>                                                                           \
+    struct NAME##_t {                                                                                      \
+        static void launch(const BwdParams& k, int h, int b, cudaStream_t s) {                             \
+            const dim3 grid(unsigned((k.seqlen_q + vec_rows<L>() - 1) / vec_rows<L>()), unsigned(h), unsigned(b)); \
+            NAME<kBf16, L><<<grid, 256, 0, s>>>(k);                                                        \
+        }                                                                                                  \
+    };
+FLASH_VEC_KERNEL(bwd_dot_do_o_vec_kernel)
+FLASH_VEC_KERNEL(bwd_convert_dq_vec_kernel)
+#undef FLASH_VEC_KERNEL
+
+// Launches K<kBf16, L>::launch (a vector kernel, L lanes per row for head dim `dim`; rows of seqlen_q x h x b).
+template <template <bool, int> class K>
+void launch_vec(bool bf16, int dim, const BwdParams& k, int h, int b, cudaStream_t s) {
+    if (dim <= 64) bf16 ? K<true, 8>::launch(k, h, b, s) : K<false, 8>::launch(k, h, b, s);
+    else if (dim <= 128) bf16 ? K<true, 16>::launch(k, h, b, s) : K<false, 16>::launch(k, h, b, s);
+    else bf16 ? K<true, 32>::launch(k, h, b, s) : K<false, 32>::launch(k, h, b, s);
+}
+
 // run_bwd of head dim kD: masked or not, large or small tile (bwd_has_small dims only).
 template <bool kBf16, int kD>
 int32_t run_dim(const BwdParams& k, bool masked, bool full, bool det, bool small, cudaStream_t stream) {
@@ -223,8 +328,12 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
         const cudaError_t e = cudaMemsetAsync(k.dq_accum, 0, plan.ws_bytes - plan.dq_offset, stream);
         if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(dq_accum)");
     }
+    // 16-byte rows of O / dO (resp. dQ): the vector kernels, else one warp per row with scalar accesses.
+    const bool vec_o = k.aligned_o && k.aligned_do && p.dv % 8 == 0;
+    const bool vec_dq = k.aligned_dq && p.d % 8 == 0;
     if (row_groups > 0) {
-        if (bf16) bwd_dot_do_o_kernel<true><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
+        if (vec_o) launch_vec<bwd_dot_do_o_vec_kernel_t>(bf16, p.dv, k, p.h, p.b, stream);
+        else if (bf16) bwd_dot_do_o_kernel<true><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
         else bwd_dot_do_o_kernel<false><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
         const cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "bwd preprocess launch");
@@ -232,7 +341,15 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
     const bool full = p.softcap > 0.f || p.alibi != nullptr || p.dropout.p > 0.f;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
     int32_t st = FLASH_ERROR_INTERNAL;
-    {
+    // The Hopper path (hopper/bwd_sm90.cu) takes what it covers (same workspace: dsum above, dq_accum, the dQ
+    // conversion below); the rest runs on the sm80 kernels. A FLASH_SMEM_LIMIT_BYTES cap (a test of the small
+    // tiles) keeps everything on sm80.
+    bool taken = false;
+    if (cap <= 0) {
+        st = sm90::try_bwd(bp, k, plan.dim, stream, &taken);
+        if (st != FLASH_OK) return st;
+    }
+    if (!taken) {
 #define FLASH_BWD_CASE(D)                                                                                  \
     case D:                                                                                                \
         st = bf16 ? run_dim<true, D>(k, masked, full, bp.deterministic, small, stream)                     \
@@ -262,9 +379,11 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
         }
 #undef FLASH_BWD_CASE
         if (st != FLASH_OK) return st;
+        set_kernel("cuda.sm80.bwd");
     }
     if (k.dq_accum && row_groups > 0) {
-        if (bf16) bwd_convert_dq_kernel<true><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
+        if (vec_dq) launch_vec<bwd_convert_dq_vec_kernel_t>(bf16, p.d, k, p.h, p.b, stream);
+        else if (bf16) bwd_convert_dq_kernel<true><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
         else bwd_convert_dq_kernel<false><<<rgrid, 32 * kRowsPerCta, 0, stream>>>(k);
         const cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "bwd dq convert launch");

@@ -1,6 +1,6 @@
 // Plain shared-memory stores and loads by 32-bit shared-state-space address (from smem_u32addr()), for
 // tiles addressed by byte offsets (the swizzled TMA / wgmma layouts) rather than through C++ pointers.
-// Contract: st/ld_shared_b32 need a 4-byte aligned address, ld_shared_v4 a 16-byte aligned one. Ordinary
+// Contract: st/ld_shared_b32 need a 4-byte aligned address, st_shared_v2_f32 an 8-byte, ld_shared_v4 a 16-byte one. Ordinary
 // (generic-proxy) accesses: a tile they write that the async proxy reads next needs fence_proxy_async_smem().
 #pragma once
 
@@ -11,6 +11,13 @@ namespace flash::cuda::prim {
 FLASH_DEVICE void st_shared_b32(uint32_t addr, uint32_t v) {
 #if defined(__CUDA_ARCH__)
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+#endif
+}
+
+// 8 bytes (x at addr, y at addr + 4); addr 8-byte aligned.
+FLASH_DEVICE void st_shared_v2_f32(uint32_t addr, float x, float y) {
+#if defined(__CUDA_ARCH__)
+    asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(x), "f"(y) : "memory");
 #endif
 }
 

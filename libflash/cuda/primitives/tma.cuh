@@ -1,4 +1,4 @@
-// TMA: cp.async.bulk.tensor tile loads (sm90+), completing on an mbarrier.
+// TMA: cp.async.bulk.tensor tile loads (sm90+), completing on an mbarrier; bulk fp32 reduce-add into global.
 //
 // Contract: `map` is a CUtensorMap built on the host (libflash/cuda/hopper/tensor_map.h) and passed to the
 // kernel as (part of) a __grid_constant__ parameter, so its address is a parameter-space address the copy
@@ -30,6 +30,49 @@ FLASH_DEVICE void tma_load_4d(uint32_t dst, const CUtensorMap* map, uint32_t bar
         "%6}], [%2];\n" ::"r"(dst),
         "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
         : "memory");
+#else
+    FLASH_ARCH_TRAP();
+#endif
+}
+
+// Bulk reduce (sm90): cp.reduce.async.bulk ... .add.f32, `bytes` (a multiple of 16) of fp32 from shared memory
+// at `src` (16-byte aligned) added element-wise into global memory at `dst` (16-byte aligned) by the copy
+// engine; relaxed atomic adds at gpu scope per element (not ordered among themselves). Issued by one thread per
+// copy; bulk_commit() closes this thread's group of copies; bulk_wait_read<N>() waits until at most N of the
+// thread's groups still read their shared source (the buffer may then be rewritten), bulk_wait<N>() until they
+// have completed. The source is written by ordinary stores: fence_proxy_async_smem() in each writer, then a
+// barrier, before the copy is issued.
+FLASH_DEVICE void bulk_reduce_add_f32(float* dst, uint32_t src, uint32_t bytes) {
+#if FLASH_SM90_OR_NEWER
+    asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst), "r"(src),
+                 "r"(bytes)
+                 : "memory");
+#else
+    FLASH_ARCH_TRAP();
+#endif
+}
+
+FLASH_DEVICE void bulk_commit() {
+#if FLASH_SM90_OR_NEWER
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#else
+    FLASH_ARCH_TRAP();
+#endif
+}
+
+template <int N>
+FLASH_DEVICE void bulk_wait_read() {
+#if FLASH_SM90_OR_NEWER
+    asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+#else
+    FLASH_ARCH_TRAP();
+#endif
+}
+
+template <int N>
+FLASH_DEVICE void bulk_wait() {
+#if FLASH_SM90_OR_NEWER
+    asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
 #else
     FLASH_ARCH_TRAP();
 #endif

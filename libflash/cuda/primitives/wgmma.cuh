@@ -13,6 +13,9 @@
 //       MN-major B (B = V[k][n]: n contiguous, kTransB = 1): rows are k (keys), 128 B = 64 elements of n
 //       each; 8-row atoms of 1024 B stacked along k; 64-wide column blocks of n `chunk_stride` bytes apart.
 //       The k16 slice s starts 16*128*s bytes in. desc_mnmajor_sw128(base + 2048*s, chunk_stride).
+//       MN-major A (kTransA = 1, ss only; A = dS[m][k] stored as dS^T[k][m]: m contiguous): the same layout as
+//       MN-major B with m for n: rows are k, 128 B = 64 elements of m, 8-row atoms of 1024 B stacked along k;
+//       an instruction's M = 64 is one 64-wide column block. desc_mnmajor_sw128(base + 2048*s, chunk_stride).
 //   Tiles are 1024-byte aligned (the swizzle XORs address bits 4-6 with bits 7-9), which is also what TMA's
 //   128-byte swizzle writes (tma.cuh), so TMA tiles feed wgmma directly.
 // Ordering: wgmma_fence() before the first wgmma of a batch whose accumulator / A registers were written by
@@ -77,9 +80,10 @@ FLASH_DEVICE void fence_operand(uint32_t (&d)[N]) {
 }
 
 // D (+)= A * B with A and B in shared memory. scale_d = 0 ignores D's old value (first k slice).
-template <int N, bool kBf16, int kTransB>
+// kTransA = 1: A is MN-major (contract above).
+template <int N, bool kBf16, int kTransB, int kTransA = 0>
 FLASH_DEVICE void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, uint32_t scale_d) {
-    detail::Wgmma<N, kBf16>::template ss<kTransB>(d, desc_a, desc_b, scale_d);
+    detail::Wgmma<N, kBf16>::template ss<kTransB, kTransA>(d, desc_a, desc_b, scale_d);
 }
 
 // D (+)= A * B with A in registers.
