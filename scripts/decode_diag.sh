@@ -1,7 +1,7 @@
 #!/bin/bash
 # Decode diagnostics on the GPU machine (issue 5): build (d128), bench_decode.py under the three L2 flush modes
 # (+ num_splits sweep), and ncu kernel durations / DRAM bytes for libflash and cuDNN at b=1.
-# Usage: OUT=dir scripts/decode_diag.sh [build] [check] [sanitize] [bench] [bun] [host] [nsys] [ncu]   (env: DIMS, FLUSHES, SWEEP, NCU_SHAPES)
+# Usage: OUT=dir scripts/decode_diag.sh [build] [abfast] [check] [sanitize] [bench] [bun] [host] [nsys] [ncu] [ncufull]   (env: DIMS, FLUSHES, SWEEP, NCU_SHAPES)
 set -uo pipefail
 STEPS=${*:-build bench ncu}
 OUT=${OUT:-$PWD/device-out}
@@ -16,6 +16,16 @@ if has build; then
       -DCMAKE_CUDA_FLAGS=-Xptxas=-v > /dev/null && timeout 300 cmake --build build-kv -j16; } > "$OUT/build.log" 2>&1
   echo "build rc=$? in $(( $(date +%s) - t0 )) s"
   grep -A2 "Function properties for .*kv_" "$OUT/build.log" | grep -E "registers|spill" | sort | uniq -c | head
+fi
+if has abfast; then
+  # A/B: the general K/V copy loop only (FLASH_KV_NO_FAST_COPY) against build-kv, clean flush, alternating
+  { cmake -S . -B build-kv-nf -G Ninja -DFLASH_CUDA=ON -DFLASH_CUDA_ARCHS=90a "-DFLASH_HEAD_DIMS=$DIMS" \
+      -DCMAKE_CUDA_FLAGS=-DFLASH_KV_NO_FAST_COPY > /dev/null && timeout 300 cmake --build build-kv-nf -j16; } > "$OUT/build-nf.log" 2>&1
+  echo "build no-fast rc=$?"
+  for v in build-kv build-kv-nf build-kv build-kv-nf; do
+    timeout 200 python3 bench/gpu/bench_decode.py --lib $v/libflash.so --out /tmp/abf-$v --flush clean > /tmp/abf.log 2>&1
+    echo "== $v (b | sk | contig TB/s (us) | page16 | page256 | cuDNN)"; grep -E "^\| [0-9]" /tmp/abf.log | cut -d'|' -f2,3,5,9,10,11
+  done
 fi
 export LIBFLASH=$PWD/build-kv/libflash.so
 if has check; then
@@ -52,6 +62,18 @@ if has nsys; then
     timeout 100 "$NSYS" stats -r cuda_api_sum /tmp/decode_trace.nsys-rep >> "$OUT/nsys.log" 2>&1
     sed -n '/cuda_api_sum/,$p' "$OUT/nsys.log" | head -30
   fi
+fi
+if has ncufull; then
+  # full ncu sections (speed of light, memory, warp stalls, occupancy) for libflash's and cuDNN's decode kernels
+  for bs in ${NCU_SHAPES:-8:8192}; do
+    b=${bs%%:*}; sk=${bs##*:}
+    timeout 300 ncu --clock-control none --cache-control all -k regex:"kv_attn|fprop" --section SpeedOfLight \
+      --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats \
+      --section SchedulerStats python3 bench/gpu/decode_once.py $b $sk --reps 1 > "$OUT/ncufull_${b}_${sk}.log" 2>&1
+    echo "ncufull $b $sk rc=$?"
+    grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Stall|Issued Warp|No Eligible|Active Warps Per|Registers Per|Block Limit|Mem Busy|Max Bandwidth|Eligible Warps" \
+      "$OUT/ncufull_${b}_${sk}.log" | sed 's/  */ /g' | cut -c1-150 | head -70
+  done
 fi
 if has ncu; then
   for bs in ${NCU_SHAPES:-1:32768 1:8192}; do

@@ -282,11 +282,64 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
         return (i < ntiles && j < sk) ? map.bt[map.page_index(leftpad + j)] : 0;
     };
 
+    // Fast copies for a full block without appended rows, d == dv == D, 16-byte aligned (dense cache, one page
+    // holding the whole block, or smaller pages with a page id per row): each thread's chunk column is fixed
+    // (NT % kC == 0) and its rows step by NT / kC (a multiple of 8, so the swizzle repeats), so a copy costs an
+    // add on each address. The general loop below spends several times the instructions per 16 bytes, and on
+    // the H200 those issue slots, not DRAM, were the limit (ncu: 0.48 issued warps per scheduler vs cuDNN's
+    // 0.18 at 76% vs 91% of DRAM bandwidth).
+#ifdef FLASH_KV_NO_FAST_COPY // A/B builds only (scripts/decode_diag.sh abfast)
+    constexpr bool kFastShape = false;
+#else
+    constexpr bool kFastShape = NT % kC == 0 && (NT / kC) % 8 == 0;
+#endif
+    const bool fast_ok = kFastShape && al_k && al_v && p.d == D && p.dv == D;
     auto load_kv = [&](int n, int slot) {
         unsigned char* sK = sKV + slot * Cfg::kStageBytes;
         unsigned char* sV = sK + Cfg::kTileBytes;
         const uint32_t aK = sKV_a + slot * Cfg::kStageBytes, aV = aK + Cfg::kTileBytes;
         const int j0 = n * BN;
+        if constexpr (kFastShape) {
+            if (fast_ok && j0 + BN <= sk && j0 + BN <= new_lo) {
+                const int t0 = leftpad + j0;
+                int64_t kb, vb;
+                bool whole = true;
+                if (paged) {
+                    const int pr = map.page_row(t0);
+                    whole = pr + BN <= map.page_size;
+                    const int64_t pg = sPg[slot * BN]; // the page of row 0 (and, when whole, of every row)
+                    kb = pg * p.k_batch + int64_t(pr) * p.k_row;
+                    vb = pg * p.v_batch + int64_t(pr) * p.v_row;
+                } else {
+                    kb = int64_t(t0) * p.k_row;
+                    vb = int64_t(t0) * p.v_row;
+                }
+                constexpr int R = NT / kC, kIt = BN / R;
+                const int c = tid % kC, r0 = tid / kC;
+                if (whole) {
+                    const uint16_t* gk = gK + kb + int64_t(r0) * p.k_row + c * 8;
+                    const uint16_t* gv = gV + vb + int64_t(r0) * p.v_row + c * 8;
+#pragma unroll
+                    for (int i = 0; i < kIt; ++i) {
+                        const uint32_t off = uint32_t(Lay::chunk(r0 + i * R, c)) * 16u;
+                        cp_async_16(aK + off, gk + int64_t(i * R) * p.k_row, 16u);
+                        cp_async_16(aV + off, gv + int64_t(i * R) * p.v_row, 16u);
+                    }
+                } else {
+                    // Pages smaller than a block (vLLM's 16): the same, with each row's page id from the ring.
+#pragma unroll
+                    for (int i = 0; i < kIt; ++i) {
+                        const int r = r0 + i * R;
+                        const int64_t pg = sPg[slot * BN + r];
+                        const int64_t pr = map.page_row(t0 + r);
+                        const uint32_t off = uint32_t(Lay::chunk(r, c)) * 16u;
+                        cp_async_16(aK + off, gK + pg * p.k_batch + pr * p.k_row + c * 8, 16u);
+                        cp_async_16(aV + off, gV + pg * p.v_batch + pr * p.v_row + c * 8, 16u);
+                    }
+                }
+                return;
+            }
+        }
         constexpr int kTotal = BN * kC;
 #pragma unroll 1
         for (int idx = tid; idx < kTotal; idx += NT) {
