@@ -4,6 +4,7 @@
 #include "device.h"
 
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 #include "error.h"
@@ -139,7 +140,7 @@ FLASH_API int32_t flash_device_get_properties(int32_t device, flash_device_prope
         clock = 0;
     }
     std::memset(props->name, 0, sizeof props->name);
-    std::strncpy(props->name, p.name, sizeof props->name - 1);
+    std::snprintf(props->name, sizeof props->name, "%s", p.name);
     props->major = p.major;
     props->minor = p.minor;
     props->multiprocessor_count = p.multiProcessorCount;

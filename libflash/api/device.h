@@ -20,7 +20,7 @@ public:
     DeviceGuard& operator=(const DeviceGuard&) = delete;
 
 private:
-    int32_t previous_ = -1;
+    [[maybe_unused]] int32_t previous_ = -1; // unused in CPU-only builds
 };
 
 // Copies `bytes` from device memory to host memory (debug-time index checks only). flash_status.

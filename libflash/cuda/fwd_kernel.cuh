@@ -361,11 +361,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
             // R, L, K are clamped to +-kClamp, beyond any |kc|, so the tests stay exact in 32 bits.
             constexpr int64_t kClamp = BM + BN + 64;
             auto clampi = [](int64_t x) { return int(x < -kClamp ? -kClamp : x > kClamp ? kClamp : x); };
-            const int lane_off = 2 * q - g;
-            const int64_t toff = int64_t(n0) - m0 - warp_row0;
             const int K = clampi(int64_t(sk) - n0 - 2 * q);
             int R = int(kClamp), L = -int(kClamp);
             if constexpr (kMasked) {
+                const int lane_off = 2 * q - g;
+                const int64_t toff = int64_t(n0) - m0 - warp_row0;
                 if (p.win_right >= 0) R = clampi(diag + p.win_right - toff - lane_off);
                 if (p.win_left >= 0) L = clampi(diag - p.win_left - toff - lane_off);
             }

@@ -12,30 +12,23 @@
 #include "../attn_params.h"
 #include "../device_info.h"
 #include "bwd_sm90_config.h"
+#include "sm90_env.h"
 #include "tensor_map.h"
 
 namespace flash::cuda::sm90 {
 
 namespace {
 
-// FLASH_SM90=0 in the environment keeps every backward on the sm80 kernel (as the forward).
-bool disabled_by_env() {
-    static const bool off = [] {
-        const char* e = std::getenv("FLASH_SM90");
-        return e && std::strcmp(e, "0") == 0;
-    }();
-    return off;
-}
 
 // An integer from the environment (read each call: these are measurement knobs), `dflt` when unset.
-int env_int(const char* name, int dflt) {
+[[maybe_unused]] int env_int(const char* name, int dflt) {
     const char* e = std::getenv(name);
     return e && *e ? std::atoi(e) : dflt;
 }
 
 // dQ by float2 atomics from registers (default: measured faster, bench/NOTES.md run 1) or, with
 // FLASH_BWD90_DQ=bulk, by the copy engine's bulk reduce from shared memory (A/B measurements).
-bool atomic_dq_by_env() {
+[[maybe_unused]] bool atomic_dq_by_env() {
     static const bool on = [] {
         const char* e = std::getenv("FLASH_BWD90_DQ");
         return !(e && std::strcmp(e, "bulk") == 0);

@@ -12,13 +12,14 @@
 #include "../attn_params.h"
 #include "../device_info.h"
 #include "fwd_sm90_config.h"
+#include "sm90_env.h"
 #include "tensor_map.h"
 
 namespace flash::cuda::sm90 {
 
 namespace {
 
-bool compiled(int dim) {
+[[maybe_unused]] bool compiled(int dim) {
     switch (dim) {
 #ifdef FLASH_HDIM_64
     case 64: return true;
@@ -36,14 +37,6 @@ bool compiled(int dim) {
     }
 }
 
-// FLASH_SM90=0 in the environment keeps every forward on the sm80 kernel (A/B comparisons, bisecting).
-bool disabled_by_env() {
-    static const bool off = [] {
-        const char* e = std::getenv("FLASH_SM90");
-        return e && std::strcmp(e, "0") == 0;
-    }();
-    return off;
-}
 
 // The Hopper instantiation p runs on, 0 when this path does not take p. Mirrors the rules of the header.
 int covered_dim(const FwdProblem& p, int num_splits) {
