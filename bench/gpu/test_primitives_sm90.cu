@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cuda/primitives/fragment.cuh"
+#include "cuda/primitives/griddep.cuh"
 #include "cuda/primitives/ldmatrix.cuh"
 #include "cuda/primitives/mbarrier.cuh"
 #include "cuda/primitives/smem_io.cuh"
@@ -368,6 +369,55 @@ static void test_bulk_reduce() {
     cudaFree(d);
 }
 
+// ---- programmatic dependent launch (griddep.cuh): the primary lets the dependent start at once, then spends
+// ~50 us before writing its output; the dependent waits (griddep_wait) and copies it. Without the wait the
+// copy would read the poison, so a pass shows the wait ordered the two grids. A second dependent that does
+// not wait shows the launch really overlapped (it must see at least one poisoned value). ----
+__global__ void k_pdl_primary(int* data, int n) {
+    griddep_launch_dependents();
+    const long long t0 = clock64();
+    while (clock64() - t0 < 100000) {
+    }
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) data[i] = i * 3 + 1;
+}
+__global__ void k_pdl_dependent(const int* data, int* out, int n, int wait) {
+    if (wait) griddep_wait();
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+        out[i] = *reinterpret_cast<const volatile int*>(data + i);
+}
+
+static void test_griddep() {
+    const int n = 1 << 16;
+    int *data, *out;
+    CK(cudaMalloc(&data, n * 4));
+    CK(cudaMalloc(&out, n * 4));
+    std::vector<int> h(n);
+    for (int wait = 1; wait >= 0; --wait) {
+        CK(cudaMemset(data, 0xff, n * 4)); // poison: -1
+        CK(cudaMemset(out, 0, n * 4));
+        k_pdl_primary<<<8, 256>>>(data, n);
+        cudaLaunchConfig_t cfg{};
+        cfg.gridDim = dim3(8);
+        cfg.blockDim = dim3(256);
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        CK(cudaLaunchKernelEx(&cfg, k_pdl_dependent, static_cast<const int*>(data), out, n, wait));
+        CK(cudaDeviceSynchronize());
+        CK(cudaMemcpy(h.data(), out, n * 4, cudaMemcpyDeviceToHost));
+        int stale = 0;
+        for (int i = 0; i < n; ++i) stale += h[i] != i * 3 + 1;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%d of %d values not yet written", stale, n);
+        if (wait) report("griddep_wait orders a programmatic dependent after its primary", stale == 0, buf);
+        else report("griddep_launch_dependents lets the dependent start early (no wait: stale reads)", stale > 0, buf);
+    }
+    cudaFree(data);
+    cudaFree(out);
+}
+
 int main() {
     int dev = 0;
     cudaDeviceProp prop;
@@ -387,6 +437,7 @@ int main() {
     test_bulk_reduce();
     test_wgmma_trans_a<true>();
     test_wgmma_trans_a<false>();
+    test_griddep();
     test_wgmma<80, 256, true, true>(); // diagnostic only: which descriptor field strides the column blocks
     std::printf("%s: %d failed\n", g_fail ? "FAILED" : "ALL PASSED", g_fail);
     return g_fail ? 1 : 0;
