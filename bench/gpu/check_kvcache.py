@@ -134,6 +134,8 @@ def run_case(lib, c, dev, results):
     if (kdiff > ktol).any() or not torch.equal(v_cache, vr):
         ok = False
         msgs.append(f"cache update differs (K bad {int((kdiff > ktol).sum())}, V bad {int((v_cache != vr).sum())})")
+    if sq == 0:  # append only: nothing attended (the separate append kernel's path)
+        return record(results, c.name, ok, msgs, "append only", worst_ratio=0.0, ws=ws_n)
     for i in range(b):
         end = cs[i] + snew
         t = torch.arange(lp[i], end, device=dev)
@@ -223,6 +225,12 @@ def build_cases(quick):
                       window=(100, -1), ns=3, snew=7, rot=0.5, inter=True))
     cases.append(Case("bf16 d64 empty cache", b=2, sq=2, sk=64, d=64, h=2, hk=1, snew=0, leftpad=False, ns=0,
                       causal=True, empty=True))
+    # The append without query rows (its own kernel), and appended rows that no query attends (a local window
+    # narrower than the new rows: the attention kernel's writers must still put them in the cache).
+    cases.append(Case("bf16 d128 append only sq0 page16 rot leftpad", b=3, sq=0, sk=500, d=128, h=8, hk=2, snew=3,
+                      rot=1.0, page=16, leftpad=True))
+    cases.append(Case("fp16 d64 new5 local(2,0) unattended new rows ns3", dtype=dt, b=2, sq=1, sk=900, d=64, h=4, hk=2,
+                      snew=5, window=(2, 0), rot=0.5, ns=3))
     return cases
 
 
