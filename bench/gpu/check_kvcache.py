@@ -72,7 +72,8 @@ def run_case(lib, c, dev, results):
     if leftpad_on:
         lp = [min(a, max(0, x - 5)) for a, x in zip(lp, cs)]
     rd = int(round(d * rot_frac)) // 2 * 2
-    q = torch.randn(b, sq, h, d, device=dev, dtype=dtype)
+    # sq == 0 (append only): views of one-row tensors, so the pointers the API requires are not NULL
+    q = torch.randn(b, max(sq, 1), h, d, device=dev, dtype=dtype)[:, :sq]
     b_k = b + 2 if cbi_on else b
     if page is None:
         k_cache = torch.randn(b_k, cap, hk, d, device=dev, dtype=dtype)
@@ -98,8 +99,8 @@ def run_case(lib, c, dev, results):
     t32 = lambda xs: torch.tensor(xs, dtype=torch.int32, device=dev)
     cs_t = t32(cs)
     lp_t = t32(lp) if leftpad_on else None
-    o = torch.full((b, sq, h, dv), float("nan"), device=dev, dtype=dtype)
-    lse = torch.full((b, h, sq), float("nan"), device=dev, dtype=torch.float32)
+    o = torch.full((b, max(sq, 1), h, dv), float("nan"), device=dev, dtype=dtype)[:, :sq]
+    lse = torch.full((b, h, max(sq, 1)), float("nan"), device=dev, dtype=torch.float32)[:, :, :sq]
     k0, v0 = k_cache.clone(), v_cache.clone()
 
     p = kv_params(lib, q=q, k_cache=k_cache, v_cache=v_cache, o=o, lse=lse, cache_seqlens=cs_t, knew=knew,
