@@ -36,20 +36,44 @@ int block_n(int dim) {
 
 namespace {
 
-// Append only (seqlen_q == 0; otherwise the attention kernel appends): writes the knew/vnew rows into the
-// cache at buffer positions cache_seqlens[i] + r, K rotated there. grid = (hk, b).
+// Append only (seqlen_q == 0; otherwise the attention kernel appends, with append_rows in kv_kernel.cuh):
+// writes knew/vnew rows into the cache at buffer positions cache_seqlens[i] + r (K rotated at that position).
+// grid = (seqlen_knew * hk, b); one CTA per (row, KV head). (The kernel every decode step used before the
+// append moved into the attention kernel, checked on the GPU then; kept as it was for this rare path.)
 template <bool kBf16>
 __global__ void __launch_bounds__(128) kv_append_kernel(const __grid_constant__ KVParams p) {
-    const int bi = blockIdx.y, hki = blockIdx.x;
+    const int bi = blockIdx.y;
+    const int r = blockIdx.x / p.hk, hki = blockIdx.x % p.hk;
     const int leftpad = p.leftpad_k ? p.leftpad_k[bi] : 0;
+    const int kv_batch = p.cache_batch_idx ? p.cache_batch_idx[bi] : bi;
+    const int pos = p.cache_seqlens[bi] + r; // buffer position
     KVRowMap map;
     map.bt = p.block_table ? p.block_table + int64_t(bi) * p.bt_stride : nullptr;
     map.page_size = p.page_size;
     map.page_shift = p.page_shift;
     map.leftpad = leftpad;
-    const int new_lo = p.cache_seqlens[bi] - leftpad;
-    append_rows<kBf16>(p, map, bi, hki, p.cache_batch_idx ? p.cache_batch_idx[bi] : bi, new_lo, new_lo,
-                       new_lo + p.seqlen_knew);
+    int64_t ko, vo;
+    map.locate(pos - leftpad, p.k_batch, p.k_row, ko);
+    map.locate(pos - leftpad, p.v_batch, p.v_row, vo);
+    uint16_t* kd = static_cast<uint16_t*>(const_cast<void*>(p.k)) + int64_t(hki) * p.k_head + ko;
+    uint16_t* vd = static_cast<uint16_t*>(const_cast<void*>(p.v)) + int64_t(hki) * p.v_head + vo;
+    if (!map.bt) {
+        kd += int64_t(kv_batch) * p.k_batch;
+        vd += int64_t(kv_batch) * p.v_batch;
+    }
+    const uint16_t* ks = static_cast<const uint16_t*>(p.knew) + int64_t(bi) * p.kn_batch + int64_t(r) * p.kn_row +
+                         int64_t(hki) * p.kn_head;
+    const uint16_t* vs = static_cast<const uint16_t*>(p.vnew) + int64_t(bi) * p.vn_batch + int64_t(r) * p.vn_row +
+                         int64_t(hki) * p.vn_head;
+    const int half = p.rotary_dim >> 1;
+    const uint16_t* cs = static_cast<const uint16_t*>(p.rot_cos) + int64_t(pos) * half;
+    const uint16_t* sn = static_cast<const uint16_t*>(p.rot_sin) + int64_t(pos) * half;
+    // Read everything first, then write: knew may alias nothing in the cache, but keep reads before writes.
+    for (int c = threadIdx.x; c < p.d; c += blockDim.x) {
+        const uint16_t x = c < p.rotary_dim ? rotary_elem<kBf16>(ks, c, cs, sn, p.rotary_dim, p.rot_interleaved != 0) : ks[c];
+        kd[c] = x;
+    }
+    for (int c = threadIdx.x; c < p.dv; c += blockDim.x) vd[c] = vs[c];
 }
 
 // Split combine for the decode path: one CTA of 128 threads per (sequence, head, query row). Phase 1: the
@@ -326,7 +350,9 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
     // 1. Without query rows, only the append (with them, the attention kernel appends: one launch less).
     if (p.seqlen_q == 0) {
         if (k.seqlen_knew == 0) return FLASH_OK;
-        const dim3 grid(unsigned(p.hk), unsigned(p.b));
+        const int64_t gx = int64_t(k.seqlen_knew) * p.hk;
+        if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "seqlen_knew=%d: append grid too large", k.seqlen_knew);
+        const dim3 grid(unsigned(gx), unsigned(p.b));
         if (bf16) kv::kv_append_kernel<true><<<grid, 128, 0, stream>>>(k);
         else kv::kv_append_kernel<false><<<grid, 128, 0, stream>>>(k);
         const cudaError_t e = cudaGetLastError();
