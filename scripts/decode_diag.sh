@@ -1,7 +1,7 @@
 #!/bin/bash
 # Decode diagnostics on the GPU machine (issue 5): build (d128), bench_decode.py under the three L2 flush modes
 # (+ num_splits sweep), and ncu kernel durations / DRAM bytes for libflash and cuDNN at b=1.
-# Usage: OUT=dir scripts/decode_diag.sh [build] [abfast] [check] [sanitize] [bench] [bun] [host] [nsys] [ncu] [ncufull]   (env: DIMS, FLUSHES, SWEEP, NCU_SHAPES)
+# Usage: OUT=dir scripts/decode_diag.sh [build] [abfast] [check] [sanitize] [bench] [bun] [host] [ncu] [ncufull]   (env: DIMS, FLUSHES, SWEEP, NCU_SHAPES)
 set -uo pipefail
 STEPS=${*:-build bench ncu}
 OUT=${OUT:-$PWD/device-out}
@@ -52,16 +52,6 @@ if has bun; then
 fi
 if has host; then
   timeout 100 python3 bench/gpu/decode_host.py > "$OUT/host.log" 2>&1; echo "host rc=$?"; tail -2 "$OUT/host.log"
-fi
-if has nsys; then
-  # CUDA API time per decode step (host side of flash_fwd_kvcache) from an nsys trace of the Bun benchmark
-  NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
-  echo "nsys: ${NSYS:-not found}"
-  if [ -n "$NSYS" ]; then
-    FLASH_LIBRARY_PATH=$LIBFLASH timeout 200 "$NSYS" profile -t cuda -o /tmp/decode_trace -f true /tmp/bun bench/decode.bench.ts > "$OUT/nsys.log" 2>&1
-    timeout 100 "$NSYS" stats -r cuda_api_sum /tmp/decode_trace.nsys-rep >> "$OUT/nsys.log" 2>&1
-    sed -n '/cuda_api_sum/,$p' "$OUT/nsys.log" | head -30
-  fi
 fi
 if has ncufull; then
   # full ncu sections (speed of light, memory, warp stalls, occupancy) for libflash's and cuDNN's decode kernels
