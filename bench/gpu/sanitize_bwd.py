@@ -2,8 +2,9 @@
 """libflash forward + backward calls only, no reference: the workload for compute-sanitizer racecheck /
 synccheck on the backward kernels (racecheck cannot run the torch reference's cuBLAS GEMMs: "failed to handle
 a hardware exception"). Shapes cover both backward paths: the Hopper kernel where it is eligible (d64/d128,
-causal, local, GQA, odd lengths, more tiles than SMs) and the mma.sync kernel for the rest (dropout,
-deterministic, softcap, ALiBi, varlen, d256); the path taken is printed. Exit 0 when every call returned OK
+causal, local, GQA, odd lengths, more tiles than SMs,
+varlen) and the mma.sync kernel for the rest (dropout,
+deterministic, softcap, ALiBi, d256); the path taken is printed. Exit 0 when every call returned OK
 and the gradients are finite.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=bwd python3 bench/gpu/sanitize_bwd.py [--lib L]
 """
@@ -26,6 +27,10 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dropout, de
     (128, 1, 4, 4, [100], [120], True, (-1, -1), 30.0, 0.0, False, True, torch.bfloat16),
     (256, 1, 2, 2, [90], [90], True, (-1, -1), 0.0, 0.0, False, False, torch.bfloat16),
     (128, 0, 4, 2, [70, 1, 190], [90, 33, 200], True, (-1, -1), 0.0, 0.0, False, False, torch.bfloat16),
+    # varlen d64 with empty sequences (sq = 0, sk = 0), one-row and multi-block ones, the last key box ending
+    # exactly at the tensor's end
+    (64, 0, 6, 2, [1, 17, 0, 203, 1030, 9, 77], [17, 1, 5, 300, 1023, 0, 250], False, (37, 11), 0.0, 0.0, False,
+     False, torch.float16),
 ]
 
 
