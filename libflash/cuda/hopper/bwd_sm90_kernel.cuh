@@ -28,8 +28,9 @@
 // dS^T is double-buffered, so one named barrier per step orders its reuse (a warpgroup writes buffer b again
 // two steps later, after the other has passed the next step's barrier, i.e. after its dQ GEMM on b retired).
 //
-// Features on this path: fp16/bf16, causal / local windows, GQA/MQA, dense (b, s) layouts. The dispatcher
-// (hopper/bwd_sm90.cu) routes dropout, ALiBi, softcap, varlen, seqused, leftpad and deterministic to sm80.
+// Features on this path: fp16/bf16, causal / local windows, GQA/MQA, dense (b, s) layouts and varlen by
+// cu_seqlens_q / cu_seqlens_k (tile_of below). The dispatcher (hopper/bwd_sm90.cu) routes dropout, ALiBi,
+// softcap, seqused, leftpad and deterministic to sm80.
 #pragma once
 
 #include <cuda.h>
