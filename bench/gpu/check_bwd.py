@@ -42,7 +42,8 @@ def expected_kernel(c):
     d = kw["d"]
     dv = kw.get("dv") or d
     dim = next((x for x in sorted(HEAD_DIMS) if x >= max(d, dv)), 0)
-    sm90 = (HOPPER and dim in (64, 128) and not kw.get("varlen") and not kw.get("dropout") and not kw.get("alibi")
+    # varlen (cu_seqlens_q / cu_seqlens_k) runs on the Hopper path too; seqused / leftpad would not (none here)
+    sm90 = (HOPPER and dim in (64, 128) and not kw.get("dropout") and not kw.get("alibi")
             and not kw.get("softcap") and not kw.get("deterministic") and d % 8 == 0 and dv % 8 == 0)
     return "cuda.sm90.bwd" if sm90 else "cuda.sm80.bwd"
 
@@ -272,6 +273,18 @@ def build_cases(quick, only_dims=None):
                           seqs_k=[317], causal=True, deterministic=True))
         cases.append(Case(f"deterministic dropout d{d}", dtype=fp, b=2, h=2, hk=2, d=d, seqs_q=[130],
                           seqs_k=[97], dropout=0.17, deterministic=True))
+    # varlen on the Hopper path (d64 / d128): odd lengths, sq != sk per sequence, an empty sequence (sq = 0; sk = 0
+    # is in sanitize_bwd.py only: the float reference cannot take an empty key set), sequences shorter than a block and several blocks long (partial last key box, query blocks that
+    # run into the next sequence), causal (sq > sk and sq < sk), local, GQA, fp16 / bf16
+    for d in [x for x in (only_dims or (64, 128)) if x in (64, 128)]:
+        cases.append(Case(f"varlen gqa d{d}", dtype=bf, b=0, h=4, hk=2, d=d,
+                          seqs_q=[1, 17, 113, 0, 203, 1023, 2100, 9], seqs_k=[17, 1, 203, 5, 113, 1030, 2048, 3],
+                          varlen=True))
+        cases.append(Case(f"varlen causal d{d}", dtype=fp, b=0, h=4, hk=4, d=d,
+                          seqs_q=[113, 1, 0, 2050, 300, 17], seqs_k=[203, 17, 9, 2049, 129, 1], varlen=True,
+                          causal=True))
+        cases.append(Case(f"varlen local mqa d{d}", dtype=bf, b=0, h=6, hk=1, d=d, seqs_q=[203, 17, 1023, 1, 130],
+                          seqs_k=[311, 17, 1000, 64, 128], varlen=True, window=(37, 11)))
     if only_dims:
         return cases
     cases.append(Case("varlen d64", dtype=bf, b=0, h=4, hk=2, d=64, seqs_q=[1, 17, 130, 64], seqs_k=[5, 300, 97, 64],

@@ -55,8 +55,16 @@ int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t 
 #endif
     if (p.dtype != DType::F16 && p.dtype != DType::BF16) return FLASH_OK;
     if (p.dropout.p > 0.f || p.alibi != nullptr || p.softcap > 0.f) return FLASH_OK;
-    if (p.cu_seqlens_q || p.cu_seqlens_k || p.seqused_q || p.seqused_k || p.leftpad_k || k.lse_unpadded)
-        return FLASH_OK;
+    // Varlen by cu_seqlens_q / cu_seqlens_k (either or both) is taken; seqused / leftpad are not: rows between a
+    // sequence's used length and the next sequence (or the padding) may hold anything, and the query-side
+    // blocks / the last key box read them (0 * NaN would reach dK / dV / dQ), where the sm80 kernel zero-fills.
+    const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
+    if (p.seqused_q || p.seqused_k || p.leftpad_k) return FLASH_OK;
+    if (k.lse_unpadded && !vq) return FLASH_OK;
+    // The kernel's 32-bit LSE offsets: (b * h) * seqlen_q for the padded [b, h, sq] layout (varlen's acc_rows
+    // = total_q is already < 2^31 / h, bwd.cu).
+    if (!k.lse_unpadded && int64_t(p.b) * p.h * p.seqlen_q >= INT_MAX) return FLASH_OK;
+    if (vq && (p.total_q <= 0 || p.total_q >= (1 << 30))) return FLASH_OK;
     if (!(k.aligned_q && k.aligned_k && k.aligned_v && k.aligned_do && k.aligned_dk && k.aligned_dv)) return FLASH_OK;
     if (p.seqlen_q >= (1 << 28) || p.seqlen_k >= (1 << 28)) return FLASH_OK; // the kernel's 32-bit tile ranges
     DevInfo di;
@@ -72,13 +80,18 @@ int32_t try_bwd(const BwdProblem& bp, const BwdParams& k, int dim, cudaStream_t 
     std::memset(&sp, 0, sizeof sp);
     sp.b = k;
     const bool bf16 = p.dtype == DType::BF16;
-    const TensorView qv{p.q, uint64_t(p.d), uint64_t(p.seqlen_q), uint64_t(p.h), uint64_t(p.b),
+    // Varlen: the batch dimension collapses (rows = total rows, a sequence's row r at cu_seqlens[bi] + r).
+    // Varlen K has no host-known total length: the kernel never reads past a sequence's last key (its last
+    // box ends there), so the row extent only has to be large enough (as the forward, fwd_sm90.cu).
+    const uint64_t qrows = vq ? uint64_t(p.total_q) : uint64_t(p.seqlen_q);
+    const uint64_t krows = vk ? uint64_t(INT_MAX) : uint64_t(p.seqlen_k);
+    const TensorView qv{p.q, uint64_t(p.d), qrows, uint64_t(p.h), uint64_t(vq ? 1 : p.b),
                         p.sq_.row, p.sq_.head, p.sq_.batch};
-    const TensorView dov{bp.dout, uint64_t(p.dv), uint64_t(p.seqlen_q), uint64_t(p.h), uint64_t(p.b),
+    const TensorView dov{bp.dout, uint64_t(p.dv), qrows, uint64_t(p.h), uint64_t(vq ? 1 : p.b),
                          bp.sdo_.row, bp.sdo_.head, bp.sdo_.batch};
-    const TensorView kv{p.k, uint64_t(p.d), uint64_t(p.seqlen_k), uint64_t(p.hk), uint64_t(p.b),
+    const TensorView kv{p.k, uint64_t(p.d), krows, uint64_t(p.hk), uint64_t(vk ? 1 : p.b),
                         p.sk_.row, p.sk_.head, p.sk_.batch};
-    const TensorView vv{p.v, uint64_t(p.dv), uint64_t(p.seqlen_k), uint64_t(p.hk), uint64_t(p.b),
+    const TensorView vv{p.v, uint64_t(p.dv), krows, uint64_t(p.hk), uint64_t(vk ? 1 : p.b),
                         p.sv_.row, p.sv_.head, p.sv_.batch};
     if (make_tensor_map(&sp.tm_q, qv, bf16, 64, uint32_t(t.block_m)) != FLASH_OK ||
         make_tensor_map(&sp.tm_do, dov, bf16, 64, uint32_t(t.block_m)) != FLASH_OK ||

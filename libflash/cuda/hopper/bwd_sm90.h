@@ -16,13 +16,13 @@ namespace flash::cuda::sm90 {
 struct Bwd90Params {
     BwdParams b;
     CUtensorMap tm_q, tm_k, tm_v, tm_do;
-    int n_blocks;    // key blocks per (KV head, batch)
+    int n_blocks;    // key blocks per (KV head, batch): ceil(max seqlen_k / block_n)
     int group_heads; // tile numbering: groups of this many (KV head, batch) pairs, key block slowest inside
     int num_tiles;   // n_blocks * h_k * b; CTA c works on tiles c, c + gridDim.x, ...
 };
 
 // Runs the main backward kernel on the Hopper path when it applies (sm_90 device, sm_90a compiled, FLASH_SM90
-// not 0, fp16/bf16 at instantiated head dim 64 or 128, dense layout, no dropout / ALiBi / softcap, not
+// not 0, fp16/bf16 at instantiated head dim 64 or 128, dense or cu_seqlens varlen layout (no seqused / leftpad), no dropout / ALiBi / softcap, not
 // deterministic, TMA-compatible 16-byte aligned strides, sequence lengths < 2^28; bwd.cu also keeps it off under a
 // FLASH_SMEM_LIMIT_BYTES cap): *taken = true and the launch status. Otherwise
 // *taken = false, nothing is launched, and the caller runs the sm80 kernel. `k` is the backward's complete

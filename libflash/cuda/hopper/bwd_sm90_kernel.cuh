@@ -28,8 +28,9 @@
 // dS^T is double-buffered, so one named barrier per step orders its reuse (a warpgroup writes buffer b again
 // two steps later, after the other has passed the next step's barrier, i.e. after its dQ GEMM on b retired).
 //
-// Features on this path: fp16/bf16, causal / local windows, GQA/MQA, dense (b, s) layouts. The dispatcher
-// (hopper/bwd_sm90.cu) routes dropout, ALiBi, softcap, varlen, seqused, leftpad and deterministic to sm80.
+// Features on this path: fp16/bf16, causal / local windows, GQA/MQA, dense (b, s) layouts and varlen by
+// cu_seqlens_q / cu_seqlens_k (tile_of below). The dispatcher (hopper/bwd_sm90.cu) routes dropout, ALiBi,
+// softcap, seqused, leftpad and deterministic to sm80.
 #pragma once
 
 #include <cuda.h>
@@ -83,6 +84,23 @@ struct Bwd90Cfg {
     static_assert(kRegP + 2 * kRegC <= 3 * kLaunchRegs, "setmaxnreg budget exceeds the launch allocation");
 };
 
+// One sequence's lengths and first rows (api/seqinfo.h; varlen: cu_seqlens_q / cu_seqlens_k).
+struct Seq90 {
+    int sq, sk;
+    int q_row0, k_row0, acc_row0; // first rows: Q / dO, K / V / dK / dV, dsum / dq_accum
+};
+
+// One work tile's geometry (bwd_sm90_kernel's tile_of).
+struct Tile90Geom {
+    int n0;       // first key of the block (sequence-relative)
+    int e0;       // first key of its K / V box: n0, or sk - BN for the partial last block
+    int hki, bi;  // KV head, batch / sequence
+    int m_begin;  // first query block that sees a key of the block
+    int nm;       // query blocks that do (0: nothing to do)
+    int sq, sk;   // the sequence's lengths
+    int q_row0, k_row0, acc_row0; // its first rows: Q / dO, K / V / dK / dV, dsum / dq_accum
+};
+
 template <class Cfg, bool kBf16, bool kMasked, bool kBulkDq>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid_constant__ Bwd90Params P) {
 #if FLASH_SM90A
@@ -103,14 +121,40 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
                    sdO = base + Cfg::kOffDO, sdS = base + Cfg::kOffS;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
-    const int sq = p.seqlen_q, sk = p.seqlen_k;
-    const int64_t diag = int64_t(sk) - sq;
+    const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
 
     // Work tile t -> (key block, KV head, batch) and its query steps. Tiles come in groups of group_heads
     // (KV head, batch) pairs, key block slowest inside a group: group_heads = 1 is head-major (a head's key
     // blocks side by side, sharing its Q / dO in L2); causal takes larger groups so that the heaviest key
     // blocks (the first ones) start first (bwd_sm90.cu).
-    auto tile_of = [&](int t, int& n0, int& hki, int& bi, int& m_begin, int& nm) {
+    // Per sequence (varlen: cu_seqlens_q / cu_seqlens_k, api/seqinfo.h): tg.sq / tg.sk its lengths, tg.q_row0 /
+    // tg.k_row0 its first rows in the collapsed (total rows) tensors, tg.acc_row0 its first workspace row. Key
+    // blocks come from n_blocks = ceil(max_seqlen_k / BN); a block past the sequence (n0 >= sk) has no steps.
+    // The K / V box of the last, partial key block ends at the sequence's last key (tg.e0 = sk - BN, negative
+    // rows zero-filled by TMA): a box never reads past the sequence (varlen K has no host-known total length),
+    // and its leading keys below n0 (the previous block's) are masked. Query blocks past sq read the next
+    // sequence's rows (or TMA's zeros): LSE = +inf there, so P = dS = 0 and no dQ row is written.
+    auto seq_of = [&](int bi) {
+        Seq90 sg;
+        sg.sq = p.seqlen_q;
+        sg.sk = p.seqlen_k;
+        sg.q_row0 = 0;
+        sg.k_row0 = 0;
+        sg.acc_row0 = bi * p.seqlen_q;
+        if (vq) {
+            sg.q_row0 = p.cu_seqlens_q[bi];
+            sg.sq = p.cu_seqlens_q[bi + 1] - sg.q_row0;
+            sg.acc_row0 = sg.q_row0;
+        }
+        if (vk) {
+            sg.k_row0 = p.cu_seqlens_k[bi];
+            sg.sk = p.cu_seqlens_k[bi + 1] - sg.k_row0;
+        }
+        return sg;
+    };
+    auto tile_of = [&](int t, Tile90Geom& tg) {
+        int& n0 = tg.n0;
+        int& bi = tg.bi;
         const int hb = p.hk * p.b, G = P.group_heads;
         const int gsz = G * P.n_blocks;
         const int grp = t / gsz, within = t - grp * gsz;
@@ -118,8 +162,16 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
         const int nb = within / gh;
         const int head = grp * G + (within - nb * gh);
         bi = head / p.hk;
-        hki = head - bi * p.hk;
+        tg.hki = head - bi * p.hk;
         n0 = nb * BN;
+        const Seq90 sg = seq_of(bi);
+        const int sq = sg.sq, sk = sg.sk;
+        tg.q_row0 = sg.q_row0;
+        tg.k_row0 = sg.k_row0;
+        tg.acc_row0 = sg.acc_row0;
+        tg.sq = sq;
+        tg.sk = sk;
+        tg.e0 = n0 + BN > sk ? sk - BN : n0;
         // Query rows that see at least one key of [n0, n0 + BN): the visible range is monotone in the row.
         // 32-bit: sequence lengths < 2^28 (bwd_sm90.cu), windows clamped to 2^29 (beyond any distance).
         int r_lo = 0, r_hi = sq - 1;
@@ -128,8 +180,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
             if (p.win_right >= 0) r_lo = max(r_lo, n0 - min(p.win_right, 1 << 29) - dg);
             if (p.win_left >= 0) r_hi = min(r_hi, min(n0 + BN, sk) - 1 + min(p.win_left, 1 << 29) - dg);
         }
-        m_begin = r_lo <= r_hi ? r_lo / BM : 0;
-        nm = r_lo <= r_hi ? r_hi / BM + 1 - m_begin : 0;
+        if (n0 >= sk) r_hi = -1; // no key of this sequence in the block (sk == 0 included)
+        tg.m_begin = r_lo <= r_hi ? r_lo / BM : 0;
+        tg.nm = r_lo <= r_hi ? r_hi / BM + 1 - tg.m_begin : 0;
     };
 
     if (tid == 0) {
@@ -157,59 +210,78 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
             tma_prefetch_map(&P.tm_k);
             tma_prefetch_map(&P.tm_v);
             tma_prefetch_map(&P.tm_do);
+            // Few live values (this thread runs under kRegP registers): per tile the first Q row, the K row and
+            // the batch coordinate; per step the head offset hh and the query block mb.
             int it = 0, kvu = 0;
             for (int t = blockIdx.x; t < P.num_tiles; t += gridDim.x) {
-                int n0, hki, bi, m_begin, nm;
-                tile_of(t, n0, hki, bi, m_begin, nm);
-                const int n_it = nm * p.group;
-                for (int j = 0; j < n_it; ++j, ++it) {
-                    const int s = it % S;
-                    const int hi = hki * p.group + j / nm;
-                    const int m0 = (m_begin + j % nm) * BM;
-                    mbar_wait(q_empty(s), ((it / S) & 1) ^ 1);
-                    mbar_arrive_expect_tx(q_full(s), 2 * Cfg::kQBytes);
-#pragma unroll
-                    for (int c = 0; c < CB; ++c) {
-                        tma_load_4d(sQ + s * Cfg::kQBytes + c * BM * 128, &P.tm_q, q_full(s), c * 64, m0, hi, bi);
-                        tma_load_4d(sdO + s * Cfg::kQBytes + c * BM * 128, &P.tm_do, q_full(s), c * 64, m0, hi, bi);
-                    }
-                    if (j == 0) {
-                        // This tile's K / V once the previous tile's last GEMMs have retired (its first step's
-                        // Q / dO is already on the way: that ring slot was free earlier).
-                        mbar_wait(kv_empty, (kvu & 1) ^ 1);
-                        mbar_arrive_expect_tx(kv_full, 2 * Cfg::kKBytes);
+                int qr0, kr, hki, bc, nm;
+                {
+                    Tile90Geom tg;
+                    tile_of(t, tg);
+                    nm = tg.nm;
+                    qr0 = tg.q_row0 + tg.m_begin * BM;
+                    kr = tg.k_row0 + tg.e0;
+                    hki = tg.hki;
+                    bc = tg.bi; // the batch coordinate: 0 where the batch dimension collapsed (varlen)
+                }
+                if (nm == 0) continue;
+                for (int hh = 0; hh < p.group; ++hh)
+                    for (int mb = 0; mb < nm; ++mb, ++it) {
+                        const int s = it % S;
+                        const int hi = hki * p.group + hh;
+                        const int qr = qr0 + mb * BM, qb = vq ? 0 : bc;
+                        mbar_wait(q_empty(s), ((it / S) & 1) ^ 1);
+                        mbar_arrive_expect_tx(q_full(s), 2 * Cfg::kQBytes);
 #pragma unroll
                         for (int c = 0; c < CB; ++c) {
-                            tma_load_4d(sK + c * BN * 128, &P.tm_k, kv_full, c * 64, n0, hki, bi);
-                            tma_load_4d(sV + c * BN * 128, &P.tm_v, kv_full, c * 64, n0, hki, bi);
+                            tma_load_4d(sQ + s * Cfg::kQBytes + c * BM * 128, &P.tm_q, q_full(s), c * 64, qr, hi, qb);
+                            tma_load_4d(sdO + s * Cfg::kQBytes + c * BM * 128, &P.tm_do, q_full(s), c * 64, qr, hi, qb);
+                        }
+                        if (hh == 0 && mb == 0) {
+                            // This tile's K / V once the previous tile's last GEMMs have retired (its first step's
+                            // Q / dO is already on the way: that ring slot was free earlier).
+                            const int kb = vk ? 0 : bc;
+                            mbar_wait(kv_empty, (kvu & 1) ^ 1);
+                            mbar_arrive_expect_tx(kv_full, 2 * Cfg::kKBytes);
+#pragma unroll
+                            for (int c = 0; c < CB; ++c) {
+                                tma_load_4d(sK + c * BN * 128, &P.tm_k, kv_full, c * 64, kr, hki, kb);
+                                tma_load_4d(sV + c * BN * 128, &P.tm_v, kv_full, c * 64, kr, hki, kb);
+                            }
                         }
                     }
-                }
-                if (n_it > 0) ++kvu;
+                ++kvu;
             }
         } else if (warp == 1) {
             int it = 0;
             for (int t = blockIdx.x; t < P.num_tiles; t += gridDim.x) {
-                int n0, hki, bi, m_begin, nm;
-                tile_of(t, n0, hki, bi, m_begin, nm);
-                const int n_it = nm * p.group;
-                for (int j = 0; j < n_it; ++j, ++it) {
-                    const int s = it % S;
-                    const int hi = hki * p.group + j / nm;
-                    const int m0 = (m_begin + j % nm) * BM;
-                    mbar_wait(q_empty(s), ((it / S) & 1) ^ 1);
-                    float* st = sStat + s * 2 * BM;
-                    // 32-bit offsets: h * acc_rows (= the LSE's b * h * sq) < 2^31 (bwd.cu checks)
-                    const int lrow = p.lse_unpadded ? hi * p.total_q : (bi * p.h + hi) * sq;
-                    const int drow = hi * p.acc_rows + bi * sq;
-#pragma unroll 1
-                    for (int i = m0 + lane; i < m0 + BM; i += 32) {
-                        const bool in = i < sq;
-                        st[i - m0] = in ? p.lse[lrow + i] * kLog2e : INFINITY;
-                        st[BM + i - m0] = in ? p.dsum[drow + i] : 0.f;
-                    }
-                    mbar_arrive(q_full(s));
+                // Per tile: rows left in the sequence from the first query block (rem), the LSE / dsum offsets of
+                // that block's first row for head hki * group (lb, db) and their per-head strides.
+                int nm, rem, lb, db;
+                {
+                    Tile90Geom tg;
+                    tile_of(t, tg);
+                    nm = tg.nm;
+                    const int m00 = tg.m_begin * BM, hi0 = tg.hki * p.group;
+                    rem = tg.sq - m00;
+                    // 32-bit offsets: h * acc_rows < 2^31 (bwd.cu checks), b * h * seqlen_q too (bwd_sm90.cu)
+                    lb = (p.lse_unpadded ? hi0 * p.total_q + tg.q_row0 : (tg.bi * p.h + hi0) * p.seqlen_q) + m00;
+                    db = hi0 * p.acc_rows + tg.acc_row0 + m00;
                 }
+                for (int hh = 0; hh < p.group; ++hh, lb += p.lse_unpadded ? p.total_q : p.seqlen_q, db += p.acc_rows)
+                    for (int mb = 0; mb < nm; ++mb, ++it) {
+                        const int s = it % S;
+                        mbar_wait(q_empty(s), ((it / S) & 1) ^ 1);
+                        const int o = mb * BM;
+#pragma unroll 1
+                        for (int i = lane; i < BM; i += 32) {
+                            const bool in = o + i < rem;
+                            const uint32_t a = base + uint32_t(Cfg::kStatOff + (s * 2 * BM + i) * 4);
+                            st_shared_b32(a, __float_as_uint(in ? p.lse[lb + o + i] * kLog2e : INFINITY));
+                            st_shared_b32(a + BM * 4, __float_as_uint(in ? p.dsum[db + o + i] : 0.f));
+                        }
+                        mbar_arrive(q_full(s));
+                    }
             }
         }
         return;
@@ -224,9 +296,17 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
     float dk[D / 2], dv[D / 2];
     int it = 0, kvu = 0;
     for (int t = blockIdx.x; t < P.num_tiles; t += gridDim.x) {
+        // Held across the steps: the block, heads and query range; the sequence's lengths and first rows are
+        // read again where needed (seq_of: cached loads) instead of living in registers through the GEMMs.
+        int n_it;
+        {
         int n0, hki, bi, m_begin, nm;
-        tile_of(t, n0, hki, bi, m_begin, nm);
-        const int n_it = nm * p.group;
+        {
+            Tile90Geom tg;
+            tile_of(t, tg);
+            n0 = tg.n0, hki = tg.hki, bi = tg.bi, m_begin = tg.m_begin, nm = tg.nm;
+        }
+        n_it = nm * p.group;
 #pragma unroll
         for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
@@ -261,6 +341,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
                 fence_operand(st);
                 fence_operand(dpt);
 
+                const Seq90 sg = seq_of(bi);
+                const int sk = sg.sk;
+                const int e0 = n0 + BN > sk ? sk - BN : n0;
+                const int64_t diag = int64_t(sk - sg.sq); // lengths < 2^28
                 bool need_mask = n0 + BN > sk;
                 if constexpr (kMasked) {
                     if (p.win_right >= 0 && int64_t(n0) + BN - 1 > int64_t(m0) + diag + p.win_right) need_mask = true;
@@ -275,8 +359,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
                     auto clampi = [](int64_t x) { return int(x < -1 ? -1 : x > BM ? BM : x); };
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
-                        const int64_t key = n0 + key_l + 8 * r;
-                        if (key >= sk) {
+                        const int64_t key = e0 + key_l + 8 * r; // the box starts at e0 <= n0
+                        if (key < n0 || key >= sk) {
                             c_lo[r] = BM;
                             c_hi[r] = -1;
                             continue;
@@ -348,7 +432,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
             fence_operand(dq);
 
             // dQ piece (rows m0 + 64 mq + 16 wl + g (+8), columns 64 nq + 8 j + 2q) -> dq_accum
-            float* dqa = p.dq_accum + (int64_t(hi) * p.acc_rows + int64_t(bi) * sq + m0 + 64 * mq) * D + 64 * nq;
+            // (the sequence's rows read after the staging stores in the bulk path: fewer registers held there)
+            auto dq_rows = [&](int& sq) {
+                const Seq90 sg = seq_of(bi);
+                sq = sg.sq;
+                return p.dq_accum + (int64_t(hi) * p.acc_rows + sg.acc_row0 + m0 + 64 * mq) * D + 64 * nq;
+            };
             if constexpr (kBulkDq) {
                 // Each warp stages its 16 rows in shared memory and 16 lanes add one 256-byte row each with the
                 // copy engine (cp.reduce.async.bulk): no cross-warp barrier, the staging rows are the warp's own.
@@ -365,11 +454,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
                 __syncwarp();
                 if (lane < 16) {
                     const int row = 16 * wl + lane;
+                    int sq;
+                    float* dqa = dq_rows(sq);
                     if (m0 + 64 * mq + row < sq)
                         bulk_reduce_add_f32(dqa + int64_t(row) * D, sdq + uint32_t(row * Cfg::kDqPitch), 256);
                     bulk_commit();
                 }
             } else {
+                int sq;
+                float* dqa = dq_rows(sq);
 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
                     const int row = 16 * wl + g + 8 * r;
@@ -392,18 +485,24 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_sm90_kernel(const __grid
             }
             mbar_arrive(q_empty(s));
         }
+        } // the step loop's geometry
         if (n_it > 0) {
             mbar_arrive(kv_empty); // every GEMM reading this tile's K / V has retired (wgmma_wait<0> above)
             ++kvu;
         }
 
         // ---- epilogue: dK * scale, dV straight from registers (each quad writes 16 contiguous bytes) ----
-        uint16_t* gdK = static_cast<uint16_t*>(p.dk_ptr) + int64_t(bi) * p.dk_batch + int64_t(hki) * p.dk_head;
-        uint16_t* gdV = static_cast<uint16_t*>(p.dv_ptr) + int64_t(bi) * p.dv_batch + int64_t(hki) * p.dv_head;
+        Tile90Geom tg; // again (a few cached loads), rather than registers held across the steps
+        tile_of(t, tg);
+        const int n0 = tg.n0, e0 = tg.e0, hki = tg.hki, bi = tg.bi, sk = tg.sk;
+        uint16_t* gdK = static_cast<uint16_t*>(p.dk_ptr) + (vk ? 0 : int64_t(bi) * p.dk_batch) +
+                        int64_t(tg.k_row0) * p.dk_row + int64_t(hki) * p.dk_head;
+        uint16_t* gdV = static_cast<uint16_t*>(p.dv_ptr) + (vk ? 0 : int64_t(bi) * p.dv_batch) +
+                        int64_t(tg.k_row0) * p.dv_row + int64_t(hki) * p.dv_head;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            const int key = n0 + key_l + 8 * r;
-            if (key >= sk) continue;
+            const int key = e0 + key_l + 8 * r;
+            if (key < n0 || key >= sk) continue; // the previous block's keys (partial last box) or past the sequence
             uint16_t* krow = gdK + int64_t(key) * p.dk_row;
             uint16_t* vrow = gdV + int64_t(key) * p.dv_row;
 #pragma unroll
