@@ -72,8 +72,10 @@ def run_case(lib, c, dev, results):
     if leftpad_on:
         lp = [min(a, max(0, x - 5)) for a, x in zip(lp, cs)]
     rd = int(round(d * rot_frac)) // 2 * 2
-    # sq == 0 (append only): views of one-row tensors, so the pointers the API requires are not NULL
-    q = torch.randn(b, max(sq, 1), h, d, device=dev, dtype=dtype)[:, :sq]
+    # sq == 0 (append only): zero-row views; torch reports NULL data pointers for empty tensors, so the
+    # pointers the API requires are taken from the one-row base tensors below
+    q_base = torch.randn(b, max(sq, 1), h, d, device=dev, dtype=dtype)
+    q = q_base[:, :sq]
     b_k = b + 2 if cbi_on else b
     if page is None:
         k_cache = torch.randn(b_k, cap, hk, d, device=dev, dtype=dtype)
@@ -99,13 +101,16 @@ def run_case(lib, c, dev, results):
     t32 = lambda xs: torch.tensor(xs, dtype=torch.int32, device=dev)
     cs_t = t32(cs)
     lp_t = t32(lp) if leftpad_on else None
-    o = torch.full((b, max(sq, 1), h, dv), float("nan"), device=dev, dtype=dtype)[:, :sq]
-    lse = torch.full((b, h, max(sq, 1)), float("nan"), device=dev, dtype=torch.float32)[:, :, :sq]
+    o_base = torch.full((b, max(sq, 1), h, dv), float("nan"), device=dev, dtype=dtype)
+    lse_base = torch.full((b, h, max(sq, 1)), float("nan"), device=dev, dtype=torch.float32)
+    o, lse = o_base[:, :sq], lse_base[:, :, :sq]
     k0, v0 = k_cache.clone(), v_cache.clone()
 
     p = kv_params(lib, q=q, k_cache=k_cache, v_cache=v_cache, o=o, lse=lse, cache_seqlens=cs_t, knew=knew,
                   vnew=vnew, cos=cos, sin=sin, interleaved=inter, cache_batch_idx=cbi, leftpad=lp_t,
                   block_table=bt, causal=causal, window=window, softcap=softcap, alibi=alibi, num_splits=ns)
+    if sq == 0:
+        p.q_ptr, p.o_ptr, p.softmax_lse_ptr = q_base.data_ptr(), o_base.data_ptr(), lse_base.data_ptr()
     ws_n = lib.kv_workspace_size(p)
     ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
     stream = torch.cuda.current_stream().cuda_stream
