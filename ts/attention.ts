@@ -116,7 +116,7 @@ export function setOptions(c: Checker, p: P, o: AttnOptions, b: number, h: numbe
   if (o.offset !== undefined) pp.u64("philox_offset", o.offset);
 }
 
-/** Queries the workspace, then runs the call with the cached workspace of the device. */
+/** Queries the workspace, then runs the call with the cached workspace of (device, stream). */
 export function launch(
   op: "flash_fwd" | "flash_fwd_kvcache" | "flash_bwd",
   p: P,
@@ -128,7 +128,7 @@ export function launch(
   const runFn = { flash_fwd: s.flash_fwd, flash_fwd_kvcache: s.flash_fwd_kvcache, flash_bwd: s.flash_bwd }[op];
   check(sizeFn(p.bytes, sizeOut), `${op}_workspace_size`);
   const bytes = Number(sizeOut[0]!);
-  const ws = workspaceFor(device, bytes);
+  const ws = workspaceFor(device, bytes, stream);
   check(runFn(p.bytes, ws as Pointer | null, bytes, streamHandle(stream)), op);
 }
 

@@ -3,13 +3,14 @@
 import { invalid } from "./errors.ts";
 import { Checker } from "./checks.ts";
 import { Tensor } from "./tensor.ts";
+import { uniformSeqlens } from "./workspace.ts";
 import { attnDType, freeOnError, fwdPacker, launch, setDevice, setOptions, setTensor, type AttnOptions, type AttnResult } from "./attention.ts";
 
 export interface KVCacheOptions extends Omit<AttnOptions, "dropoutP" | "seed" | "offset"> {
   /** New keys/values [b, seqlen_new, hk, d] / [.., dv] written at rows cacheSeqlens[i].. before attending. */
   k?: Tensor;
   v?: Tensor;
-  /** Rows already in the cache: one number for every sequence, or an int32 [b] tensor (no allocation). */
+  /** Rows already in the cache: an int32 [b] tensor, or one number for every sequence (kept in a cached buffer). */
   cacheSeqlens: number | Tensor;
   /** [seqlen_ro, rotary_dim / 2] in q's dtype. */
   rotaryCos?: Tensor;
@@ -40,12 +41,10 @@ export function flashAttnWithKVCache(q: Tensor, kCache: Tensor, vCache: Tensor, 
 
   const owned: Tensor[] = []; // tensors this call allocates, freed if it fails
   return freeOnError(owned, () => {
-    let seqlens: Tensor;
-    if (typeof opts?.cacheSeqlens === "number") {
-      c.int("cacheSeqlens", opts.cacheSeqlens, 0);
-      seqlens = Tensor.from(new Array(b).fill(opts.cacheSeqlens), [b], "int32", dev);
-      owned.push(seqlens);
-    } else {
+    // one number: uploaded into a cached buffer after every check has passed (see uniformSeqlens)
+    let seqlens: Tensor | number;
+    if (typeof opts?.cacheSeqlens === "number") seqlens = c.int("cacheSeqlens", opts.cacheSeqlens, 0);
+    else {
       seqlens = c.tensor("cacheSeqlens", opts?.cacheSeqlens, 1, "int32");
       c.shape("cacheSeqlens", seqlens, [b]);
     }
@@ -63,7 +62,6 @@ export function flashAttnWithKVCache(q: Tensor, kCache: Tensor, vCache: Tensor, 
     setTensor(p, "v", vCache);
     setTensor(p, "o", out);
     p.i32("b", b).i32("seqlen_q", sq).i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
-    p.ptr("cache_seqlens", seqlens.ptr);
     if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
 
     const knew = c.optional("k", opts.k, 4, dtype);
@@ -110,8 +108,8 @@ export function flashAttnWithKVCache(q: Tensor, kCache: Tensor, vCache: Tensor, 
     }
     setOptions(c, p, opts, b, h);
     if (opts.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", opts.numSplits, 0, 256));
+    p.ptr("cache_seqlens", typeof seqlens === "number" ? uniformSeqlens(dev, b, seqlens, opts.stream) : seqlens.ptr);
     launch("flash_fwd_kvcache", p, dev, opts.stream);
-    if (typeof opts.cacheSeqlens === "number") seqlens.dispose();
     return { out, lse };
   });
 }

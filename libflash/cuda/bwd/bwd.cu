@@ -63,64 +63,65 @@ int smem_limit_knob() {
     return v;
 }
 
-// Sequence geometry of the query side (api/seqinfo.h).
-__device__ __forceinline__ void q_geom(const BwdParams& p, int bi, int64_t* row0, int* sq) {
-    *row0 = 0;
-    *sq = p.seqlen_q;
-    if (p.cu_seqlens_q) {
-        *row0 = p.cu_seqlens_q[bi];
-        *sq = p.cu_seqlens_q[bi + 1] - p.cu_seqlens_q[bi];
+// One query row (i, head hi, batch bi) of the pre/post-processing kernels: its place in O / dO / dQ (batch
+// strides unless varlen packs the rows, api/seqinfo.h) and in the fp32 row-major workspaces (dsum, dq_accum:
+// [h][acc_rows] with the batch's rows at bi * seqlen_q, or at the packed row0 when varlen).
+struct QRow {
+    int hi, bi, i, sq;
+    int64_t row0;
+    bool varlen;
+
+    __device__ __forceinline__ QRow(const BwdParams& p, int hi_, int bi_, int i_) : hi(hi_), bi(bi_), i(i_) {
+        varlen = p.cu_seqlens_q != nullptr;
+        row0 = varlen ? p.cu_seqlens_q[bi] : 0;
+        sq = varlen ? p.cu_seqlens_q[bi + 1] - p.cu_seqlens_q[bi] : p.seqlen_q;
+        if (p.seqused_q) sq = p.seqused_q[bi];
     }
-    if (p.seqused_q) *sq = p.seqused_q[bi];
-}
+    __device__ __forceinline__ bool valid() const { return i < sq; }
+    // A [b, s, h, d] tensor's row (batch stride ignored when varlen).
+    template <typename T>
+    __device__ __forceinline__ T* at(T* base, int64_t batch, int64_t row, int64_t head) const {
+        return base + (varlen ? 0 : int64_t(bi) * batch) + (row0 + i) * row + int64_t(hi) * head;
+    }
+    __device__ __forceinline__ int64_t acc_row(const BwdParams& p) const {
+        return int64_t(hi) * p.acc_rows + (varlen ? row0 : int64_t(bi) * p.seqlen_q) + i;
+    }
+    // D into dsum, and into the user's dsoftmax_sum (the LSE layout) when given.
+    __device__ __forceinline__ void store_dsum(const BwdParams& p, float d) const {
+        p.dsum[acc_row(p)] = d;
+        if (p.dsoftmax_sum) {
+            const int64_t li = p.lse_unpadded ? int64_t(hi) * p.total_q + row0 + i
+                                              : (int64_t(bi) * p.h + hi) * p.seqlen_q + i;
+            p.dsoftmax_sum[li] = d;
+        }
+    }
+};
 
 constexpr int kRowsPerCta = 8; // one warp per query row
 
 // D = rowsum(dO * O) in fp32 -> dsum (and dsoftmax_sum in the LSE layout). Grid: row groups x h x b.
 template <bool kBf16>
 __global__ void __launch_bounds__(32 * kRowsPerCta) bwd_dot_do_o_kernel(const __grid_constant__ BwdParams p) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int hi = blockIdx.y, bi = blockIdx.z;
-    const int i = blockIdx.x * kRowsPerCta + warp;
-    int64_t row0;
-    int sq;
-    q_geom(p, bi, &row0, &sq);
-    if (i >= sq) return;
-    const bool varlen = p.cu_seqlens_q != nullptr;
-    const uint16_t* o = static_cast<const uint16_t*>(p.o) + (varlen ? 0 : int64_t(bi) * p.o_batch) +
-                        (row0 + i) * p.o_row + int64_t(hi) * p.o_head;
-    const uint16_t* g = static_cast<const uint16_t*>(p.dout) + (varlen ? 0 : int64_t(bi) * p.do_batch) +
-                        (row0 + i) * p.do_row + int64_t(hi) * p.do_head;
+    const int lane = threadIdx.x & 31;
+    const QRow r(p, blockIdx.y, blockIdx.z, blockIdx.x * kRowsPerCta + (threadIdx.x >> 5));
+    if (!r.valid()) return;
+    const uint16_t* o = r.at(static_cast<const uint16_t*>(p.o), p.o_batch, p.o_row, p.o_head);
+    const uint16_t* g = r.at(static_cast<const uint16_t*>(p.dout), p.do_batch, p.do_row, p.do_head);
     float acc = 0.f;
     for (int x = lane; x < p.dv; x += 32) acc += prim::to_float<kBf16>(o[x]) * prim::to_float<kBf16>(g[x]);
 #pragma unroll
     for (int m = 16; m >= 1; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
-    if (lane == 0) {
-        const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
-        p.dsum[int64_t(hi) * p.acc_rows + acc_row0 + i] = acc;
-        if (p.dsoftmax_sum) {
-            const int64_t li = p.lse_unpadded ? int64_t(hi) * p.total_q + row0 + i
-                                              : (int64_t(bi) * p.h + hi) * p.seqlen_q + i;
-            p.dsoftmax_sum[li] = acc;
-        }
-    }
+    if (lane == 0) r.store_dsum(p, acc);
 }
 
 // dq_accum * scale -> dQ in the dtype. Grid: row groups x h x b.
 template <bool kBf16>
 __global__ void __launch_bounds__(32 * kRowsPerCta) bwd_convert_dq_kernel(const __grid_constant__ BwdParams p) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int hi = blockIdx.y, bi = blockIdx.z;
-    const int i = blockIdx.x * kRowsPerCta + warp;
-    int64_t row0;
-    int sq;
-    q_geom(p, bi, &row0, &sq);
-    if (i >= sq) return;
-    const bool varlen = p.cu_seqlens_q != nullptr;
-    const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
-    const float* src = p.dq_accum + (int64_t(hi) * p.acc_rows + acc_row0 + i) * p.acc_d;
-    uint16_t* dst = static_cast<uint16_t*>(p.dq_ptr) + (varlen ? 0 : int64_t(bi) * p.dq_batch) + (row0 + i) * p.dq_row +
-                    int64_t(hi) * p.dq_head;
+    const int lane = threadIdx.x & 31;
+    const QRow r(p, blockIdx.y, blockIdx.z, blockIdx.x * kRowsPerCta + (threadIdx.x >> 5));
+    if (!r.valid()) return;
+    const float* src = p.dq_accum + r.acc_row(p) * p.acc_d;
+    uint16_t* dst = r.at(static_cast<uint16_t*>(p.dq_ptr), p.dq_batch, p.dq_row, p.dq_head);
     for (int x = 2 * lane; x < p.d; x += 64) {
         const float2 v = *reinterpret_cast<const float2*>(src + x);
         dst[x] = prim::from_float<kBf16>(v.x * p.scale);
@@ -157,49 +158,27 @@ constexpr int vec_rows() { return 256 / L; }
 template <bool kBf16, int L>
 __global__ void __launch_bounds__(256) bwd_dot_do_o_vec_kernel(const __grid_constant__ BwdParams p) {
     const int sub = threadIdx.x % L;
-    const int hi = blockIdx.y, bi = blockIdx.z;
-    const int i = blockIdx.x * vec_rows<L>() + threadIdx.x / L;
-    int64_t row0;
-    int sq;
-    q_geom(p, bi, &row0, &sq);
-    const bool valid = i < sq;
-    const bool varlen = p.cu_seqlens_q != nullptr;
+    const QRow r(p, blockIdx.y, blockIdx.z, blockIdx.x * vec_rows<L>() + threadIdx.x / L);
     float acc = 0.f;
-    if (valid) {
-        const uint16_t* o = static_cast<const uint16_t*>(p.o) + (varlen ? 0 : int64_t(bi) * p.o_batch) +
-                            (row0 + i) * p.o_row + int64_t(hi) * p.o_head;
-        const uint16_t* g = static_cast<const uint16_t*>(p.dout) + (varlen ? 0 : int64_t(bi) * p.do_batch) +
-                            (row0 + i) * p.do_row + int64_t(hi) * p.do_head;
+    if (r.valid()) {
+        const uint16_t* o = r.at(static_cast<const uint16_t*>(p.o), p.o_batch, p.o_row, p.o_head);
+        const uint16_t* g = r.at(static_cast<const uint16_t*>(p.dout), p.do_batch, p.do_row, p.do_head);
         for (int c = sub; c < p.dv / 8; c += L)
             acc += dot8<kBf16>(*reinterpret_cast<const uint4*>(o + 8 * c), *reinterpret_cast<const uint4*>(g + 8 * c));
     }
+    // every lane of the warp joins the shuffles, so invalid rows return only after them
 #pragma unroll
     for (int m = L / 2; m >= 1; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
-    if (valid && sub == 0) {
-        const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
-        p.dsum[int64_t(hi) * p.acc_rows + acc_row0 + i] = acc;
-        if (p.dsoftmax_sum) {
-            const int64_t li = p.lse_unpadded ? int64_t(hi) * p.total_q + row0 + i
-                                              : (int64_t(bi) * p.h + hi) * p.seqlen_q + i;
-            p.dsoftmax_sum[li] = acc;
-        }
-    }
+    if (r.valid() && sub == 0) r.store_dsum(p, acc);
 }
 
 template <bool kBf16, int L>
 __global__ void __launch_bounds__(256) bwd_convert_dq_vec_kernel(const __grid_constant__ BwdParams p) {
     const int sub = threadIdx.x % L;
-    const int hi = blockIdx.y, bi = blockIdx.z;
-    const int i = blockIdx.x * vec_rows<L>() + threadIdx.x / L;
-    int64_t row0;
-    int sq;
-    q_geom(p, bi, &row0, &sq);
-    if (i >= sq) return;
-    const bool varlen = p.cu_seqlens_q != nullptr;
-    const int64_t acc_row0 = varlen ? row0 : int64_t(bi) * p.seqlen_q;
-    const float* src = p.dq_accum + (int64_t(hi) * p.acc_rows + acc_row0 + i) * p.acc_d;
-    uint16_t* dst = static_cast<uint16_t*>(p.dq_ptr) + (varlen ? 0 : int64_t(bi) * p.dq_batch) + (row0 + i) * p.dq_row +
-                    int64_t(hi) * p.dq_head;
+    const QRow r(p, blockIdx.y, blockIdx.z, blockIdx.x * vec_rows<L>() + threadIdx.x / L);
+    if (!r.valid()) return;
+    const float* src = p.dq_accum + r.acc_row(p) * p.acc_d;
+    uint16_t* dst = r.at(static_cast<uint16_t*>(p.dq_ptr), p.dq_batch, p.dq_row, p.dq_head);
     for (int c = sub; c < p.d / 8; c += L) {
         const float4 a = *reinterpret_cast<const float4*>(src + 8 * c);
         const float4 b = *reinterpret_cast<const float4*>(src + 8 * c + 4);
