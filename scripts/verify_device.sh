@@ -46,7 +46,7 @@ fi
 if has bun; then
   xz -dc .device/bun.xz > /tmp/bun && chmod +x /tmp/bun
   FLASH_LIBRARY_PATH=$LIBFLASH timeout 300 /tmp/bun test test/gpu_fwd.test.ts test/gpu_bwd.test.ts \
-    test/gpu_kvcache.test.ts test/paged.test.ts test/last_kernel.test.ts > "$OUT/bun.log" 2>&1
+    test/gpu_kvcache.test.ts test/paged.test.ts test/last_kernel.test.ts test/kvcache_seqlens_number.test.ts > "$OUT/bun.log" 2>&1
   echo "bun rc=$?"; grep -E "^ *[0-9]+ (pass|fail)|^\(fail\)" "$OUT/bun.log" | head -8
   FLASH_LIBRARY_PATH=$LIBFLASH timeout 120 /tmp/bun bench/backward_example.ts > "$OUT/bwd_example.log" 2>&1
   echo "backward example rc=$?"; tail -2 "$OUT/bwd_example.log"
