@@ -28,7 +28,7 @@ struct Sm90Tile {
 //   4-20% (most at 1k-2k), while d128/d256 causal lose 2-15% at >= 2k (their masked kernels spill 48-56 B
 //   with the tile ring's extra state): those stay one CTA per tile, the hardware balancing the triangle.
 // - d64 non-causal: 3 consumers (192 x 128, registers 32/160) +5-14% over 2 consumers with ping-pong;
-//   block_n 192 at d64 and 176 at d128: no gain, spills.
+//   block_n 192 at d64 and 176 at d128: no gain, spills (step 7: 176 now 0-16 B, still 1-5% behind 128).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  mask cons  bn  st  overlap pingpong persist dynamic regs
     {64, 0, 3, 128, 2, true, false, true, false, 32, 160},

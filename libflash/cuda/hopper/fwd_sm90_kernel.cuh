@@ -9,9 +9,12 @@
 // - warpgroups 1.. are consumers, 64 query rows each, with the registers the producer gave up: S = Q K^T by
 //   wgmma with both operands in shared memory (K-major, 128-byte swizzle, the layout TMA writes), online
 //   softmax in fp32 with exp2 and the scale folded into one FFMA, P converted in registers to the A operand
-//   of O += P V (wgmma RS form, V read MN-major), deferred 1/l, natural-log LSE.
+//   of O += P V (wgmma RS form, V read MN-major), deferred 1/l, natural-log LSE. The row max used for the
+//   exponentials is raised only when a block's max exceeds it by more than 8 (log2 units; probabilities then
+//   stay <= 256), so most blocks skip the O rescale (FA4's lazy rescale; exact: l and O share the stale max).
 // - kOverlap (config): the P V of key block j-1 stays on the tensor cores while the softmax of block j runs
-//   (FA3's intra-warpgroup overlap); the O rescale waits until that P V has retired.
+//   (FA3's intra-warpgroup overlap); the O rescale for block j runs in the next iteration, between the issue
+//   of S = Q K^T (block j+1) and the P V of block j, in the shadow of the QK^T GEMM.
 // - kPingpong (config): the two consumer warpgroups take turns issuing their GEMMs (named barriers), so the
 //   softmax of one runs while the tensor cores work for the other.
 // Key blocks are visited from the last to the first, so the blocks that need a mask (sequence end, causal
@@ -318,23 +321,36 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const float old = row_max[r];
-            float mx = old;
+            // Row max: four independent chains (the softmax warp mostly issues alone on its scheduler, so the
+            // latency of one 2 * kNT deep chain would be on the critical path).
+            float m4[4] = {s[2 * r], s[2 * r + 1], s[4 + 2 * r], s[4 + 2 * r + 1]};
 #pragma unroll
-            for (int tt = 0; tt < kNT; ++tt) mx = fmaxf(mx, fmaxf(s[4 * tt + 2 * r], s[4 * tt + 2 * r + 1]));
-            mx = quad_max(mx);
-            const float m_use = mx == -INFINITY ? 0.f : mx;
-            const float ms = m_use * sl2;
-            alpha[r] = exp2_approx(old * sl2 - ms);
-            row_max[r] = mx;
-            float sum = 0.f;
+            for (int tt = 2; tt < kNT; ++tt)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) m4[2 * (tt & 1) + e] = fmaxf(m4[2 * (tt & 1) + e], s[4 * tt + 2 * r + e]);
+            const float mx = quad_max(fmaxf(fmaxf(fmaxf(m4[0], m4[1]), fmaxf(m4[2], m4[3])), old));
+            // Lazy rescale: keep the old max (alpha = 1, no O rescale) unless the new one exceeds it by more than
+            // 8 in log2 units. The first block (old = -inf) always takes the new max; a row that is still fully
+            // masked (mx = -inf: the difference is NaN) keeps -inf and uses 0, so its exponentials are exactly 0.
+            float ms;
+            if (mx * sl2 - old * sl2 > 8.f) {
+                ms = mx * sl2;
+                alpha[r] = exp2_approx(old * sl2 - ms);
+                row_max[r] = mx;
+            } else {
+                ms = old == -INFINITY ? 0.f : old * sl2;
+                alpha[r] = 1.f;
+            }
+            float sum2[2] = {0.f, 0.f};
 #pragma unroll
             for (int tt = 0; tt < kNT; ++tt)
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     const float pe = exp2_approx(fmaf(s[4 * tt + 2 * r + e], sl2, -ms));
                     s[4 * tt + 2 * r + e] = pe;
-                    sum += pe;
+                    sum2[e] += pe;
                 }
+            const float sum = sum2[0] + sum2[1];
             row_sum[r] = row_sum[r] * alpha[r] + sum;
         }
     };
@@ -348,6 +364,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         }
     };
     auto rescale = [&](const float (&alpha)[2]) {
+        if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) return; // lazy rescale: mostly skipped
 #pragma unroll
         for (int tt = 0; tt < D / 8; ++tt) {
             o[4 * tt + 0] *= alpha[0];
@@ -396,9 +413,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 for (int j = 1; j < nt; ++j) {
                     const int st = (it + j) % S, pst = (it + j - 1) % S;
                     mbar_wait(k_full(st), ((it + j) / S) & 1);
-                    mbar_wait(v_full(pst), ((it + j - 1) / S) & 1);
                     sched_wait();
                     issue_s(st);
+                    if (j > 1) rescale(alpha); // block j-1's factors (O is zero before the first P V)
+                    mbar_wait(v_full(pst), ((it + j - 1) / S) & 1);
                     issue_pv(pst);
                     sched_pass();
                     wgmma_wait<1>();
@@ -407,9 +425,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     if (j == nt - 1) mbar_arrive(q_empty);
                     softmax(t, nblk(j), alpha);
                     retire_pv(pst);
-                    rescale(alpha);
                     to_p();
                 }
+                if (nt > 1) rescale(alpha);
                 const int lst = (it + nt - 1) % S;
                 mbar_wait(v_full(lst), ((it + nt - 1) / S) & 1);
                 issue_pv(lst);
