@@ -23,26 +23,30 @@ struct FwdTile {
     bool split_body;// compile the key-block body twice (masked / plain): lower register pressure in plain
                     // blocks when the kernel has headroom; costs spills when it has none (d128)
     bool lazy_rescale; // skip the O rescale when no row max of the warp moved (see fwd_kernel.cuh)
+    bool reverse_m; // causal / local only: launch the m-blocks from the last (longest key range) to the first
 };
 
 // Measured on H100 (bench/NOTES.md, CUDA section): 4 warps x 32 rows each (two m16 tiles per warp, so every
 // K/V fragment read from shared memory feeds two MMAs) beat 8 warps x 16 rows by 20-25%; d64 non-causal
 // likes 128 keys per stage, causal 64 (less work wasted on the diagonal); d128 runs best with FA2's single
 // K and V buffer (stages = 1: 64 KB of smem, more L1 left for its register spills), +2-3% over 2 stages.
+// rev_m (causal m-block order, A/B in one process, 2026-11-22): d128 +3-8% in launch order at 1k-16k (was
+// reversed), d64 neutral (+0-1%), d256 -2..-11% at 4k-16k in launch order -> reversed; d32/d96/d192 follow the
+// head dim with the same block_m (unmeasured).
 constexpr FwdTile kFwdTiles[] = {
-    //  d  mask  bm   bn  w  st cta q_regs split lazy
-    {32, 0, 128, 64, 4, 2, 2, true, false, false},
-    {32, 1, 128, 64, 4, 2, 2, true, false, false},
-    {64, 0, 128, 128, 4, 2, 2, false, false, true},
-    {64, 1, 128, 64, 4, 2, 2, false, true, false},
-    {96, 0, 128, 64, 4, 1, 2, false, false, true},
-    {96, 1, 128, 64, 4, 1, 2, false, false, true},
-    {128, 0, 128, 64, 4, 1, 2, false, false, true},
-    {128, 1, 128, 64, 4, 1, 2, false, false, true},
-    {192, 0, 64, 64, 4, 1, 2, false, true, false},
-    {192, 1, 64, 64, 4, 1, 2, false, true, false},
-    {256, 0, 64, 64, 4, 1, 2, false, true, false},
-    {256, 1, 64, 64, 4, 1, 2, false, true, true},
+    //  d  mask  bm   bn  w  st cta q_regs split lazy  rev_m
+    {32, 0, 128, 64, 4, 2, 2, true, false, false, false},
+    {32, 1, 128, 64, 4, 2, 2, true, false, false, false},
+    {64, 0, 128, 128, 4, 2, 2, false, false, true, false},
+    {64, 1, 128, 64, 4, 2, 2, false, true, false, false},
+    {96, 0, 128, 64, 4, 1, 2, false, false, true, false},
+    {96, 1, 128, 64, 4, 1, 2, false, false, true, false},
+    {128, 0, 128, 64, 4, 1, 2, false, false, true, false},
+    {128, 1, 128, 64, 4, 1, 2, false, false, true, false},
+    {192, 0, 64, 64, 4, 1, 2, false, true, false, false},
+    {192, 1, 64, 64, 4, 1, 2, false, true, false, true},
+    {256, 0, 64, 64, 4, 1, 2, false, true, false, false},
+    {256, 1, 64, 64, 4, 1, 2, false, true, true, true},
 };
 
 constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
@@ -53,14 +57,17 @@ constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
 #ifndef FLASH_TUNE_LAZY
 #define FLASH_TUNE_LAZY 0
 #endif
+#ifndef FLASH_TUNE_REV
+#define FLASH_TUNE_REV 0
+#endif
     // Tuning builds only (scripts/device_run.sh tune): one head dim's rows replaced from the command line.
     if (d == FLASH_TUNE_D)
         return FwdTile{FLASH_TUNE_D, masked ? 1 : 0, FLASH_TUNE_BM, FLASH_TUNE_BN, FLASH_TUNE_W, FLASH_TUNE_ST,
-                       FLASH_TUNE_CTA, false, FLASH_TUNE_SPLIT != 0, FLASH_TUNE_LAZY != 0};
+                       FLASH_TUNE_CTA, false, FLASH_TUNE_SPLIT != 0, FLASH_TUNE_LAZY != 0, FLASH_TUNE_REV != 0};
 #endif
     for (const FwdTile& t : kFwdTiles)
         if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false};
+    return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false, false};
 }
 
 } // namespace flash::cuda
