@@ -44,6 +44,17 @@
 #include "fwd_sm90.h"
 #include "fwd_sm90_config.h"
 
+// Experiment switches (step 8 A/B builds; defaults = the committed kernel).
+#ifndef FLASH_SM90_DS
+#define FLASH_SM90_DS 0 // wgmma descriptors: one warp-uniform base per operand + constant offsets
+#endif
+#ifndef FLASH_SM90_Q2
+#define FLASH_SM90_Q2 0 // persistent configs: two Q slots, the next tile's Q loads while this tile runs
+#endif
+#ifndef FLASH_SM90_LAZY64NC
+#define FLASH_SM90_LAZY64NC 1 // lazy O rescale also at d64 non-causal (else threshold 0 there)
+#endif
+
 namespace flash::cuda::sm90 {
 
 template <int kD_, bool kMasked_>
@@ -63,7 +74,9 @@ struct Sm90Cfg {
     static constexpr int kQBytes = kBM * kD * 2;      // Q tile: kCB blocks of [kBM rows][128 B]
     static constexpr int kKVBytes = kBN * kD * 2;     // one K or V slot: kCB blocks of [kBN rows][128 B]
     static constexpr int kBarBytes = 1024;            // mbarriers + the tile ring (at +512), padded so the tiles stay 1024-aligned
-    static constexpr int kSmem = 1024 /* alignment slack */ + kBarBytes + kQBytes + 2 * kStages * kKVBytes;
+    static constexpr int kSmem1 = 1024 /* alignment slack */ + kBarBytes + kQBytes + 2 * kStages * kKVBytes;
+    static constexpr int kQSlots = (FLASH_SM90_Q2 && kTile.persistent && kSmem1 + kQBytes <= 227 * 1024) ? 2 : 1;
+    static constexpr int kSmem = kSmem1 + (kQSlots - 1) * kQBytes;
     static_assert(kTile.d == kD_, "head dim missing from kSm90Tiles");
     static_assert(kD % 64 == 0 && kBN % 16 == 0 && kBN <= 256 && kBM <= 256, "tile shape");
     static_assert(kSmem <= 227 * 1024, "shared memory");
@@ -143,7 +156,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = smem_u32addr(smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
-    const uint32_t q_full = base, q_empty = base + 8u;
+    constexpr int QS = Cfg::kQSlots;
+    auto q_full = [&](int i) { return i == 0 ? base : base + 8u * (6 + 4 * S); };
+    auto q_empty = [&](int i) { return i == 0 ? base + 8u : base + 8u * (7 + 4 * S); };
     auto tile_full = [&](int i) { return base + 8u * (2 + i); };   // the tile ring: 2 slots
     auto tile_empty = [&](int i) { return base + 8u * (4 + i); };
     auto k_full = [&](int s) { return base + 8u * (6 + s); };
@@ -152,7 +167,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     auto v_empty = [&](int s) { return base + 8u * (6 + 3 * S + s); };
     const uint32_t s_tile = base + 512u; // the tile ring's two tile indices
     const uint32_t sQ = base + Cfg::kBarBytes;
-    const uint32_t sK = sQ + Cfg::kQBytes;
+    const uint32_t sK = sQ + QS * Cfg::kQBytes;
     const uint32_t sV = sK + S * Cfg::kKVBytes;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
@@ -160,8 +175,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     auto origin = [](int n, int sk) { return n * BN + BN > sk ? sk - BN : n * BN; };
 
     if (tid == 0) {
-        mbar_init(q_full, 1);
-        mbar_init(q_empty, 128 * Cfg::kCons);
+        for (int i = 0; i < QS; ++i) {
+            mbar_init(q_full(i), 1);
+            mbar_init(q_empty(i), 128 * Cfg::kCons);
+        }
         for (int i = 0; i < 2; ++i) {
             mbar_init(tile_full(i), 1);
             mbar_init(tile_empty(i), 128 * Cfg::kCons);
@@ -204,11 +221,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, cur);
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
-                mbar_wait(q_empty, (u & 1) ^ 1);
-                mbar_arrive_expect_tx(q_full, Cfg::kQBytes);
+                const int qs = u % QS;
+                mbar_wait(q_empty(qs), ((u / QS) & 1) ^ 1);
+                mbar_arrive_expect_tx(q_full(qs), Cfg::kQBytes);
 #pragma unroll
                 for (int c = 0; c < CB; ++c)
-                    tma_load_4d(sQ + c * BM * 128, &P.tm_q, q_full, c * 64, int(t.q_row0) + t.m0, t.hi, qb);
+                    tma_load_4d(sQ + qs * Cfg::kQBytes + c * BM * 128, &P.tm_q, q_full(qs), c * 64, int(t.q_row0) + t.m0, t.hi, qb);
                 for (int j = 0; j < t.ntiles; ++j, ++it) {
                     const int s = it % S;
                     const uint32_t ph = (it / S) & 1;
@@ -241,12 +259,39 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     uint32_t pf[BN / 16][4];
     float row_max[2], row_sum[2];
 
-    auto issue_s = [&](int st) {
+#if FLASH_SM90_DS
+    // Descriptors: one base per operand, built once from a warp-uniform consumer index (the shuffle tells the
+    // compiler so: the bases live in uniform registers), then per wgmma a constant offset in 16-byte units
+    // (the address field is bits 0-13; no carry: shared addresses stay below 256 KB).
+    const int cwu = __shfl_sync(0xffffffffu, cw, 0);
+    const uint64_t dq0 = desc_kmajor_sw128(sQ + uint32_t(cwu) * 64u * 128u);
+    const uint64_t dk0 = desc_kmajor_sw128(sK), dv0 = desc_mnmajor_sw128(sV, BN * 128);
+    auto issue_s = [&](int st, int qs) {
+        const uint64_t dk = dk0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
+        const uint64_t dq = QS == 1 ? dq0 : dq0 + uint64_t(uint32_t(qs) * uint32_t(Cfg::kQBytes >> 4));
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < D / 16; ++ks) {
             const uint32_t cb = (ks / 4), off = (ks % 4) * 32;
-            const uint64_t da = desc_kmajor_sw128(sQ + cb * BM * 128 + cw * 64 * 128 + off);
+            wgmma_ss<BN, kBf16, 0>(s, dq + ((cb * BM * 128 + off) >> 4), dk + ((cb * BN * 128 + off) >> 4),
+                                   ks > 0 ? 1u : 0u);
+        }
+        wgmma_commit();
+    };
+    auto issue_pv = [&](int st) {
+        const uint64_t dv = dv0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<D, kBf16, 1>(o, pf[ks], dv + uint64_t(ks * 128), 1u);
+        wgmma_commit();
+    };
+#else
+    auto issue_s = [&](int st, int qs) {
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ++ks) {
+            const uint32_t cb = (ks / 4), off = (ks % 4) * 32;
+            const uint64_t da = desc_kmajor_sw128(sQ + (QS == 1 ? 0 : qs * Cfg::kQBytes) + cb * BM * 128 + cw * 64 * 128 + off);
             const uint64_t db = desc_kmajor_sw128(sK + st * Cfg::kKVBytes + cb * BN * 128 + off);
             wgmma_ss<BN, kBf16, 0>(s, da, db, ks > 0 ? 1u : 0u);
         }
@@ -261,6 +306,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         }
         wgmma_commit();
     };
+#endif
     // Ping-pong: consumer c issues its GEMMs only after the other one has issued its own (named barrier
     // kSched + c, 256 threads: this warpgroup's 128 syncing + the other's 128 arriving). Consumer 1 hands
     // the first turn to consumer 0; consumer 0 takes one extra turn at the very end, so every arrive is
@@ -333,7 +379,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             // 8 in log2 units. The first block (old = -inf) always takes the new max; a row that is still fully
             // masked (mx = -inf: the difference is NaN) keeps -inf and uses 0, so its exponentials are exactly 0.
             float ms;
-            if (mx * sl2 - old * sl2 > 8.f) {
+            constexpr float kLazyThr = (D == 64 && !kMasked && !FLASH_SM90_LAZY64NC) ? 0.f : 8.f;
+            if (mx * sl2 - old * sl2 > kLazyThr) {
                 ms = mx * sl2;
                 alpha[r] = exp2_approx(old * sl2 - ms);
                 row_max[r] = mx;
@@ -394,19 +441,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         const int nt = t.ntiles;
         auto nblk = [&](int j) { return t.n_end - 1 - j; };
         if (nt > 0) {
-            mbar_wait(q_full, u & 1);
+            const int qs = u % QS;
+            mbar_wait(q_full(qs), (u / QS) & 1);
             if constexpr (Cfg::kOverlap) {
                 float alpha[2];
                 {
                     const int st = it % S;
                     mbar_wait(k_full(st), (it / S) & 1);
                     sched_wait();
-                    issue_s(st);
+                    issue_s(st, qs);
                     sched_pass();
                     wgmma_wait<0>();
                     fence_operand(s);
                     mbar_arrive(k_empty(st));
-                    if (nt == 1) mbar_arrive(q_empty); // the last read of this tile's Q has retired
+                    if (nt == 1) mbar_arrive(q_empty(qs)); // the last read of this tile's Q has retired
                     softmax(t, nblk(0), alpha);
                     to_p();
                 }
@@ -414,7 +462,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     const int st = (it + j) % S, pst = (it + j - 1) % S;
                     mbar_wait(k_full(st), ((it + j) / S) & 1);
                     sched_wait();
-                    issue_s(st);
+                    issue_s(st, qs);
                     if (j > 1) rescale(alpha); // block j-1's factors (O is zero before the first P V)
                     mbar_wait(v_full(pst), ((it + j - 1) / S) & 1);
                     issue_pv(pst);
@@ -422,7 +470,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     wgmma_wait<1>();
                     fence_operand(s);
                     mbar_arrive(k_empty(st));
-                    if (j == nt - 1) mbar_arrive(q_empty);
+                    if (j == nt - 1) mbar_arrive(q_empty(qs));
                     softmax(t, nblk(j), alpha);
                     retire_pv(pst);
                     to_p();
@@ -439,12 +487,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     float alpha[2];
                     mbar_wait(k_full(st), ph);
                     sched_wait();
-                    issue_s(st);
+                    issue_s(st, qs);
                     sched_pass();
                     wgmma_wait<0>();
                     fence_operand(s);
                     mbar_arrive(k_empty(st));
-                    if (j == nt - 1) mbar_arrive(q_empty);
+                    if (j == nt - 1) mbar_arrive(q_empty(qs));
                     softmax(t, nblk(j), alpha);
                     rescale(alpha);
                     to_p();
