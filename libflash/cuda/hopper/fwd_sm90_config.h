@@ -17,6 +17,8 @@ struct Sm90Tile {
     bool persistent; // one CTA per SM working through the tiles (else one CTA per tile)
     bool dynamic;    // persistent CTAs claim tiles from an atomic counter in the workspace (else a static stride)
     int reg_producer, reg_consumer; // setmaxnreg targets; p + consumers*c <= (consumers+1) * launch regs
+    bool desc_base; // wgmma descriptors as one base per operand + constant offsets (fewer integer ops per GEMM)
+    int q_slots;    // 2: persistent CTAs load the next tile's Q while this tile runs (needs the shared memory)
 };
 
 // Shared memory: Q block_m*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer
@@ -29,29 +31,38 @@ struct Sm90Tile {
 //   with the tile ring's extra state): those stay one CTA per tile, the hardware balancing the triangle.
 // - d64 non-causal: 3 consumers (192 x 128, registers 32/160) +5-14% over 2 consumers with ping-pong;
 //   block_n 192 at d64 and 176 at d128: no gain, spills (step 7: 176 now 0-16 B, still 1-5% behind 128).
+// - desc_base + q_slots 2 (steps 8-9): d64 non-causal +3-5%, d128 non-causal +1-5% (652 TF at 16k); on the
+//   causal rows and at d256 (desc_base only: a second Q does not fit) -4..+4%, inside the noise: off there.
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs
-    {64, 0, 3, 128, 2, true, false, true, false, 32, 160},
-    {64, 1, 2, 128, 2, true, true, true, true, 24, 240},
-    {128, 0, 2, 128, 2, true, true, true, false, 24, 240},
-    {128, 1, 2, 128, 2, true, true, false, false, 24, 240},
-    {192, 0, 2, 112, 2, true, false, true, false, 24, 240},
-    {192, 1, 2, 112, 2, true, false, false, false, 24, 240},
-    {256, 0, 2, 80, 2, true, false, true, false, 24, 240},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240},
+    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots
+    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2},
+    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, false, 1},
+    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2},
+    {128, 1, 2, 128, 2, true, true, false, false, 24, 240, false, 1},
+    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1},
+    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1},
+    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, false, 1},
+    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, false, 1},
 };
 
 constexpr Sm90Tile sm90_tile(int d, bool masked) {
 #ifdef FLASH_SM90_TUNE_D
+#ifndef FLASH_SM90_TUNE_DB
+#define FLASH_SM90_TUNE_DB 0
+#endif
+#ifndef FLASH_SM90_TUNE_QS
+#define FLASH_SM90_TUNE_QS 1
+#endif
     // Tuning builds only (scripts/device_run.sh tune90): one head dim's rows replaced from the command line.
     if (d == FLASH_SM90_TUNE_D)
         return Sm90Tile{FLASH_SM90_TUNE_D, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
-                        FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC};
+                        FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
+                        FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0};
+    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1};
 }
 
 // The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,

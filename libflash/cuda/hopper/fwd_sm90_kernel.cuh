@@ -44,17 +44,6 @@
 #include "fwd_sm90.h"
 #include "fwd_sm90_config.h"
 
-// Experiment switches (step 8 A/B builds; defaults = the committed kernel).
-#ifndef FLASH_SM90_DS
-#define FLASH_SM90_DS 0 // wgmma descriptors: one warp-uniform base per operand + constant offsets
-#endif
-#ifndef FLASH_SM90_Q2
-#define FLASH_SM90_Q2 0 // persistent configs: two Q slots, the next tile's Q loads while this tile runs
-#endif
-#ifndef FLASH_SM90_LAZY64NC
-#define FLASH_SM90_LAZY64NC 1 // lazy O rescale also at d64 non-causal (else threshold 0 there)
-#endif
-
 namespace flash::cuda::sm90 {
 
 template <int kD_, bool kMasked_>
@@ -75,11 +64,13 @@ struct Sm90Cfg {
     static constexpr int kKVBytes = kBN * kD * 2;     // one K or V slot: kCB blocks of [kBN rows][128 B]
     static constexpr int kBarBytes = 1024;            // mbarriers + the tile ring (at +512), padded so the tiles stay 1024-aligned
     static constexpr int kSmem1 = 1024 /* alignment slack */ + kBarBytes + kQBytes + 2 * kStages * kKVBytes;
-    static constexpr int kQSlots = (FLASH_SM90_Q2 && kTile.persistent && kSmem1 + kQBytes <= 227 * 1024) ? 2 : 1;
+    static constexpr bool kDescBase = kTile.desc_base;
+    static constexpr int kQSlots = kTile.q_slots;
     static constexpr int kSmem = kSmem1 + (kQSlots - 1) * kQBytes;
     static_assert(kTile.d == kD_, "head dim missing from kSm90Tiles");
     static_assert(kD % 64 == 0 && kBN % 16 == 0 && kBN <= 256 && kBM <= 256, "tile shape");
     static_assert(kSmem <= 227 * 1024, "shared memory");
+    static_assert(kQSlots == 1 || (kQSlots == 2 && kTile.persistent), "a second Q slot serves persistent CTAs only");
     // setmaxnreg moves registers between warpgroups inside the CTA's launch allocation (65536 / threads,
     // rounded down to a multiple of 8, per thread); an increase beyond what the decreases freed never returns.
     static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8;
@@ -259,54 +250,53 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     uint32_t pf[BN / 16][4];
     float row_max[2], row_sum[2];
 
-#if FLASH_SM90_DS
-    // Descriptors: one base per operand, built once from a warp-uniform consumer index (the shuffle tells the
-    // compiler so: the bases live in uniform registers), then per wgmma a constant offset in 16-byte units
-    // (the address field is bits 0-13; no carry: shared addresses stay below 256 KB).
-    const int cwu = __shfl_sync(0xffffffffu, cw, 0);
+    // Descriptors. desc_base (config): one base per operand, built once from a warp-uniform consumer index (the
+    // shuffle tells the compiler so: the bases live in uniform registers), then per wgmma a constant offset in
+    // 16-byte units (the address field is bits 0-13; no carry: shared addresses stay below 256 KB). Otherwise
+    // each descriptor is built from its address (fewer live registers, more integer work per GEMM).
+    const int cwu = Cfg::kDescBase ? __shfl_sync(0xffffffffu, cw, 0) : cw;
     const uint64_t dq0 = desc_kmajor_sw128(sQ + uint32_t(cwu) * 64u * 128u);
     const uint64_t dk0 = desc_kmajor_sw128(sK), dv0 = desc_mnmajor_sw128(sV, BN * 128);
     auto issue_s = [&](int st, int qs) {
-        const uint64_t dk = dk0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
-        const uint64_t dq = QS == 1 ? dq0 : dq0 + uint64_t(uint32_t(qs) * uint32_t(Cfg::kQBytes >> 4));
-        wgmma_fence();
+        if constexpr (Cfg::kDescBase) {
+            const uint64_t dk = dk0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
+            const uint64_t dq = QS == 1 ? dq0 : dq0 + uint64_t(uint32_t(qs) * uint32_t(Cfg::kQBytes >> 4));
+            wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < D / 16; ++ks) {
-            const uint32_t cb = (ks / 4), off = (ks % 4) * 32;
-            wgmma_ss<BN, kBf16, 0>(s, dq + ((cb * BM * 128 + off) >> 4), dk + ((cb * BN * 128 + off) >> 4),
-                                   ks > 0 ? 1u : 0u);
+            for (int ks = 0; ks < D / 16; ++ks) {
+                const uint32_t cb = (ks / 4), off = (ks % 4) * 32;
+                wgmma_ss<BN, kBf16, 0>(s, dq + ((cb * BM * 128 + off) >> 4), dk + ((cb * BN * 128 + off) >> 4),
+                                       ks > 0 ? 1u : 0u);
+            }
+        } else {
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ++ks) {
+                const uint32_t cb = (ks / 4), off = (ks % 4) * 32;
+                const uint64_t da =
+                    desc_kmajor_sw128(sQ + (QS == 1 ? 0 : qs * Cfg::kQBytes) + cb * BM * 128 + cw * 64 * 128 + off);
+                const uint64_t db = desc_kmajor_sw128(sK + st * Cfg::kKVBytes + cb * BN * 128 + off);
+                wgmma_ss<BN, kBf16, 0>(s, da, db, ks > 0 ? 1u : 0u);
+            }
         }
         wgmma_commit();
     };
     auto issue_pv = [&](int st) {
-        const uint64_t dv = dv0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
-        wgmma_fence();
+        if constexpr (Cfg::kDescBase) {
+            const uint64_t dv = dv0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
+            wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<D, kBf16, 1>(o, pf[ks], dv + uint64_t(ks * 128), 1u);
-        wgmma_commit();
-    };
-#else
-    auto issue_s = [&](int st, int qs) {
-        wgmma_fence();
+            for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<D, kBf16, 1>(o, pf[ks], dv + uint64_t(ks * 128), 1u);
+        } else {
+            wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < D / 16; ++ks) {
-            const uint32_t cb = (ks / 4), off = (ks % 4) * 32;
-            const uint64_t da = desc_kmajor_sw128(sQ + (QS == 1 ? 0 : qs * Cfg::kQBytes) + cb * BM * 128 + cw * 64 * 128 + off);
-            const uint64_t db = desc_kmajor_sw128(sK + st * Cfg::kKVBytes + cb * BN * 128 + off);
-            wgmma_ss<BN, kBf16, 0>(s, da, db, ks > 0 ? 1u : 0u);
+            for (int ks = 0; ks < BN / 16; ++ks) {
+                const uint64_t db = desc_mnmajor_sw128(sV + st * Cfg::kKVBytes + ks * 16 * 128, BN * 128);
+                wgmma_rs<D, kBf16, 1>(o, pf[ks], db, 1u);
+            }
         }
         wgmma_commit();
     };
-    auto issue_pv = [&](int st) {
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < BN / 16; ++ks) {
-            const uint64_t db = desc_mnmajor_sw128(sV + st * Cfg::kKVBytes + ks * 16 * 128, BN * 128);
-            wgmma_rs<D, kBf16, 1>(o, pf[ks], db, 1u);
-        }
-        wgmma_commit();
-    };
-#endif
     // Ping-pong: consumer c issues its GEMMs only after the other one has issued its own (named barrier
     // kSched + c, 256 threads: this warpgroup's 128 syncing + the other's 128 arriving). Consumer 1 hands
     // the first turn to consumer 0; consumer 0 takes one extra turn at the very end, so every arrive is
@@ -379,8 +369,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             // 8 in log2 units. The first block (old = -inf) always takes the new max; a row that is still fully
             // masked (mx = -inf: the difference is NaN) keeps -inf and uses 0, so its exponentials are exactly 0.
             float ms;
-            constexpr float kLazyThr = (D == 64 && !kMasked && !FLASH_SM90_LAZY64NC) ? 0.f : 8.f;
-            if (mx * sl2 - old * sl2 > kLazyThr) {
+            if (mx * sl2 - old * sl2 > 8.f) {
                 ms = mx * sl2;
                 alpha[r] = exp2_approx(old * sl2 - ms);
                 row_max[r] = mx;
