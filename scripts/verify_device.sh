@@ -17,6 +17,8 @@ if has build; then
     timeout 400 cmake --build build-all -j16; } > "$OUT/build.log" 2>&1
   echo "build rc=$? in $(( $(date +%s) - t0 )) s"
   grep -E "spill stores" "$OUT/build.log" | grep -v " 0 bytes spill" | sort | uniq -c | sort -rn | head -5
+  # C7518 and friends: ptxas serialized every wgmma of a kernel (a 20-30% loss, bench/NOTES.md step 10)
+  grep -oE "\(C75[0-9]+\)[^']*'[^']*'" "$OUT/build.log" | sort | uniq -c | head -5
 fi
 if has prim; then
   { nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -Ilibflash bench/gpu/test_primitives.cu -o /tmp/tp &&

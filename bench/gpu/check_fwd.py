@@ -238,6 +238,11 @@ def build_cases(quick):
     cases.append(Case("persistent d128", dtype=dt, b=4, h=16, hk=4, d=128, seqs_q=[700], seqs_k=[900]))
     cases.append(Case("persistent d64", dtype=torch.float16, b=3, h=16, hk=16, d=64, seqs_q=[1000], seqs_k=[517]))
     cases.append(Case("persistent varlen d128", dtype=dt, b=0, h=16, hk=8, d=128, seqs_q=[700, 1, 1500, 333], seqs_k=[900, 64, 1500, 2000], varlen=True))
+    # Causal / local with more tiles than SMs (dynamic schedule where the tile table makes them persistent;
+    # tiles of one to many key blocks back to back, windows leaving some tiles without keys).
+    cases.append(Case("persistent causal d128", dtype=dt, b=4, h=16, hk=4, d=128, seqs_q=[700], seqs_k=[900], causal=True))
+    cases.append(Case("persistent causal d64", dtype=torch.float16, b=3, h=16, hk=8, d=64, seqs_q=[1000], seqs_k=[1000], causal=True))
+    cases.append(Case("persistent local varlen d128", dtype=dt, b=0, h=16, hk=16, d=128, seqs_q=[700, 1, 1500, 333], seqs_k=[900, 64, 1500, 2000], varlen=True, window=(100, 0)))
     cases.append(Case("persistent varlen d256", dtype=dt, b=0, h=12, hk=12, d=256, seqs_q=[300, 1200, 5], seqs_k=[800, 1200, 77], varlen=True))
     cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))
     return cases

@@ -3,7 +3,7 @@
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
 Shapes cover every Hopper configuration (d64 3-consumer persistent, d128 ping-pong, causal, local, softcap,
 GQA, varlen with skipped tiles) and run on whatever path the GPU takes. Exit 0 when every call returned OK.
-Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L]
+Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
 """
 import argparse
 import itertools
@@ -20,15 +20,21 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (192, 1, 4, 4, [300], [700], False, (50, 20), 0.0, torch.float16),
     (256, 1, 4, 1, [257], [257], True, (-1, -1), 0.0, torch.bfloat16),
     (128, 0, 8, 4, [700, 1, 333], [900, 64, 2000], False, (-1, -1), 0.0, torch.bfloat16),
+    (128, 4, 16, 4, [700], [900], True, (-1, -1), 0.0, torch.bfloat16),  # several causal tiles per CTA
+    (64, 4, 16, 8, [1000], [1000], True, (-1, -1), 0.0, torch.bfloat16),
+    (64, 4, 16, 16, [900], [900], False, (-1, -1), 0.0, torch.float16),
 ]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib")
-    lib = Lib(ap.parse_args().lib)
+    ap.add_argument("--dims", help="comma-separated head dims to run (a build with fewer head dims)")
+    args = ap.parse_args()
+    lib = Lib(args.lib)
     dev = torch.device("cuda")
-    for d, b, h, hk, sq, sk, causal, window, softcap, dt in SHAPES:
+    shapes = [s for s in SHAPES if not args.dims or str(s[0]) in args.dims.split(",")]
+    for d, b, h, hk, sq, sk, causal, window, softcap, dt in shapes:
         torch.manual_seed(d + h)
         if b == 0:  # varlen
             cq = torch.tensor([0, *itertools.accumulate(sq)], dtype=torch.int32, device=dev)
@@ -52,7 +58,7 @@ def main():
         print(f"ok d{d} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} [{lib.last_kernel()}]",
               flush=True)
         assert torch.isfinite(o.float()).all(), "non-finite output"
-    print(f"{len(SHAPES)} calls OK")
+    print(f"{len(shapes)} calls OK")
 
 
 if __name__ == "__main__":

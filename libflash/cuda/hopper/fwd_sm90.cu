@@ -119,7 +119,10 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
         if (const cudaError_t e = cudaMemsetAsync(workspace, 0, sizeof(int), stream); e != cudaSuccess)
             return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(sm90 tile counter)");
     }
-    const dim3 grid(unsigned(t.persistent ? std::min<int64_t>(tiles, di.sms) : tiles));
+    // A persistent-compiled kernel launched with one CTA per tile runs one tile per CTA (its next tile is
+    // past the end): long tiles amortize their own prologue, and the hardware balances them best.
+    const bool persist = t.persistent && (t.persist_max_n == 0 || p.seqlen_k <= int64_t(t.persist_max_n) * t.block_n);
+    const dim3 grid(unsigned(persist ? std::min<int64_t>(tiles, di.sms) : tiles));
     const bool softcap = p.softcap > 0.f;
     int32_t st = FLASH_ERROR_INTERNAL;
 #define FLASH_SM90_CASE(D)                                                                                 \
