@@ -7,6 +7,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
+#include <vector>
 
 #include "api/error.h"
 #include "../attn_params.h"
@@ -132,6 +134,14 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
                   : (masked ? run_fwd_sm90<false, D, true>(sp, grid, softcap, stream)                      \
                             : run_fwd_sm90<false, D, false>(sp, grid, softcap, stream));                   \
         break;
+#ifdef FLASH_SM90_TRACE
+    static long long* trace_buf = nullptr;
+    const size_t trace_bytes = size_t(grid.x) * 3 * 32 * 16 * sizeof(long long);
+    if (trace_buf) cudaFree(trace_buf);
+    cudaMalloc(&trace_buf, trace_bytes);
+    cudaMemsetAsync(trace_buf, 0, trace_bytes, stream);
+    sp.trace = trace_buf;
+#endif
     switch (dim) {
 #ifdef FLASH_HDIM_64
         FLASH_SM90_CASE(64)
@@ -149,6 +159,17 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
         return FLASH_OK;
     }
 #undef FLASH_SM90_CASE
+#ifdef FLASH_SM90_TRACE
+    if (const char* f = std::getenv("FLASH_SM90_TRACE_FILE"); f && st == FLASH_OK) {
+        std::vector<long long> h(trace_bytes / sizeof(long long));
+        cudaMemcpyAsync(h.data(), trace_buf, trace_bytes, cudaMemcpyDeviceToHost, stream);
+        cudaStreamSynchronize(stream);
+        if (FILE* fp = std::fopen(f, "wb")) {
+            std::fwrite(h.data(), 1, trace_bytes, fp);
+            std::fclose(fp);
+        }
+    }
+#endif
     *taken = true;
     if (st == FLASH_OK) set_kernel("cuda.sm90.fwd");
     return st;

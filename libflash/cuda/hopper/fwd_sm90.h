@@ -18,6 +18,9 @@ struct Sm90Params {
     int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then head, then batch
     int* tile_counter; // dynamic schedule: tiles past the first gridDim.x are claimed with atomicAdd (zeroed
                        // before the launch); null: CTA c takes tiles c, c + gridDim.x, ...
+#ifdef FLASH_SM90_TRACE
+    long long* trace;
+#endif
 };
 
 // Workspace the Hopper path needs for p (num_splits resolved): 0 when it does not take p or needs none.

@@ -46,6 +46,20 @@
 
 namespace flash::cuda::sm90 {
 
+// Diagnostic builds only (-DFLASH_SM90_TRACE): one thread per warpgroup records clock64() at fixed points of
+// its first 32 tiles into P.trace[((cta * 3 + role) * 32 + tile) * 16 + event] (role 0 producer, 1.. consumers).
+#ifdef FLASH_SM90_TRACE
+#define FLASH_TRACE(ev, role, t)                                                                          \
+    do {                                                                                                  \
+        if ((tid & 127) == 0 && (t) < 32 && (role) < 3)                                                   \
+            P.trace[((int64_t(blockIdx.x) * 3 + (role)) * 32 + (t)) * 16 + (ev)] = clock64();             \
+    } while (0)
+#else
+#define FLASH_TRACE(ev, role, t) \
+    do {                         \
+    } while (0)
+#endif
+
 template <int kD_, bool kMasked_>
 struct Sm90Cfg {
     static constexpr Sm90Tile kTile = sm90_tile(kD_, kMasked_);
@@ -213,7 +227,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
                 const int qs = u % QS;
+                FLASH_TRACE(8, 0, u);
                 mbar_wait(q_empty(qs), ((u / QS) & 1) ^ 1);
+                FLASH_TRACE(9, 0, u);
                 mbar_arrive_expect_tx(q_full(qs), Cfg::kQBytes);
 #pragma unroll
                 for (int c = 0; c < CB; ++c)
@@ -234,6 +250,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                         tma_load_4d(sV + s * Cfg::kKVBytes + c * BN * 128, &P.tm_v, v_full(s), c * 64, row, t.hki, kb);
                 }
                 ++u;
+                FLASH_TRACE(10, 0, u - 1);
             }
         }
         return;
@@ -411,7 +428,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     };
 
     if (cw == 1) sched_pass();
-    int it = 0, u = 0;
+    int it = 0, u = 0, tcount = 0;
     for (int i = 0, next = int(blockIdx.x);; ++i, next += int(gridDim.x)) {
         int tile = next; // static schedule (i is then dead code)
         if constexpr (Cfg::kDynamic) {
@@ -423,6 +440,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if (tile >= total_tiles) break;
         const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, tile);
         if (t.skip) continue;
+        FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
         for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
         row_max[0] = row_max[1] = -INFINITY;
@@ -432,19 +450,23 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if (nt > 0) {
             const int qs = u % QS;
             mbar_wait(q_full(qs), (u / QS) & 1);
+            FLASH_TRACE(1, 1 + cw, tcount);
             if constexpr (Cfg::kOverlap) {
                 float alpha[2];
                 {
                     const int st = it % S;
                     mbar_wait(k_full(st), (it / S) & 1);
+                    FLASH_TRACE(2, 1 + cw, tcount);
                     sched_wait();
                     issue_s(st, qs);
                     sched_pass();
                     wgmma_wait<0>();
                     fence_operand(s);
+                    FLASH_TRACE(3, 1 + cw, tcount);
                     mbar_arrive(k_empty(st));
                     if (nt == 1) mbar_arrive(q_empty(qs)); // the last read of this tile's Q has retired
                     softmax(t, nblk(0), alpha);
+                    FLASH_TRACE(4, 1 + cw, tcount);
                     to_p();
                 }
                 for (int j = 1; j < nt; ++j) {
@@ -465,10 +487,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     to_p();
                 }
                 if (nt > 1) rescale(alpha);
+                FLASH_TRACE(5, 1 + cw, tcount);
                 const int lst = (it + nt - 1) % S;
                 mbar_wait(v_full(lst), ((it + nt - 1) / S) & 1);
                 issue_pv(lst);
                 retire_pv(lst);
+                FLASH_TRACE(6, 1 + cw, tcount);
             } else {
                 for (int j = 0; j < nt; ++j) {
                     const int st = (it + j) % S;
@@ -520,6 +544,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 else if (col < p.dv) orow[col] = uint16_t(v);
             }
         }
+        FLASH_TRACE(7, 1 + cw, tcount);
+        ++tcount;
     }
     if (cw == 0) sched_wait(); // consume consumer 1's last hand-over (no barrier left half-arrived at exit)
 #else
