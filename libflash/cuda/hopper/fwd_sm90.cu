@@ -109,6 +109,12 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
         clear_error(); // an unusual stride the copy engine cannot describe: the sm80 kernel takes it
         return FLASH_OK;
     }
+    if (t.tma_o) { // else (or an O the copy engine cannot describe) O leaves by ordinary stores
+        const TensorView ov{p.o, uint64_t(p.dv), uint64_t(vq ? p.total_q : p.seqlen_q), uint64_t(p.h),
+                            uint64_t(vq ? 1 : p.b), p.so_.row, p.so_.head, p.so_.batch};
+        sp.tma_o = make_tensor_map(&sp.tm_o, ov, bf16, 64, 64) == FLASH_OK ? 1 : 0;
+        if (!sp.tma_o) clear_error();
+    }
     sp.m_blocks = (p.seqlen_q + bm - 1) / bm;
     const int64_t tiles = int64_t(sp.m_blocks) * p.h * p.b;
     if (tiles > INT_MAX) return FLASH_OK;
