@@ -22,7 +22,7 @@ struct Sm90Tile {
     int persist_max_n; // > 0: launch persistently only while seqlen_k <= persist_max_n * block_n, else one CTA
                        // per tile (the kernel then takes one tile each); 0: always as `persistent` says
     bool tma_o;     // O leaves through the tile's Q slot (stmatrix) and TMA stores instead of 32-bit stores from
-                    // registers; the slot is released once the copy has read it, so it needs q_slots 2
+                    // registers; the slot is released once the copy has read it, so persistent CTAs need q_slots 2
 };
 
 // Shared memory: Q block_m*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer
@@ -44,6 +44,9 @@ struct Sm90Tile {
 #ifndef FLASH_SM90_TMA_O
 #define FLASH_SM90_TMA_O true
 #endif
+#ifndef FLASH_SM90_TMA_O_1CTA
+#define FLASH_SM90_TMA_O_1CTA false
+#endif
 #ifndef FLASH_SM90_D128_CAUSAL_PMN
 #define FLASH_SM90_D128_CAUSAL_PMN 32
 #endif
@@ -54,9 +57,9 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, FLASH_SM90_TMA_O},
     {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, FLASH_SM90_D128_CAUSAL_PMN, FLASH_SM90_TMA_O},
     {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false},
-    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false},
+    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, FLASH_SM90_TMA_O_1CTA},
     {256, 0, 2, 80, 2, true, false, true, false, 24, 240, false, 1, 0, false},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, false, 1, 0, false},
+    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, false, 1, 0, FLASH_SM90_TMA_O_1CTA},
 };
 
 constexpr Sm90Tile sm90_tile(int d, bool masked) {

@@ -82,7 +82,8 @@ struct Sm90Cfg {
     static constexpr bool kDescBase = kTile.desc_base;
     static constexpr int kQSlots = kTile.q_slots;
     static constexpr bool kTmaO = kTile.tma_o;
-    static_assert(!kTmaO || kTile.q_slots == 2, "the O staging in the Q slot needs the second slot");
+    static_assert(!kTmaO || kTile.q_slots == 2 || !kTile.persistent,
+                  "a persistent CTA staging O in its Q slot needs the second slot for the next tile's Q");
     static constexpr int kSmem = kSmem1 + (kQSlots - 1) * kQBytes;
     static_assert(kTile.d == kD_, "head dim missing from kSm90Tiles");
     static_assert(kD % 64 == 0 && kBN % 16 == 0 && kBN <= 256 && kBM <= 256, "tile shape");
