@@ -41,6 +41,9 @@ struct Sm90Tile {
 //   +3-5% at 2k, +2% at 4k, -3% at 16k against one CTA per tile -> persistent up to persist_max_n key blocks.
 //   A third K/V stage (q_slots 1) and the "chain" overlap of tile boundaries: no gain (NOTES step 10).
 //   d64 causal: 3 or 4 stages = 2 (+-1%); d256 causal dynamic (q_slots 1, no room for 2): +2% at 512-1k, -10% at 16k.
+// - tma_o (step 11): d128 +11% / +7% / +5% / +2% / 0 non-causal and +17% / +11% / +6% / +3% / -1% causal at
+//   512 / 1k / 2k / 4k / 16k; d64 non-causal (3 consumers) 0.98 -> 0.83 (worse with seqlen: the loop's code,
+//   not the epilogue), d64 causal with q_slots 2 0.97-1.03; d256 causal spills 124 B with it. On at d128 only.
 #ifndef FLASH_SM90_TMA_O
 #define FLASH_SM90_TMA_O true
 #endif
@@ -52,7 +55,7 @@ struct Sm90Tile {
 #endif
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o
-    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, FLASH_SM90_TMA_O},
+    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false},
     {64, 1, 2, 128, 2, true, true, true, true, 24, 240, false, 1, 0, false},
     {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, FLASH_SM90_TMA_O},
     {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, FLASH_SM90_D128_CAUSAL_PMN, FLASH_SM90_TMA_O},
