@@ -1,4 +1,4 @@
-// Unit tests of the sm90 primitives (libflash/cuda/primitives: tma, mbarrier, wgmma, warpgroup) on a Hopper
+// Unit tests of the sm90 primitives (libflash/cuda/primitives: tma, mbarrier, wgmma, warpgroup, stmatrix) on a Hopper
 // GPU, against host loops of the layout contracts written in the headers. Every tile shape the Hopper
 // forward uses is covered: Q K^T (SS, K-major, N = block_n) and P V (RS, MN-major B with several 64-wide
 // column blocks, N = head dim). Inputs are small multiples of 1/4, so every product and sum is exact in
@@ -21,6 +21,7 @@
 #include "cuda/primitives/ldmatrix.cuh"
 #include "cuda/primitives/mbarrier.cuh"
 #include "cuda/primitives/smem_io.cuh"
+#include "cuda/primitives/stmatrix.cuh"
 #include "cuda/primitives/tma.cuh"
 #include "cuda/primitives/warpgroup.cuh"
 #include "cuda/primitives/wgmma.cuh"
@@ -115,6 +116,58 @@ static void test_tma(int row0) {
     report(name, bad == 0, buf);
     cudaFree(d);
     cudaFree(o);
+}
+
+// ---- stmatrix.x4 into the swizzled box layout, then tma_store_4d (the Hopper forward's O epilogue) ----
+// One warpgroup holds a 64 x cols tile in the wgmma accumulator layout (warp w: rows 16w..16w+15; lane (g, q):
+// rows g, g + 8, columns 8t + 2q, 8t + 2q + 1), value = the element's 16-bit pattern (row * cols + col + 1).
+__global__ void k_stsm_store(const __grid_constant__ Maps m, int row0, int cols) {
+    extern __shared__ unsigned char raw[];
+    const uint32_t tile = (smem_u32addr(raw) + 1023u) & ~1023u;
+    const int lane = threadIdx.x & 31, wl = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
+    const int mi = lane >> 3, rr = lane & 7, srow = 16 * wl + rr + 8 * (mi & 1);
+    auto val = [&](int r, int c) { return uint32_t(r * cols + c + 1); };
+    auto pk = [&](int r, int c) { return val(r, c) | (val(r, c + 1) << 16); };
+    for (int kk = 0; kk < cols / 16; ++kk) {
+        const int r0 = 16 * wl + g, c0 = 16 * kk + 2 * q;
+        const uint32_t v[4] = {pk(r0, c0), pk(r0 + 8, c0), pk(r0, c0 + 8), pk(r0 + 8, c0 + 8)};
+        const int col = 16 * kk + 8 * (mi >> 1);
+        stmatrix_x4(tile + (col >> 6) * 64 * 128 + srow * 128 + ((((col & 63) >> 3) ^ (srow & 7)) << 4), v);
+    }
+    fence_proxy_async_smem();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int c = 0; c < cols / 64; ++c) tma_store_4d(&m.q, tile + c * 64 * 128, c * 64, row0, 0, 0);
+        bulk_commit();
+        bulk_wait<0>();
+    }
+}
+
+static void test_stsm_store(int row0) {
+    const int rows = 100, cols = 128;
+    uint16_t* d;
+    CK(cudaMalloc(&d, rows * cols * 2));
+    CK(cudaMemset(d, 0, rows * cols * 2)); // 0 = never written (the tile's values are >= 1)
+    Maps m{};
+    m.q = make_map(d, true, rows, cols, 64);
+    CK(cudaFuncSetAttribute(k_stsm_store, cudaFuncAttributeMaxDynamicSharedMemorySize, 32 * 1024));
+    k_stsm_store<<<1, 128, 32 * 1024>>>(m, row0, cols);
+    CK(cudaGetLastError());
+    std::vector<uint16_t> got(rows * cols);
+    CK(cudaMemcpy(got.data(), d, got.size() * 2, cudaMemcpyDeviceToHost));
+    // Rows row0 .. row0 + 63 inside [0, rows) hold tile row (r - row0); every other row is untouched.
+    int bad = 0;
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) {
+            const int tr = r - row0;
+            const uint16_t want = (tr >= 0 && tr < 64) ? uint16_t(tr * cols + c + 1) : 0;
+            if (got[r * cols + c] != want) ++bad;
+        }
+    char name[64], buf[64];
+    std::snprintf(name, sizeof name, "stmatrix_x4 + tma_store_4d row0=%d", row0);
+    std::snprintf(buf, sizeof buf, "%d wrong elements", bad);
+    report(name, bad == 0, buf);
+    cudaFree(d);
 }
 
 // ---- wgmma: S = Q K^T (SS, K-major, D = 128) then O = P V (RS, V MN-major), one warpgroup ----
@@ -429,6 +482,9 @@ int main() {
     test_tma(0);
     test_tma(60);  // rows past the end read as zeros
     test_tma(-10); // negative rows (the last key block's origin) read as zeros
+    test_stsm_store(0);
+    test_stsm_store(20);
+    test_stsm_store(60); // rows past the tensor's end are not written
     test_wgmma<128, 128, true>();
     test_wgmma<128, 128, false>();
     test_wgmma<80, 256, true>();

@@ -7,6 +7,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
+#include <vector>
 
 #include "api/error.h"
 #include "../attn_params.h"
@@ -107,6 +109,12 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
         clear_error(); // an unusual stride the copy engine cannot describe: the sm80 kernel takes it
         return FLASH_OK;
     }
+    if (t.tma_o) { // else (or an O the copy engine cannot describe) O leaves by ordinary stores
+        const TensorView ov{p.o, uint64_t(p.dv), uint64_t(vq ? p.total_q : p.seqlen_q), uint64_t(p.h),
+                            uint64_t(vq ? 1 : p.b), p.so_.row, p.so_.head, p.so_.batch};
+        sp.tma_o = make_tensor_map(&sp.tm_o, ov, bf16, 64, 64) == FLASH_OK ? 1 : 0;
+        if (!sp.tma_o) clear_error();
+    }
     sp.m_blocks = (p.seqlen_q + bm - 1) / bm;
     const int64_t tiles = int64_t(sp.m_blocks) * p.h * p.b;
     if (tiles > INT_MAX) return FLASH_OK;
@@ -132,6 +140,14 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
                   : (masked ? run_fwd_sm90<false, D, true>(sp, grid, softcap, stream)                      \
                             : run_fwd_sm90<false, D, false>(sp, grid, softcap, stream));                   \
         break;
+#ifdef FLASH_SM90_TRACE
+    static long long* trace_buf = nullptr;
+    const size_t trace_bytes = size_t(grid.x) * 3 * 32 * 16 * sizeof(long long);
+    if (trace_buf) cudaFree(trace_buf);
+    cudaMalloc(&trace_buf, trace_bytes);
+    cudaMemsetAsync(trace_buf, 0, trace_bytes, stream);
+    sp.trace = trace_buf;
+#endif
     switch (dim) {
 #ifdef FLASH_HDIM_64
         FLASH_SM90_CASE(64)
@@ -149,6 +165,17 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
         return FLASH_OK;
     }
 #undef FLASH_SM90_CASE
+#ifdef FLASH_SM90_TRACE
+    if (const char* f = std::getenv("FLASH_SM90_TRACE_FILE"); f && st == FLASH_OK) {
+        std::vector<long long> h(trace_bytes / sizeof(long long));
+        cudaMemcpyAsync(h.data(), trace_buf, trace_bytes, cudaMemcpyDeviceToHost, stream);
+        cudaStreamSynchronize(stream);
+        if (FILE* fp = std::fopen(f, "wb")) {
+            std::fwrite(h.data(), 1, trace_bytes, fp);
+            std::fclose(fp);
+        }
+    }
+#endif
     *taken = true;
     if (st == FLASH_OK) set_kernel("cuda.sm90.fwd");
     return st;

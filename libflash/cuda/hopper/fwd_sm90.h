@@ -15,9 +15,14 @@ namespace flash::cuda::sm90 {
 struct Sm90Params {
     FwdParams f;
     CUtensorMap tm_q, tm_k, tm_v;
+    CUtensorMap tm_o; // boxes of 64 rows x 64 columns; valid when tma_o != 0 (configs with the tma_o field)
+    int tma_o;
     int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then head, then batch
     int* tile_counter; // dynamic schedule: tiles past the first gridDim.x are claimed with atomicAdd (zeroed
                        // before the launch); null: CTA c takes tiles c, c + gridDim.x, ...
+#ifdef FLASH_SM90_TRACE
+    long long* trace;
+#endif
 };
 
 // Workspace the Hopper path needs for p (num_splits resolved): 0 when it does not take p or needs none.

@@ -21,6 +21,8 @@ struct Sm90Tile {
     int q_slots;    // 2: persistent CTAs load the next tile's Q while this tile runs (needs the shared memory)
     int persist_max_n; // > 0: launch persistently only while seqlen_k <= persist_max_n * block_n, else one CTA
                        // per tile (the kernel then takes one tile each); 0: always as `persistent` says
+    bool tma_o;     // O leaves through the tile's Q slot (stmatrix) and TMA stores instead of 32-bit stores from
+                    // registers; the slot is released once the copy has read it, so persistent CTAs need q_slots 2
 };
 
 // Shared memory: Q block_m*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer
@@ -39,19 +41,28 @@ struct Sm90Tile {
 //   +3-5% at 2k, +2% at 4k, -3% at 16k against one CTA per tile -> persistent up to persist_max_n key blocks.
 //   A third K/V stage (q_slots 1) and the "chain" overlap of tile boundaries: no gain (NOTES step 10).
 //   d64 causal: 3 or 4 stages = 2 (+-1%); d256 causal dynamic (q_slots 1, no room for 2): +2% at 512-1k, -10% at 16k.
+// - tma_o (step 11): d128 +11% / +7% / +5% / +2% / 0 non-causal and +17% / +11% / +6% / +3% / -1% causal at
+//   512 / 1k / 2k / 4k / 16k; d64 non-causal (3 consumers) 0.98 -> 0.83 (worse with seqlen: the loop's code,
+//   not the epilogue), d64 causal with q_slots 2 0.97-1.03; d256 causal spills 124 B with it. On at d128 only.
+#ifndef FLASH_SM90_TMA_O
+#define FLASH_SM90_TMA_O true
+#endif
+#ifndef FLASH_SM90_TMA_O_1CTA
+#define FLASH_SM90_TMA_O_1CTA false
+#endif
 #ifndef FLASH_SM90_D128_CAUSAL_PMN
 #define FLASH_SM90_D128_CAUSAL_PMN 32
 #endif
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n
-    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0},
-    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, false, 1, 0},
-    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0},
-    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, FLASH_SM90_D128_CAUSAL_PMN},
-    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0},
-    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0},
-    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, false, 1, 0},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, false, 1, 0},
+    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o
+    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false},
+    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, false, 1, 0, false},
+    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, FLASH_SM90_TMA_O},
+    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, FLASH_SM90_D128_CAUSAL_PMN, FLASH_SM90_TMA_O},
+    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false},
+    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, FLASH_SM90_TMA_O_1CTA},
+    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, false, 1, 0, false},
+    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, false, 1, 0, FLASH_SM90_TMA_O_1CTA},
 };
 
 constexpr Sm90Tile sm90_tile(int d, bool masked) {
@@ -65,16 +76,20 @@ constexpr Sm90Tile sm90_tile(int d, bool masked) {
 #ifndef FLASH_SM90_TUNE_PMN
 #define FLASH_SM90_TUNE_PMN 0
 #endif
+#ifndef FLASH_SM90_TUNE_TO
+#define FLASH_SM90_TUNE_TO 0
+#endif
     // Tuning builds only (scripts/device_run.sh tune90): one head dim's rows replaced from the command line.
     if (d == FLASH_SM90_TUNE_D)
         return Sm90Tile{FLASH_SM90_TUNE_D, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
-                        FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN};
+                        FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
+                        FLASH_SM90_TUNE_TO != 0};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0};
+    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false};
 }
 
 // The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,

@@ -38,6 +38,7 @@
 #include "../primitives/ldmatrix.cuh"
 #include "../primitives/mbarrier.cuh"
 #include "../primitives/smem_io.cuh"
+#include "../primitives/stmatrix.cuh"
 #include "../primitives/tma.cuh"
 #include "../primitives/warpgroup.cuh"
 #include "../primitives/wgmma.cuh"
@@ -45,6 +46,20 @@
 #include "fwd_sm90_config.h"
 
 namespace flash::cuda::sm90 {
+
+// Diagnostic builds only (-DFLASH_SM90_TRACE): one thread per warpgroup records clock64() at fixed points of
+// its first 32 tiles into P.trace[((cta * 3 + role) * 32 + tile) * 16 + event] (role 0 producer, 1.. consumers).
+#ifdef FLASH_SM90_TRACE
+#define FLASH_TRACE(ev, role, t)                                                                          \
+    do {                                                                                                  \
+        if ((tid & 127) == 0 && (t) < 32 && (role) < 3)                                                   \
+            P.trace[((int64_t(blockIdx.x) * 3 + (role)) * 32 + (t)) * 16 + (ev)] = clock64();             \
+    } while (0)
+#else
+#define FLASH_TRACE(ev, role, t) \
+    do {                         \
+    } while (0)
+#endif
 
 template <int kD_, bool kMasked_>
 struct Sm90Cfg {
@@ -66,6 +81,9 @@ struct Sm90Cfg {
     static constexpr int kSmem1 = 1024 /* alignment slack */ + kBarBytes + kQBytes + 2 * kStages * kKVBytes;
     static constexpr bool kDescBase = kTile.desc_base;
     static constexpr int kQSlots = kTile.q_slots;
+    static constexpr bool kTmaO = kTile.tma_o;
+    static_assert(!kTmaO || kTile.q_slots == 2 || !kTile.persistent,
+                  "a persistent CTA staging O in its Q slot needs the second slot for the next tile's Q");
     static constexpr int kSmem = kSmem1 + (kQSlots - 1) * kQBytes;
     static_assert(kTile.d == kD_, "head dim missing from kSm90Tiles");
     static_assert(kD % 64 == 0 && kBN % 16 == 0 && kBN <= 256 && kBM <= 256, "tile shape");
@@ -168,7 +186,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     if (tid == 0) {
         for (int i = 0; i < QS; ++i) {
             mbar_init(q_full(i), 1);
-            mbar_init(q_empty(i), 128 * Cfg::kCons);
+            mbar_init(q_empty(i), Cfg::kTmaO ? Cfg::kCons : 128 * Cfg::kCons); // kTmaO: one thread per warpgroup
         }
         for (int i = 0; i < 2; ++i) {
             mbar_init(tile_full(i), 1);
@@ -213,7 +231,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
                 const int qs = u % QS;
+                FLASH_TRACE(8, 0, u);
                 mbar_wait(q_empty(qs), ((u / QS) & 1) ^ 1);
+                FLASH_TRACE(9, 0, u);
                 mbar_arrive_expect_tx(q_full(qs), Cfg::kQBytes);
 #pragma unroll
                 for (int c = 0; c < CB; ++c)
@@ -234,6 +254,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                         tma_load_4d(sV + s * Cfg::kKVBytes + c * BN * 128, &P.tm_v, v_full(s), c * 64, row, t.hki, kb);
                 }
                 ++u;
+                FLASH_TRACE(10, 0, u - 1);
             }
         }
         return;
@@ -301,7 +322,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     // kSched + c, 256 threads: this warpgroup's 128 syncing + the other's 128 arriving). Consumer 1 hands
     // the first turn to consumer 0; consumer 0 takes one extra turn at the very end, so every arrive is
     // consumed. Both walk the same key blocks, so the turns stay paired across tiles.
-    constexpr int kSched = 1;
+    constexpr int kSched = 1;     // named barriers kSched, kSched + 1
+    constexpr int kEpi = 3;       // kEpi + consumer: one per consumer warpgroup (kTmaO epilogue)
     auto sched_wait = [&]() {
         if constexpr (Cfg::kPingpong) named_barrier_sync(kSched + cw, 256);
     };
@@ -411,7 +433,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     };
 
     if (cw == 1) sched_pass();
-    int it = 0, u = 0;
+    int it = 0, u = 0, tcount = 0;
     for (int i = 0, next = int(blockIdx.x);; ++i, next += int(gridDim.x)) {
         int tile = next; // static schedule (i is then dead code)
         if constexpr (Cfg::kDynamic) {
@@ -423,6 +445,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if (tile >= total_tiles) break;
         const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, tile);
         if (t.skip) continue;
+        FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
         for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
         row_max[0] = row_max[1] = -INFINITY;
@@ -432,19 +455,23 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if (nt > 0) {
             const int qs = u % QS;
             mbar_wait(q_full(qs), (u / QS) & 1);
+            FLASH_TRACE(1, 1 + cw, tcount);
             if constexpr (Cfg::kOverlap) {
                 float alpha[2];
                 {
                     const int st = it % S;
                     mbar_wait(k_full(st), (it / S) & 1);
+                    FLASH_TRACE(2, 1 + cw, tcount);
                     sched_wait();
                     issue_s(st, qs);
                     sched_pass();
                     wgmma_wait<0>();
                     fence_operand(s);
+                    FLASH_TRACE(3, 1 + cw, tcount);
                     mbar_arrive(k_empty(st));
-                    if (nt == 1) mbar_arrive(q_empty(qs)); // the last read of this tile's Q has retired
+                    if (!Cfg::kTmaO && nt == 1) mbar_arrive(q_empty(qs)); // the last read of this tile's Q has retired
                     softmax(t, nblk(0), alpha);
+                    FLASH_TRACE(4, 1 + cw, tcount);
                     to_p();
                 }
                 for (int j = 1; j < nt; ++j) {
@@ -459,16 +486,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     wgmma_wait<1>();
                     fence_operand(s);
                     mbar_arrive(k_empty(st));
-                    if (j == nt - 1) mbar_arrive(q_empty(qs));
+                    if (!Cfg::kTmaO && j == nt - 1) mbar_arrive(q_empty(qs));
                     softmax(t, nblk(j), alpha);
                     retire_pv(pst);
                     to_p();
                 }
                 if (nt > 1) rescale(alpha);
+                FLASH_TRACE(5, 1 + cw, tcount);
                 const int lst = (it + nt - 1) % S;
                 mbar_wait(v_full(lst), ((it + nt - 1) / S) & 1);
                 issue_pv(lst);
                 retire_pv(lst);
+                FLASH_TRACE(6, 1 + cw, tcount);
             } else {
                 for (int j = 0; j < nt; ++j) {
                     const int st = (it + j) % S;
@@ -481,7 +510,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     wgmma_wait<0>();
                     fence_operand(s);
                     mbar_arrive(k_empty(st));
-                    if (j == nt - 1) mbar_arrive(q_empty(qs));
+                    if (!Cfg::kTmaO && j == nt - 1) mbar_arrive(q_empty(qs));
                     softmax(t, nblk(j), alpha);
                     rescale(alpha);
                     to_p();
@@ -494,32 +523,81 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             ++u;
         }
 
-        // ---- epilogue: deferred 1/l, LSE (natural log), O straight from registers ----
-        // (No shared-memory staging: sQ is already the next tile's, and the stores are a tiny share of the
-        // traffic. Each quad writes 16 contiguous bytes per row and column tile.)
-        uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
-                       (t.q_row0 + t.m0) * p.o_row + int64_t(t.hi) * p.o_head;
+        // ---- epilogue: deferred 1/l, LSE (natural log), O ----
+        // kTmaO: O through this tile's Q slot (the warpgroup's own 64 rows of it, in the swizzled layout TMA
+        // reads) and TMA stores issued by one thread, which then releases the slot to the producer; rows past
+        // the sequence's end (a partial tile, varlen neighbours) go the other way: 32-bit stores straight from
+        // registers, each quad writing 16 contiguous bytes per row and column tile.
+        float inv[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const float l = quad_sum(row_sum[r]);
             const bool any = l > 0.f;
-            const float inv = any ? 1.f / l : 0.f;
+            inv[r] = any ? 1.f / l : 0.f;
             const int i = t.m0 + row_l + 8 * r;
-            if (i >= t.sq) continue;
-            if (p.lse && q == 0) {
+            if (p.lse && q == 0 && i < t.sq) {
                 const int64_t idx = p.lse_unpadded ? int64_t(t.hi) * p.total_q + t.q_row0 + i
                                                    : (int64_t(t.bi) * p.h + t.hi) * p.seqlen_q + i;
                 p.lse[idx] = any ? row_max[r] * sl2 * kLn2 + __logf(l) : INFINITY;
             }
-            uint16_t* orow = gO + int64_t(row_l + 8 * r) * p.o_row;
+        }
+        const int qs_e = (u + QS - 1) % QS; // this tile's Q slot (u counts it already when nt > 0)
+        bool via_tma = false;
+        if constexpr (Cfg::kTmaO) via_tma = nt > 0 && P.tma_o != 0 && t.m0 + 64 * (cw + 1) <= t.sq;
+        if (via_tma) {
+            const uint32_t ob = sQ + uint32_t(qs_e) * Cfg::kQBytes + uint32_t(cw) * 64u * 128u;
+            const int mi = lane >> 3, rr = lane & 7;
+            const int srow = 16 * wl + rr + 8 * (mi & 1); // the row this lane addresses, inside the 64
 #pragma unroll
-            for (int tt = 0; tt < D / 8; ++tt) {
-                const int col = 8 * tt + 2 * q;
-                const uint32_t v = pack2<kBf16>(o[4 * tt + 2 * r] * inv, o[4 * tt + 2 * r + 1] * inv);
-                if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(orow + col) = v;
-                else if (col < p.dv) orow[col] = uint16_t(v);
+            for (int kk = 0; kk < D / 16; ++kk) {
+                const int t0 = 2 * kk, t1 = 2 * kk + 1;
+                const uint32_t v[4] = {pack2<kBf16>(o[4 * t0 + 0] * inv[0], o[4 * t0 + 1] * inv[0]),
+                                       pack2<kBf16>(o[4 * t0 + 2] * inv[1], o[4 * t0 + 3] * inv[1]),
+                                       pack2<kBf16>(o[4 * t1 + 0] * inv[0], o[4 * t1 + 1] * inv[0]),
+                                       pack2<kBf16>(o[4 * t1 + 2] * inv[1], o[4 * t1 + 3] * inv[1])};
+                const int col = 16 * kk + 8 * (mi >> 1);
+                const uint32_t addr = ob + uint32_t(col >> 6) * uint32_t(BM * 128) + uint32_t(srow) * 128u +
+                                      (uint32_t(((col & 63) >> 3) ^ (srow & 7)) << 4);
+                stmatrix_x4(addr, v);
+            }
+            fence_proxy_async_smem();
+            named_barrier_sync(kEpi + cw, 128);
+            if ((tid & 127) == 0) {
+#pragma unroll
+                for (int c = 0; c < CB; ++c)
+                    tma_store_4d(&P.tm_o, ob + uint32_t(c) * uint32_t(BM * 128), c * 64, int(t.q_row0) + t.m0 + 64 * cw,
+                                 t.hi, p.cu_seqlens_q ? 0 : t.bi);
+                bulk_commit();
+                bulk_wait_read<0>();
+                mbar_arrive(q_empty(qs_e));
+            }
+        } else {
+            uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
+                           (t.q_row0 + t.m0) * p.o_row + int64_t(t.hi) * p.o_head;
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                if (t.m0 + row_l + 8 * r >= t.sq) continue;
+                uint16_t* orow = gO + int64_t(row_l + 8 * r) * p.o_row;
+#pragma unroll
+                for (int tt = 0; tt < D / 8; ++tt) {
+                    const int col = 8 * tt + 2 * q;
+                    const uint32_t v = pack2<kBf16>(o[4 * tt + 2 * r] * inv[r], o[4 * tt + 2 * r + 1] * inv[r]);
+                    if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(orow + col) = v;
+                    else if (col < p.dv) orow[col] = uint16_t(v);
+                }
+            }
+            if constexpr (Cfg::kTmaO) {
+                if (nt > 0) { // every thread of the warpgroup is past its last read of the Q slot
+                    named_barrier_sync(kEpi + cw, 128);
+                    if ((tid & 127) == 0) mbar_arrive(q_empty(qs_e));
+                }
             }
         }
+        FLASH_TRACE(7, 1 + cw, tcount);
+        ++tcount;
+    }
+    if constexpr (Cfg::kTmaO) {
+        if ((tid & 127) == 0) bulk_wait<0>(); // the last tile's O stores complete before the CTA retires
     }
     if (cw == 0) sched_wait(); // consume consumer 1's last hand-over (no barrier left half-arrived at exit)
 #else

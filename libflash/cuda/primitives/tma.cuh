@@ -1,4 +1,5 @@
-// TMA: cp.async.bulk.tensor tile loads (sm90+), completing on an mbarrier; bulk fp32 reduce-add into global.
+// TMA: cp.async.bulk.tensor tile loads (sm90+), completing on an mbarrier, and tile stores; bulk fp32 reduce-add
+// into global.
 //
 // Contract: `map` is a CUtensorMap built on the host (libflash/cuda/hopper/tensor_map.h) and passed to the
 // kernel as (part of) a __grid_constant__ parameter, so its address is a parameter-space address the copy
@@ -30,6 +31,22 @@ FLASH_DEVICE void tma_load_4d(uint32_t dst, const CUtensorMap* map, uint32_t bar
         "%6}], [%2];\n" ::"r"(dst),
         "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
         : "memory");
+#else
+    FLASH_ARCH_TRAP();
+#endif
+}
+
+// The reverse copy: the box at element coordinates (c0 innermost, c1, c2, c3) written from shared memory at
+// `src` (laid out as tma_load_4d would have written it, same alignment) to global memory; elements outside the
+// tensor's extents are not written. Completes through this thread's bulk groups (bulk_commit(), then
+// bulk_wait_read<N>() before `src` is rewritten, bulk_wait<N>() before the writes must be visible). `src` was
+// written by ordinary stores: fence_proxy_async_smem() in each writer and a barrier first. Issue from one thread.
+FLASH_DEVICE void tma_store_4d(const CUtensorMap* map, uint32_t src, int c0, int c1, int c2, int c3) {
+#if FLASH_SM90_OR_NEWER
+    asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+                     reinterpret_cast<uint64_t>(map)),
+                 "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+                 : "memory");
 #else
     FLASH_ARCH_TRAP();
 #endif
