@@ -243,6 +243,10 @@ def build_cases(quick):
     cases.append(Case("persistent causal d128", dtype=dt, b=4, h=16, hk=4, d=128, seqs_q=[700], seqs_k=[900], causal=True))
     cases.append(Case("persistent causal d64", dtype=torch.float16, b=3, h=16, hk=8, d=64, seqs_q=[1000], seqs_k=[1000], causal=True))
     cases.append(Case("persistent local varlen d128", dtype=dt, b=0, h=16, hk=16, d=128, seqs_q=[700, 1, 1500, 333], seqs_k=[900, 64, 1500, 2000], varlen=True, window=(100, 0)))
+    # seqlen_k >= 2048 puts d64 on its second tile row (3 consumers, fwd_sm90_config.h); varlen: the longest sequence decides.
+    cases.append(Case("long d64", dtype=dt, b=1, h=4, hk=2, d=64, seqs_q=[2100], seqs_k=[2100]))
+    cases.append(Case("long causal d64", dtype=torch.float16, b=1, h=4, hk=4, d=64, seqs_q=[2048], seqs_k=[2111], causal=True))
+    cases.append(Case("long varlen local d64", dtype=dt, b=0, h=4, hk=1, d=64, seqs_q=[2100, 5, 700], seqs_k=[2100, 3000, 9], varlen=True, window=(300, 7)))
     cases.append(Case("persistent varlen d256", dtype=dt, b=0, h=12, hk=12, d=256, seqs_q=[300, 1200, 5], seqs_k=[800, 1200, 77], varlen=True))
     cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))
     return cases

@@ -23,6 +23,8 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (128, 4, 16, 4, [700], [900], True, (-1, -1), 0.0, torch.bfloat16),  # several causal tiles per CTA
     (64, 4, 16, 8, [1000], [1000], True, (-1, -1), 0.0, torch.bfloat16),
     (64, 4, 16, 16, [900], [900], False, (-1, -1), 0.0, torch.float16),
+    (64, 1, 8, 8, [2100], [2100], True, (-1, -1), 0.0, torch.bfloat16),  # d64's long-sequence row
+    (64, 1, 8, 4, [2100], [2100], False, (-1, -1), 0.0, torch.float16),
 ]
 
 

@@ -70,7 +70,8 @@ constexpr uint64_t kCounterBytes = 256;
 uint64_t workspace_bytes(const FwdProblem& p, int num_splits) {
     const int dim = covered_dim(p, num_splits);
     if (dim == 0) return 0;
-    const Sm90Tile t = sm90_tile(dim, p.mask.left >= 0 || p.mask.right >= 0);
+    const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
+    const Sm90Tile t = sm90_tile(dim, masked, sm90_pick(dim, masked, p.seqlen_k));
     return t.persistent && t.dynamic ? kCounterBytes : 0;
 }
 
@@ -86,7 +87,8 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
     DevInfo di;
     if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
-    const Sm90Tile t = sm90_tile(dim, masked);
+    const int alt = sm90_pick(dim, masked, p.seqlen_k);
+    const Sm90Tile t = sm90_tile(dim, masked, alt);
     const int bm = 64 * t.consumers;
 
     Sm90Params sp;
@@ -135,10 +137,10 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
     int32_t st = FLASH_ERROR_INTERNAL;
 #define FLASH_SM90_CASE(D)                                                                                 \
     case D:                                                                                                \
-        st = bf16 ? (masked ? run_fwd_sm90<true, D, true>(sp, grid, softcap, stream)                       \
-                            : run_fwd_sm90<true, D, false>(sp, grid, softcap, stream))                     \
-                  : (masked ? run_fwd_sm90<false, D, true>(sp, grid, softcap, stream)                      \
-                            : run_fwd_sm90<false, D, false>(sp, grid, softcap, stream));                   \
+        st = bf16 ? (masked ? run_fwd_sm90<true, D, true>(sp, grid, softcap, alt, stream)                       \
+                            : run_fwd_sm90<true, D, false>(sp, grid, softcap, alt, stream))                     \
+                  : (masked ? run_fwd_sm90<false, D, true>(sp, grid, softcap, alt, stream)                      \
+                            : run_fwd_sm90<false, D, false>(sp, grid, softcap, alt, stream));                   \
         break;
 #ifdef FLASH_SM90_TRACE
     static long long* trace_buf = nullptr;

@@ -36,8 +36,9 @@ uint64_t workspace_bytes(const FwdProblem& p, int num_splits);
 int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* workspace, cudaStream_t stream,
                 bool* taken);
 
-// Defined in hopper/generated/fwd_sm90_*.cu. grid.x CTAs stride over the m_blocks * h * b tiles.
+// Defined in hopper/generated/fwd_sm90_*.cu. grid.x CTAs stride over the m_blocks * h * b tiles; `alt` is the
+// tile-table row of (kD, kMasked) the problem runs on (sm90_pick).
 template <bool kBf16, int kD, bool kMasked>
-int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream);
+int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, cudaStream_t stream);
 
 } // namespace flash::cuda::sm90

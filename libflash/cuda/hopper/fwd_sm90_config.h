@@ -3,6 +3,8 @@
 // Read by the host (hopper/fwd_sm90.cu) and by the kernel (hopper/fwd_sm90_kernel.cuh).
 #pragma once
 
+#include <cstdint>
+
 namespace flash::cuda::sm90 {
 
 struct Sm90Tile {
@@ -23,6 +25,8 @@ struct Sm90Tile {
                        // per tile (the kernel then takes one tile each); 0: always as `persistent` says
     bool tma_o;     // O leaves through the tile's Q slot (stmatrix) and TMA stores instead of 32-bit stores from
                     // registers; the slot is released once the copy has read it, so persistent CTAs need q_slots 2
+    int min_sk;     // this row serves seqlen_k >= min_sk: a (d, mask) pair has one or two rows, in ascending
+                    // min_sk (the first one 0), and a problem runs on the last row whose min_sk it reaches
 };
 
 // Shared memory: Q block_m*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer
@@ -41,11 +45,16 @@ struct Sm90Tile {
 //   +3-5% at 2k, +2% at 4k, -3% at 16k against one CTA per tile -> persistent up to persist_max_n key blocks.
 //   A third K/V stage (q_slots 1) and the "chain" overlap of tile boundaries: no gain (NOTES step 10).
 //   d64 causal: 3 or 4 stages = 2 (+-1%); d256 causal dynamic (q_slots 1, no room for 2): +2% at 512-1k, -10% at 16k.
+// - Two rows for d64 (step 12): 2 consumers + ping-pong + tma_o below 2k keys (+6% at 512-1k non-causal over
+//   3 consumers, -1..-7% from 2k); 3 consumers from 2k (causal: +3-4% at 2k-4k, +12% at 16k, -8..-11% at 512-1k).
 // - tma_o (step 11): d128 +11% / +7% / +5% / +2% / 0 non-causal and +17% / +11% / +6% / +3% / -1% causal at
 //   512 / 1k / 2k / 4k / 16k; d64 non-causal (3 consumers) 0.98 -> 0.83 (worse with seqlen: the loop's code,
 //   not the epilogue), d64 causal with q_slots 2 0.97-1.03; d256 causal spills 124 B with it. On at d128 only.
 #ifndef FLASH_SM90_TMA_O
 #define FLASH_SM90_TMA_O true
+#endif
+#ifndef FLASH_SM90_D64_LONG
+#define FLASH_SM90_D64_LONG 2048
 #endif
 #ifndef FLASH_SM90_TMA_O_1CTA
 #define FLASH_SM90_TMA_O_1CTA false
@@ -54,18 +63,21 @@ struct Sm90Tile {
 #define FLASH_SM90_D128_CAUSAL_PMN 32
 #endif
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o
-    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false},
-    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, false, 1, 0, false},
-    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, FLASH_SM90_TMA_O},
-    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, FLASH_SM90_D128_CAUSAL_PMN, FLASH_SM90_TMA_O},
-    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false},
-    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, FLASH_SM90_TMA_O_1CTA},
-    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, false, 1, 0, false},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, false, 1, 0, FLASH_SM90_TMA_O_1CTA},
+    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk
+    {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, FLASH_SM90_TMA_O, 0},
+    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, FLASH_SM90_D64_LONG},
+    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, false, 1, 0, false, 0},
+    {64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, FLASH_SM90_D64_LONG},
+    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, FLASH_SM90_TMA_O, 0},
+    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, FLASH_SM90_D128_CAUSAL_PMN, FLASH_SM90_TMA_O, 0},
+    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0},
+    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, FLASH_SM90_TMA_O_1CTA, 0},
+    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0},
+    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, false, 1, 0, FLASH_SM90_TMA_O_1CTA, 0},
 };
 
-constexpr Sm90Tile sm90_tile(int d, bool masked) {
+// Row `alt` (0 or 1) of (d, mask); d = 0 when there is none.
+constexpr Sm90Tile sm90_tile(int d, bool masked, int alt = 0) {
 #ifdef FLASH_SM90_TUNE_D
 #ifndef FLASH_SM90_TUNE_DB
 #define FLASH_SM90_TUNE_DB 0
@@ -85,12 +97,23 @@ constexpr Sm90Tile sm90_tile(int d, bool masked) {
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
-                        FLASH_SM90_TUNE_TO != 0};
+                        FLASH_SM90_TUNE_TO != 0, alt == 0 ? 0 : 1 << 30};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
-        if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false};
+        if (t.d == d && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
+    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false, 0};
 }
+
+// Rows of (d, mask): 1 or 2.
+constexpr int sm90_alts(int d, bool masked) {
+    return sm90_tile(d, masked, 1).d == d ? 2 : 1;
+}
+
+// The row a problem with seqlen_k keys runs on.
+constexpr int sm90_pick(int d, bool masked, int64_t seqlen_k) {
+    return sm90_alts(d, masked) == 2 && seqlen_k >= sm90_tile(d, masked, 1).min_sk ? 1 : 0;
+}
+
 
 // The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,
 // whose d32 tile wastes no MMA work).

@@ -61,9 +61,9 @@ namespace flash::cuda::sm90 {
     } while (0)
 #endif
 
-template <int kD_, bool kMasked_>
+template <int kD_, bool kMasked_, int kAlt_ = 0>
 struct Sm90Cfg {
-    static constexpr Sm90Tile kTile = sm90_tile(kD_, kMasked_);
+    static constexpr Sm90Tile kTile = sm90_tile(kD_, kMasked_, kAlt_);
     static constexpr int kD = kD_;
     static constexpr int kCons = kTile.consumers;
     static constexpr int kBM = 64 * kCons;

@@ -19,11 +19,19 @@ int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
     return FLASH_OK;
 }
 
-template <bool kBf16, int kD, bool kMasked>
-int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream) {
-    using Cfg = Sm90Cfg<kD, kMasked>;
+template <bool kBf16, int kD, bool kMasked, int kAlt>
+int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream) {
+    using Cfg = Sm90Cfg<kD, kMasked, kAlt>;
     if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true>(p, grid, stream);
     return launch_fwd_sm90<Cfg, kBf16, kMasked, false>(p, grid, stream);
+}
+
+template <bool kBf16, int kD, bool kMasked>
+int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, cudaStream_t stream) {
+    if constexpr (sm90_alts(kD, kMasked) == 2) {
+        if (alt == 1) return run_fwd_sm90_row<kBf16, kD, kMasked, 1>(p, grid, softcap, stream);
+    }
+    return run_fwd_sm90_row<kBf16, kD, kMasked, 0>(p, grid, softcap, stream);
 }
 
 } // namespace flash::cuda::sm90
