@@ -25,7 +25,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu"))
-from flashlib import Lib, fill_params  # noqa: E402
+from flashlib import FwdCall, Lib  # noqa: E402
 
 
 def bench(fn):
@@ -72,14 +72,9 @@ def main():
                     q = torch.randn(b, s, h, hd, device=dev, dtype=dt)
                     k = torch.randn(b, s, h, hd, device=dev, dtype=dt)
                     v = torch.randn(b, s, h, hd, device=dev, dtype=dt)
-                    o = torch.empty_like(q)
                     lse = torch.empty(b, h, s, device=dev, dtype=torch.float32)
-                    p = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal)
-                    ws_n = lib.workspace_size(p)
-                    ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
-                    stream = torch.cuda.current_stream().cuda_stream
-                    ws_ptr = ws.data_ptr()
-                    f_lib = lambda: lib.fwd(p, ws_ptr, ws_n, stream)
+                    f_lib = FwdCall(lib, q=q, k=k, v=v, lse=lse, causal=causal)
+                    o = f_lib.o
                     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
                     def f_sdpa(backend):
@@ -113,7 +108,7 @@ def main():
                         row["speedup_vs_fa2"] = row["libflash_tflops"] / row["sdpa_flash_tflops"]
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-                    del q, k, v, o, lse, ws
+                    del q, k, v, o, lse, f_lib
     gpu = torch.cuda.get_device_name()
     meta = {"gpu": gpu, "date": datetime.datetime.utcnow().isoformat() + "Z", "torch": torch.__version__,
             "cudnn": torch.backends.cudnn.version(), "triton": triton.__version__, "command": " ".join(sys.argv),

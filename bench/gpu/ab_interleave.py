@@ -9,7 +9,7 @@ import argparse, json, os, statistics, sys
 import torch, triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flashlib import Lib, fill_params  # noqa: E402
+from flashlib import FwdCall, Lib  # noqa: E402
 
 
 def bench(fn):
@@ -36,16 +36,11 @@ for hd in [int(x) for x in a.hdims.split(",")]:
             q, k, v = (torch.randn(b, s, h, hd, device=dev, dtype=dt) for _ in range(3))
             lse = torch.empty(b, h, s, device=dev, dtype=torch.float32)
             stream = torch.cuda.current_stream().cuda_stream
-            fns, outs, keep = {}, {}, []
+            fns, outs = {}, {}
             for name, lib in libs:
-                o = torch.empty_like(q)
-                p = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal)
-                n = lib.workspace_size(p)
-                ws = torch.empty(max(n, 1), dtype=torch.uint8, device=dev)
-                keep += [p, ws]
-                fns[name] = (lambda lib=lib, p=p, w=ws.data_ptr(), n=n: lib.fwd(p, w, n, stream))
+                fns[name] = FwdCall(lib, q=q, k=k, v=v, lse=lse, causal=causal, stream=stream)
                 fns[name]()
-                outs[name] = o
+                outs[name] = fns[name].o
             torch.cuda.synchronize()
             names = [n for n, _ in libs]
             diff = {n: (outs[n].float() - outs[names[0]].float()).abs().max().item() for n in names[1:]}
@@ -67,7 +62,7 @@ for hd in [int(x) for x in a.hdims.split(",")]:
             row = {"hdim": hd, "causal": causal, "seqlen": s, "cudnn": c, "tflops": tf, "maxdiff_vs_first": diff}
             print(json.dumps(row), flush=True)
             table.append(row)
-            del q, k, v, lse, outs, keep
+            del q, k, v, lse, outs, fns
 names = [n for n, _ in libs]
 print("| hdim | causal | seqlen | " + " | ".join(f"{n} med (min-max)" for n in names) + " | " +
       " | ".join(f"{n}/{names[0]}" for n in names[1:]) + f" | cuDNN | {names[0]}/cuDNN |")

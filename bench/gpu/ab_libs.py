@@ -20,7 +20,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flashlib import Lib, fill_params  # noqa: E402
+from flashlib import FwdCall, Lib  # noqa: E402
 
 
 def main():
@@ -56,15 +56,10 @@ def main():
                     v = torch.randn(b, s, h, hd, device=dev, dtype=dt)
                     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
                     stream = torch.cuda.current_stream().cuda_stream
-                    fns, keep, kern = {}, [], ""
+                    fns, kern = {}, ""
                     for tag, lib in libs:
-                        o = torch.empty_like(q)
                         lse = torch.empty(b, h, s, device=dev, dtype=torch.float32)
-                        p = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal)
-                        n = lib.workspace_size(p)
-                        ws = torch.empty(max(n, 1), dtype=torch.uint8, device=dev)
-                        keep += [o, lse, ws, p]
-                        fns[tag] = (lambda lib=lib, p=p, w=ws.data_ptr(), n=n: lib.fwd(p, w, n, stream))
+                        fns[tag] = FwdCall(lib, q=q, k=k, v=v, lse=lse, causal=causal, stream=stream)
                         fns[tag]()
                         kern = lib.last_kernel()
 
@@ -74,8 +69,8 @@ def main():
                     fns["FA2"] = fa2
                     ref = fa2()
                     torch.cuda.synchronize()
-                    diffs = {tag: (keep[4 * i].float() - ref.transpose(1, 2).float()).abs().max().item()
-                             for i, (tag, _) in enumerate(libs)}
+                    diffs = {tag: (fns[tag].o.float() - ref.transpose(1, 2).float()).abs().max().item()
+                             for tag, _ in libs}
                     ms = {t: [] for t in fns}
                     for _ in range(args.rounds):
                         for t, f in fns.items():
@@ -91,7 +86,7 @@ def main():
                           " | ".join(f"{tf[t]:.1f}" for t in tags) + " | " +
                           " | ".join(f"{tf[t] / tf['FA2']:.3f}" for t in tags) + " | " +
                           " | ".join(f"{tf[t] / tf[tags[0]]:.3f}" for t in tags[1:]) + f" | {kern} |", flush=True)
-                    del q, k, v, keep, fns
+                    del q, k, v, fns
 
 
 if __name__ == "__main__":

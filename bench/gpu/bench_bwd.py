@@ -28,7 +28,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_bwd import BwdLib, fill_bwd_params  # noqa: E402
-from flashlib import fill_params  # noqa: E402
+from flashlib import FwdCall  # noqa: E402
 
 
 def time_ms(fn, budget_ms=150.0, min_reps=10, max_reps=500, warmup=3):
@@ -59,13 +59,10 @@ def bench_cell(lib, d, causal, s, budget_ms, peers=True):
     dt = torch.bfloat16
     torch.manual_seed(0)
     q, k, v, dout = (torch.randn(b, s, h, d, device=dev, dtype=dt) for _ in range(4))
-    o = torch.empty_like(q)
-    lse = torch.empty(b, h, s, device=dev, dtype=torch.float32)
-    fp = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal)
-    ws_n = lib.workspace_size(fp)
-    ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
+    fwd = FwdCall(lib, q=q, k=k, v=v, lse=torch.empty(b, h, s, device=dev, dtype=torch.float32), causal=causal)
+    fwd()
+    fp, o = fwd.p, fwd.o
     stream = lambda: torch.cuda.current_stream().cuda_stream  # noqa: E731
-    lib.fwd(fp, ws.data_ptr(), ws_n, stream())
     dq, dk, dv = (torch.full_like(q, float("nan")) for _ in range(3))
     fwd_flops = 4 * b * h * s * s * d / (2 if causal else 1)
     row = {"dtype": "bf16", "hdim": d, "causal": causal, "seqlen": s, "batch": b, "heads": h,
@@ -81,7 +78,7 @@ def bench_cell(lib, d, causal, s, budget_ms, peers=True):
     bp, buf, n = bws[False]
 
     def lib_fwdbwd():
-        lib.fwd(fp, ws.data_ptr(), ws_n, stream())
+        fwd()
         lib.bwd_checked(bp, buf.data_ptr(), n, stream())
 
     row["libflash_fwdbwd_ms"] = time_ms(lib_fwdbwd, budget_ms)
@@ -123,7 +120,7 @@ def bench_cell(lib, d, causal, s, budget_ms, peers=True):
             row[f"speedup_vs_{peer}"] = row[f"{peer}_ms"] / row["libflash_ms"]
         if f"{peer}_fwdbwd_ms" in row:
             row[f"fwdbwd_speedup_vs_{peer}"] = row[f"{peer}_fwdbwd_ms"] / row["libflash_fwdbwd_ms"]
-    del q, k, v, dout, o, dq, dk, dv, qt, kt, vt, bws, buf, ws
+    del q, k, v, dout, o, dq, dk, dv, qt, kt, vt, bws, buf, fwd
     torch.cuda.empty_cache()
     return row
 

@@ -105,6 +105,26 @@ class Lib:
         self.check(self.lib.flash_fwd(ctypes.byref(p), ctypes.c_void_p(ws_ptr), ws_bytes, ctypes.c_void_p(stream)))
 
 
+class FwdCall:
+    """One flash_fwd call on torch tensors, prepared once: the params (fill_params' keywords), a workspace of the
+    size the library asks for, the stream (default: torch's current one). Calling it launches the forward and
+    allocates nothing, so timing loops measure the kernel alone. `o` (allocated when not given) and `lse` are
+    the outputs; the inputs stay referenced for as long as the call lives."""
+
+    def __init__(self, lib, *, q, k, v, o=None, lse=None, stream=None, **params):
+        import torch
+        self.lib, self.q, self.k, self.v, self.lse = lib, q, k, v, lse
+        self.o = torch.empty_like(q) if o is None else o
+        self.p = fill_params(lib, q=q, k=k, v=v, o=self.o, lse=lse, **params)
+        self.ws_bytes = lib.workspace_size(self.p)
+        self.ws = torch.empty(max(self.ws_bytes, 1), dtype=torch.uint8, device=q.device)
+        self.ws_ptr = self.ws.data_ptr()
+        self.stream = torch.cuda.current_stream().cuda_stream if stream is None else stream
+
+    def __call__(self):
+        self.lib.fwd(self.p, self.ws_ptr, self.ws_bytes, self.stream)
+
+
 def set_tensor(p, name, t):
     """{name}_ptr and its strides from a [b, s, h, d] (batch stride set) or [total, h, d] tensor."""
     setattr(p, f"{name}_ptr", t.data_ptr())

@@ -14,7 +14,7 @@ import math
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from flashlib import Lib, fill_params
+from flashlib import FwdCall, Lib
 
 
 def ref_and_plain(q, k, v, causal, scale):
@@ -54,10 +54,7 @@ def main():
                     q, k, v = (torch.randn(b, s, h, hd, device=dev, dtype=dts[dn]) for _ in range(3))
                     scale = 1.0 / math.sqrt(hd)
                     o = torch.full_like(q, float("nan"))
-                    p = fill_params(lib, q=q, k=k, v=v, o=o, causal=causal, scale=scale)
-                    ws_n = lib.workspace_size(p)
-                    ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
-                    lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)
+                    FwdCall(lib, q=q, k=k, v=v, o=o, causal=causal, scale=scale)()
                     kernel = lib.last_kernel()
                     ref, plain = ref_and_plain(q, k, v, causal, scale)
                     row = {"dtype": dn, "hdim": hd, "seqlen": s, "causal": causal, "kernel": kernel}
@@ -76,7 +73,7 @@ def main():
                     row["ratio"] = row["err"] / max(row["err_plain"], 1e-12)
                     row["ratio_fa2"] = (row["err_fa2"] or float("nan")) / max(row["err_plain"], 1e-12)
                     print(json.dumps(row), flush=True)
-                    del q, k, v, o, ref, plain, ws
+                    del q, k, v, o, ref, plain
                     torch.cuda.empty_cache()
 
 

@@ -14,7 +14,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_bwd import BwdLib, fill_bwd_params  # noqa: E402
-from flashlib import fill_params  # noqa: E402
+from flashlib import FwdCall  # noqa: E402
 
 
 def table(prof, reps):
@@ -42,13 +42,9 @@ def main():
         causal = bool(causal)
         b, h = max(1, 16384 // s), 2048 // d
         q, k, v, dout = (torch.randn(b, s, h, d, device=dev, dtype=torch.bfloat16) for _ in range(4))
-        o = torch.empty_like(q)
-        lse = torch.empty(b, h, s, device=dev, dtype=torch.float32)
-        fp = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal)
-        ws_n = lib.workspace_size(fp)
-        ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
-        st = torch.cuda.current_stream().cuda_stream
-        lib.fwd(fp, ws.data_ptr(), ws_n, st)
+        fwd = FwdCall(lib, q=q, k=k, v=v, lse=torch.empty(b, h, s, device=dev, dtype=torch.float32), causal=causal)
+        fwd()
+        fp, o, st = fwd.p, fwd.o, fwd.stream
         dq, dk, dv = (torch.empty_like(q) for _ in range(3))
         bp = fill_bwd_params(lib, fp, dout=dout, dq=dq, dk=dk, dv=dv, deterministic=False)
         n = lib.bwd_workspace_size(bp)
@@ -75,7 +71,7 @@ def main():
                 torch.cuda.synchronize()
         print("  SDPA-flash backward")
         table(prof, args.reps)
-        del q, k, v, dout, o, dq, dk, dv, buf, ws, out, qt, kt, vt
+        del q, k, v, dout, o, dq, dk, dv, buf, fwd, out, qt, kt, vt
         torch.cuda.empty_cache()
 
 

@@ -16,7 +16,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flashlib import Lib, fill_params  # noqa: E402
+from flashlib import FwdCall, Lib  # noqa: E402
 
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}
 
@@ -25,14 +25,7 @@ def make_call(impl, lib, d, causal, s):
     b, h = max(1, 16384 // s), 2048 // d
     q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     if impl == "libflash":
-        o = torch.empty_like(q)
-        lse = torch.empty(b, h, s, device="cuda", dtype=torch.float32)
-        p = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal)
-        n = lib.workspace_size(p)
-        ws = torch.empty(max(n, 1), dtype=torch.uint8, device="cuda")
-        st = torch.cuda.current_stream().cuda_stream
-        keep = (q, k, v, o, lse, p, ws)
-        return lambda: (keep, lib.fwd(p, ws.data_ptr(), n, st))
+        return FwdCall(lib, q=q, k=k, v=v, lse=torch.empty(b, h, s, device="cuda", dtype=torch.float32), causal=causal)
     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def call():

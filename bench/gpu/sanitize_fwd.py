@@ -10,7 +10,7 @@ import itertools
 
 import torch
 
-from flashlib import Lib, fill_params
+from flashlib import FwdCall, Lib
 
 SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (64, 2, 8, 8, [700], [700], False, (-1, -1), 0.0, torch.bfloat16),
@@ -44,22 +44,18 @@ def main():
             q = torch.randn(sum(sq), h, d, device=dev, dtype=dt)
             k = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
             v = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
-            o = torch.empty_like(q)
-            p = fill_params(lib, q=q, k=k, v=v, o=o, causal=causal, window=window, softcap=softcap, cu_seqlens_q=cq,
-                            cu_seqlens_k=ck, max_seqlen_q=max(sq), max_seqlen_k=max(sk), num_splits=1)
+            call = FwdCall(lib, q=q, k=k, v=v, causal=causal, window=window, softcap=softcap, cu_seqlens_q=cq,
+                           cu_seqlens_k=ck, max_seqlen_q=max(sq), max_seqlen_k=max(sk), num_splits=1)
         else:
             q = torch.randn(b, sq[0], h, d, device=dev, dtype=dt)
             k = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
             v = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
-            o = torch.empty_like(q)
-            p = fill_params(lib, q=q, k=k, v=v, o=o, causal=causal, window=window, softcap=softcap, num_splits=1)
-        ws_n = lib.workspace_size(p)
-        ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
-        lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)
+            call = FwdCall(lib, q=q, k=k, v=v, causal=causal, window=window, softcap=softcap, num_splits=1)
+        call()
         torch.cuda.synchronize()
         print(f"ok d{d} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} [{lib.last_kernel()}]",
               flush=True)
-        assert torch.isfinite(o.float()).all(), "non-finite output"
+        assert torch.isfinite(call.o.float()).all(), "non-finite output"
     print(f"{len(shapes)} calls OK")
 
 

@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import torch
 
-from flashlib import BwdLib, fill_bwd_params, fill_params
+from flashlib import BwdLib, FwdCall, fill_bwd_params
 
 
 def main():
@@ -37,13 +37,12 @@ def main():
         for causal in (False, True):
             torch.manual_seed(0)
             q, k, v = (torch.randn(tot, h, d, device=dev, dtype=torch.bfloat16) for _ in range(3))
-            o, dout = torch.empty_like(q), torch.randn_like(q)
+            dout = torch.randn_like(q)
             lse = torch.empty(h, tot, device=dev, dtype=torch.float32)
-            fp = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, causal=causal, cu_seqlens_q=cu, cu_seqlens_k=cu,
-                             max_seqlen_q=max(seqs), max_seqlen_k=max(seqs))
-            ws_n = lib.workspace_size(fp)
-            ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
-            lib.fwd(fp, ws.data_ptr(), ws_n, stream)
+            fwd = FwdCall(lib, q=q, k=k, v=v, lse=lse, causal=causal, cu_seqlens_q=cu, cu_seqlens_k=cu,
+                          max_seqlen_q=max(seqs), max_seqlen_k=max(seqs), stream=stream)
+            fwd()
+            fp = fwd.p
             dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
             bp = fill_bwd_params(lib, fp, dout=dout, dq=dq, dk=dk, dv=dv)
             bws_n = lib.bwd_workspace_size(bp)

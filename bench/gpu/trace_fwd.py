@@ -6,7 +6,7 @@ import argparse, os, statistics, sys
 import numpy as np
 import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flashlib import Lib, fill_params  # noqa: E402
+from flashlib import FwdCall, Lib  # noqa: E402
 
 PH = [("Q wait", 0, 1), ("first K wait", 1, 2), ("first S GEMM", 2, 3), ("first softmax", 3, 4),
       ("key loop (nt-1 blocks)", 4, 5), ("last P V", 5, 6), ("epilogue", 6, 7)]
@@ -25,17 +25,13 @@ for cell in a.cells.split(","):
     d, causal, s = (int(x) for x in cell.split(":"))
     b, h = 16384 // s, 2048 // d
     q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    o = torch.empty_like(q)
-    p = fill_params(lib, q=q, k=k, v=v, o=o, causal=bool(causal))
-    n = lib.workspace_size(p)
-    ws = torch.empty(max(n, 1), dtype=torch.uint8, device="cuda")
-    st = torch.cuda.current_stream().cuda_stream
+    call = FwdCall(lib, q=q, k=k, v=v, causal=bool(causal))
     for _ in range(3):
-        lib.fwd(p, ws.data_ptr(), n, st)
+        call()
     torch.cuda.synchronize()
     f = "/tmp/trace.bin"
     os.environ["FLASH_SM90_TRACE_FILE"] = f
-    lib.fwd(p, ws.data_ptr(), n, st)
+    call()
     torch.cuda.synchronize()
     del os.environ["FLASH_SM90_TRACE_FILE"]
     t = np.fromfile(f, dtype=np.int64).reshape(-1, 3, 32, 16)
@@ -69,4 +65,4 @@ for cell in a.cells.split(","):
     qw = [e[9] - e[8] for c in pr for e in c if e[8] and e[9]]
     kv = [e[10] - e[9] for c in pr for e in c if e[9] and e[10]]
     print(f"  producer: Q slot wait {med(qw):.0f}, K/V issue span {med(kv):.0f}")
-    del q, k, v, o, ws
+    del q, k, v, call
