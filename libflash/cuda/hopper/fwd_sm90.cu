@@ -143,11 +143,19 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
                             : run_fwd_sm90<false, D, false>(sp, grid, softcap, alt, stream));                   \
         break;
 #ifdef FLASH_SM90_TRACE
+    // Diagnostic builds only (bench/gpu/trace_fwd.py): a buffer that grows with the grid, zeroed per call.
     static long long* trace_buf = nullptr;
+    static size_t trace_cap = 0;
     const size_t trace_bytes = size_t(grid.x) * 3 * 32 * 16 * sizeof(long long);
-    if (trace_buf) cudaFree(trace_buf);
-    cudaMalloc(&trace_buf, trace_bytes);
-    cudaMemsetAsync(trace_buf, 0, trace_bytes, stream);
+    if (trace_bytes > trace_cap) {
+        if (trace_buf) cudaFree(trace_buf);
+        trace_cap = 0;
+        if (const cudaError_t e = cudaMalloc(&trace_buf, trace_bytes); e != cudaSuccess)
+            return set_cuda_error(e, cudaGetErrorString(e), "cudaMalloc(sm90 trace)");
+        trace_cap = trace_bytes;
+    }
+    if (const cudaError_t e = cudaMemsetAsync(trace_buf, 0, trace_bytes, stream); e != cudaSuccess)
+        return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(sm90 trace)");
     sp.trace = trace_buf;
 #endif
     switch (dim) {
@@ -170,8 +178,9 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
 #ifdef FLASH_SM90_TRACE
     if (const char* f = std::getenv("FLASH_SM90_TRACE_FILE"); f && st == FLASH_OK) {
         std::vector<long long> h(trace_bytes / sizeof(long long));
-        cudaMemcpyAsync(h.data(), trace_buf, trace_bytes, cudaMemcpyDeviceToHost, stream);
-        cudaStreamSynchronize(stream);
+        cudaError_t e = cudaMemcpyAsync(h.data(), trace_buf, trace_bytes, cudaMemcpyDeviceToHost, stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+        if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "sm90 trace readback");
         if (FILE* fp = std::fopen(f, "wb")) {
             std::fwrite(h.data(), 1, trace_bytes, fp);
             std::fclose(fp);
