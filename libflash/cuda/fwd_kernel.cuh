@@ -368,16 +368,22 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                 if (p.win_right >= 0) R = clampi(diag + p.win_right - toff - lane_off);
                 if (p.win_left >= 0) L = clampi(diag - p.win_left - toff - lane_off);
             }
+            // Causal blocks short of the sequence's end test R alone (one ISETP + FSEL per score, not three).
+            auto apply = [&](auto right_only) {
 #pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
+                for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-                for (int t = 0; t < kNT; ++t)
+                    for (int t = 0; t < kNT; ++t)
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int tc = t * 8 + (e & 1);
-                        const int kc = tc - mt * 16 - 8 * (e >> 1);
-                        if (tc >= K || kc > R || kc < L) acc_s[mt][t][e] = -INFINITY;
-                    }
+                        for (int e = 0; e < 4; ++e) {
+                            const int tc = t * 8 + (e & 1);
+                            const int kc = tc - mt * 16 - 8 * (e >> 1);
+                            const bool out = decltype(right_only)::value ? kc > R : tc >= K || kc > R || kc < L;
+                            if (out) acc_s[mt][t][e] = -INFINITY;
+                        }
+            };
+            if (K >= BN && L == -int(kClamp)) apply(std::true_type{});
+            else apply(std::false_type{});
         }
         // Row max -> rescale factor alpha -> p = exp2(s * sl2 - max * sl2) with one FFMA. kLazyRescale: alpha is
         // exactly 1 when a row max did not move, and the O rescale is skipped when no row of the warp moved (no

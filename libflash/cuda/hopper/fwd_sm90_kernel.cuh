@@ -356,9 +356,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         }
         if (need_mask) {
             // Column c of the box is key e0 + c. Visible: c in [lo, hi) and, per row, within the window.
-            // Limits are clamped to [-1, BN + 1] so the per-element tests stay in 32 bits.
+            // Limits are clamped to [-1, BN + 1] so the per-element tests stay in 32 bits. This thread's columns
+            // are 8 tt + e + 2q: the limits move by -2q once per row so each test compares a constant (one
+            // ISETP + FSEL per score); only the partial last block and left windows have a lower limit.
             auto clampi = [](int64_t x) { return int(x < -1 ? -1 : x > BN + 1 ? BN + 1 : x); };
             const int lo = n * BN - e0, hi_end = clampi(int64_t(t.sk) - e0);
+            const bool lower = kSoftcap || lo > 0 || (kMasked && p.win_left >= 0); // softcap: one loop (registers)
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
                 const int64_t a = int64_t(t.m0) + row_l + 8 * r + t.diag - e0; // the diagonal's key, box-relative
@@ -367,13 +370,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     if (p.win_right >= 0) hi_r = min(hi_r, clampi(a + p.win_right + 1));
                     if (p.win_left >= 0) lo_r = max(lo_r, clampi(a - p.win_left));
                 }
+                const int lq = lo_r - 2 * q, hq = hi_r - 2 * q;
+                if (lower) {
 #pragma unroll
-                for (int tt = 0; tt < kNT; ++tt)
+                    for (int tt = 0; tt < kNT; ++tt)
 #pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const int c = 8 * tt + 2 * q + e;
-                        if (c < lo_r || c >= hi_r) s[4 * tt + 2 * r + e] = -INFINITY;
-                    }
+                        for (int e = 0; e < 2; ++e)
+                            if (8 * tt + e < lq || 8 * tt + e >= hq) s[4 * tt + 2 * r + e] = -INFINITY;
+                } else {
+#pragma unroll
+                    for (int tt = 0; tt < kNT; ++tt)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e)
+                            if (8 * tt + e >= hq) s[4 * tt + 2 * r + e] = -INFINITY;
+                }
             }
         }
 #pragma unroll
