@@ -32,6 +32,48 @@ def bench(fn):
     return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
+def write_outputs(out, meta, rows, write_json=True):
+    """peers.json (unless re-rendering), peers.md and peers.png under out."""
+    os.makedirs(out, exist_ok=True)
+    if write_json:
+        with open(os.path.join(out, "peers.json"), "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    gpu = meta["gpu"]
+    md = [f"GPU: {gpu}; {meta['date']}; torch {meta['torch']}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
+          "| dtype | hdim | causal | seqlen | libflash TFLOP/s | SDPA-flash (FA2) | SDPA-cuDNN | libflash / FA2 | max diff |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda r, k: f"{r[k]:.1f}" if k in r else "err"
+    for r in rows:
+        md.append(f"| {r['dtype']} | {r['hdim']} | {int(r['causal'])} | {r['seqlen']} | {fmt(r, 'libflash_tflops')} | "
+                  f"{fmt(r, 'sdpa_flash_tflops')} | {fmt(r, 'sdpa_cudnn_tflops')} | "
+                  f"{r.get('speedup_vs_fa2', float('nan')):.2f} | {r.get('maxdiff_vs_sdpa_flash', float('nan')):.3g} |")
+    with open(os.path.join(out, "peers.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        combos = sorted({(r["dtype"], r["hdim"], r["causal"]) for r in rows})
+        n = len(combos)
+        cols = 4
+        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4 * cols, 3 * ((n + cols - 1) // cols)), squeeze=False)
+        for ax, (dn, hd, c) in zip(axes.flat, combos):
+            sel = [r for r in rows if (r["dtype"], r["hdim"], r["causal"]) == (dn, hd, c)]
+            for key, lab in (("libflash_tflops", "libflash"), ("sdpa_flash_tflops", "SDPA-flash (FA2)"), ("sdpa_cudnn_tflops", "SDPA-cuDNN")):
+                xs = [r["seqlen"] for r in sel if key in r]
+                ax.plot(xs, [r[key] for r in sel if key in r], marker="o", label=lab)
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{dn} d{hd} {'causal' if c else 'non-causal'}", fontsize=9)
+            ax.set_ylabel("TFLOP/s")
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle(f"forward, 16k tokens, hidden 2048 — {gpu}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "peers.png"), dpi=90)
+    except Exception as e:
+        print("plot skipped:", e)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
@@ -46,7 +88,13 @@ def main():
     ap.add_argument("--bwd", action="store_true", help="the backward benchmark (bench/gpu/bench_bwd.py)")
     ap.add_argument("--budget-ms", type=float, default=150.0, help="--bwd: time spent per measurement")
     ap.add_argument("--stem", default="peers_bwd", help="--bwd: output file stem")
+    ap.add_argument("--render", metavar="PEERS_JSON", help="only rewrite peers.md / peers.png from a saved peers.json")
     args = ap.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            saved = json.load(f)
+        write_outputs(args.out, saved["meta"], saved["rows"], write_json=False)
+        return
     if args.bwd:
         import bench_bwd
         if args.hdims == "64,128,256":
@@ -118,42 +166,7 @@ def main():
                                              "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
     except Exception:
         pass
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "peers.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
-    md = [f"GPU: {gpu}; {meta['date']}; torch {torch.__version__}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
-          "| dtype | hdim | causal | seqlen | libflash TFLOP/s | SDPA-flash (FA2) | SDPA-cuDNN | libflash / FA2 | max diff |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    fmt = lambda r, k: f"{r[k]:.1f}" if k in r else "err"
-    for r in rows:
-        md.append(f"| {r['dtype']} | {r['hdim']} | {int(r['causal'])} | {r['seqlen']} | {fmt(r, 'libflash_tflops')} | "
-                  f"{fmt(r, 'sdpa_flash_tflops')} | {fmt(r, 'sdpa_cudnn_tflops')} | "
-                  f"{r.get('speedup_vs_fa2', float('nan')):.2f} | {r.get('maxdiff_vs_sdpa_flash', float('nan')):.3g} |")
-    with open(os.path.join(args.out, "peers.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        combos = sorted({(r["dtype"], r["hdim"], r["causal"]) for r in rows})
-        n = len(combos)
-        cols = 4
-        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4 * cols, 3 * ((n + cols - 1) // cols)), squeeze=False)
-        for ax, (dn, hd, c) in zip(axes.flat, combos):
-            sel = [r for r in rows if (r["dtype"], r["hdim"], r["causal"]) == (dn, hd, c)]
-            for key, lab in (("libflash_tflops", "libflash"), ("sdpa_flash_tflops", "SDPA-flash (FA2)"), ("sdpa_cudnn_tflops", "SDPA-cuDNN")):
-                xs = [r["seqlen"] for r in sel if key in r]
-                ax.plot(xs, [r[key] for r in sel if key in r], marker="o", label=lab)
-            ax.set_xscale("log", base=2)
-            ax.set_title(f"{dn} d{hd} {'causal' if c else 'non-causal'}", fontsize=9)
-            ax.set_ylabel("TFLOP/s")
-        axes.flat[0].legend(fontsize=7)
-        fig.suptitle(f"forward, 16k tokens, hidden 2048 — {gpu}", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(os.path.join(args.out, "peers.png"), dpi=90)
-    except Exception as e:
-        print("plot skipped:", e)
+    write_outputs(args.out, meta, rows)
 
 
 if __name__ == "__main__":
