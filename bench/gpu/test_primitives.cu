@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cuda/fastdiv.h"
 #include "cuda/primitives/cp_async.cuh"
 #include "cuda/primitives/fastmath.cuh"
 #include "cuda/primitives/fragment.cuh"
@@ -216,6 +217,48 @@ static void test_exp2() {
     cudaFree(dy);
 }
 
+// ---- FastDiv: the device quotient against the host's `/`, divisors and dividends at the edges and random ----
+__global__ void k_fastdiv(const flash::cuda::FastDiv* dv, const uint32_t* n, uint32_t* q, int nn) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < nn) q[i] = dv[blockIdx.y].div(n[i]);
+}
+
+static void test_fastdiv() {
+    std::vector<uint32_t> ds = {1, 2, 3, 5, 7, 8, 31, 32, 33, 100, 127, 128, 129, 641, 1000, 4095, 65537, 1u << 20,
+                                (1u << 30) + 1, 0x7fffffffu};
+    uint32_t x = 12345;
+    auto rnd = [&]() { return x = x * 1664525u + 1013904223u; };
+    while (ds.size() < 64) ds.push_back(1 + (rnd() >> 1) % (1u << (rnd() % 31 + 1)));
+    std::vector<uint32_t> n = {0, 1, 2, 3, 0x7ffffffeu, 0x7fffffffu};
+    for (uint32_t d : ds) for (int k = -1; k <= 1; ++k) n.push_back(uint32_t(int64_t(d) * 3 + k) & 0x7fffffffu);
+    while (n.size() < 4096) n.push_back(rnd() >> 1);
+    std::vector<flash::cuda::FastDiv> dv;
+    for (uint32_t d : ds) dv.emplace_back(d);
+    flash::cuda::FastDiv* ddv;
+    uint32_t *dn, *dq;
+    CK(cudaMalloc(&ddv, dv.size() * sizeof(dv[0])));
+    CK(cudaMalloc(&dn, n.size() * 4));
+    CK(cudaMalloc(&dq, n.size() * ds.size() * 4));
+    CK(cudaMemcpy(ddv, dv.data(), dv.size() * sizeof(dv[0]), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dn, n.data(), n.size() * 4, cudaMemcpyHostToDevice));
+    int bad = 0;
+    for (size_t j = 0; j < ds.size(); ++j) {
+        k_fastdiv<<<dim3(unsigned((n.size() + 255) / 256), 1), 256>>>(ddv + j, dn, dq + j * n.size(), int(n.size()));
+    }
+    CK(cudaGetLastError());
+    std::vector<uint32_t> q(n.size() * ds.size());
+    CK(cudaMemcpy(q.data(), dq, q.size() * 4, cudaMemcpyDeviceToHost));
+    for (size_t j = 0; j < ds.size(); ++j)
+        for (size_t i = 0; i < n.size(); ++i)
+            if (q[j * n.size() + i] != n[i] / ds[j] || dv[j].div(n[i]) != n[i] / ds[j]) ++bad;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%zu divisors x %zu dividends, %d wrong", ds.size(), n.size(), bad);
+    report("FastDiv", bad == 0, buf);
+    cudaFree(ddv);
+    cudaFree(dn);
+    cudaFree(dq);
+}
+
 int main() {
     test_mma<false>();
     test_mma<true>();
@@ -234,6 +277,7 @@ int main() {
     test_swizzle<24>();
     test_swizzle<32>();
     test_exp2();
+    test_fastdiv();
     std::printf("%s: %d failure(s)\n", g_fail ? "FAIL" : "PASS", g_fail);
     return g_fail ? 1 : 0;
 }

@@ -120,6 +120,8 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
     sp.m_blocks = (p.seqlen_q + bm - 1) / bm;
     const int64_t tiles = int64_t(sp.m_blocks) * p.h * p.b;
     if (tiles > INT_MAX) return FLASH_OK;
+    sp.div_mblocks = FastDiv(uint32_t(sp.m_blocks));
+    sp.div_head_mblocks = FastDiv(uint32_t(sp.m_blocks) * uint32_t(p.h));
     // Persistent: one CTA per SM (a CTA fills an SM's shared memory) striding over the tiles, so the next
     // tile's loads overlap this one's epilogue; otherwise one CTA per tile.
     const bool dynamic = t.persistent && t.dynamic;

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "api/problem.h"
+#include "../fastdiv.h"
 #include "../fwd_params.h"
 
 namespace flash::cuda::sm90 {
@@ -18,6 +19,7 @@ struct Sm90Params {
     CUtensorMap tm_o; // boxes of 64 rows x 64 columns; valid when tma_o != 0 (configs with the tma_o field)
     int tma_o;
     int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then head, then batch
+    FastDiv div_mblocks, div_head_mblocks; // by m_blocks and by m_blocks * h: a tile number's decode
     int* tile_counter; // dynamic schedule: tiles past the first gridDim.x are claimed with atomicAdd (zeroed
                        // before the launch); null: CTA c takes tiles c, c + gridDim.x, ...
 #ifdef FLASH_SM90_TRACE

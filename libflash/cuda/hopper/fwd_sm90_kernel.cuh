@@ -106,12 +106,14 @@ struct TileGeom {
 };
 
 template <int BM, int BN, bool kMasked>
-__device__ __forceinline__ TileGeom tile_geom(const FwdParams& p, int m_blocks, int tile) {
+__device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
+    const FwdParams& p = P.f;
+    const int m_blocks = P.m_blocks;
     TileGeom t;
-    const int per_b = m_blocks * p.h;
-    t.bi = tile / per_b;
-    const int rem = tile - t.bi * per_b;
-    t.hi = rem / m_blocks;
+    // Host-prepared dividers: this decode sits at the start of every tile, before its first load is issued.
+    t.bi = int(P.div_head_mblocks.div(uint32_t(tile)));
+    const int rem = tile - t.bi * int(P.div_head_mblocks.d);
+    t.hi = int(P.div_mblocks.div(uint32_t(rem)));
     const int mb_raw = rem - t.hi * m_blocks;
     const int m_block = kMasked ? m_blocks - 1 - mb_raw : mb_raw;
     t.hki = t.hi / p.group;
@@ -227,7 +229,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const int cur = tile;
                 // Claim the next tile now: the atomic's latency hides under this tile's loads.
                 tile = Cfg::kDynamic ? int(gridDim.x) + atomicAdd(P.tile_counter, 1) : tile + int(gridDim.x);
-                const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, cur);
+                const TileGeom t = tile_geom<BM, BN, kMasked>(P, cur);
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
                 const int qs = u % QS;
@@ -453,7 +455,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             mbar_arrive(tile_empty(slot));
         }
         if (tile >= total_tiles) break;
-        const TileGeom t = tile_geom<BM, BN, kMasked>(p, P.m_blocks, tile);
+        const TileGeom t = tile_geom<BM, BN, kMasked>(P, tile);
         if (t.skip) continue;
         FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
