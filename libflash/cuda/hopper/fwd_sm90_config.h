@@ -52,6 +52,9 @@ struct Sm90Tile {
 //   not the epilogue), d64 causal with q_slots 2 0.97-1.03; d256 causal spills 124 B with it. On at d128 only.
 // - d64 causal below 2k keys (step 15): desc_base + q_slots 2 + tma_o on the 2-consumer row, re-measured after
 //   the tile decode got cheaper: +6.7% / +2.7% at 512 / 1k (-2% at 2k, where the 3-consumer row runs).
+// - d256 desc_base (step 16; ncu: 6.6 M uniform-pipe instructions against cuDNN's 1.1 M at causal 512): non-causal
+//   +1.1 / +1.7 / +1.3 / +1.4% at 512-4k (16k -1.3%, inside its spread), causal +1.6 / +2.0 / +0.3 / +0.3 / +2.0%.
+//   d256 causal persistent + dynamic up to 13 key blocks (with desc_base): 1.00 / 1.00 at 512 / 1k, 0.96-0.98 above.
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk
     {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0},
@@ -62,8 +65,8 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0},
     {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0},
     {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0},
-    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0},
+    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 0},
+    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 0},
 };
 
 // Row `alt` (0 or 1) of (d, mask); d = 0 when there is none.
