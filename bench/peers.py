@@ -26,6 +26,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu"))
 from flashlib import FwdCall, Lib  # noqa: E402
+from plot_grid import plot_tflops  # noqa: E402
 
 
 def bench(fn):
@@ -50,28 +51,11 @@ def write_outputs(out, meta, rows, write_json=True):
     with open(os.path.join(out, "peers.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        combos = sorted({(r["dtype"], r["hdim"], r["causal"]) for r in rows})
-        n = len(combos)
-        cols = 4
-        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4 * cols, 3 * ((n + cols - 1) // cols)), squeeze=False)
-        for ax, (dn, hd, c) in zip(axes.flat, combos):
-            sel = [r for r in rows if (r["dtype"], r["hdim"], r["causal"]) == (dn, hd, c)]
-            for key, lab in (("libflash_tflops", "libflash"), ("sdpa_flash_tflops", "SDPA-flash (FA2)"), ("sdpa_cudnn_tflops", "SDPA-cuDNN")):
-                xs = [r["seqlen"] for r in sel if key in r]
-                ax.plot(xs, [r[key] for r in sel if key in r], marker="o", label=lab)
-            ax.set_xscale("log", base=2)
-            ax.set_title(f"{dn} d{hd} {'causal' if c else 'non-causal'}", fontsize=9)
-            ax.set_ylabel("TFLOP/s")
-        axes.flat[0].legend(fontsize=7)
-        fig.suptitle(f"forward, 16k tokens, hidden 2048 — {gpu}", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, "peers.png"), dpi=90)
-    except Exception as e:
-        print("plot skipped:", e)
+    plot_tflops(rows, lambda r: (r["dtype"], r["hdim"], r["causal"]),
+                lambda k: f"{k[0]} d{k[1]} {'causal' if k[2] else 'non-causal'}",
+                (("libflash_tflops", "libflash", "-"), ("sdpa_flash_tflops", "SDPA-flash (FA2)", "-"),
+                 ("sdpa_cudnn_tflops", "SDPA-cuDNN", "-")),
+                "TFLOP/s", f"forward, 16k tokens, hidden 2048 — {gpu}", os.path.join(out, "peers.png"))
 
 
 def main():

@@ -29,6 +29,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_bwd import BwdLib, fill_bwd_params  # noqa: E402
 from flashlib import FwdCall  # noqa: E402
+from plot_grid import plot_tflops  # noqa: E402
 
 
 def time_ms(fn, budget_ms=150.0, min_reps=10, max_reps=500, warmup=3):
@@ -149,27 +150,11 @@ def write_outputs(out_dir, stem, meta, rows):
                   f"{fmt(r, 'fwdbwd_speedup_vs_sdpa_flash', 2)} | {fmt(r, 'maxdiff_vs_sdpa_flash', 3)} |")
     with open(os.path.join(out_dir, stem + ".md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        combos = sorted({(r["hdim"], r["causal"]) for r in rows})
-        fig, axes = plt.subplots(1, len(combos), figsize=(4 * len(combos), 3.2), squeeze=False)
-        for ax, (hd, c) in zip(axes.flat, combos):
-            sel = [r for r in rows if (r["hdim"], r["causal"]) == (hd, c)]
-            for key, lab, st in (("libflash_tflops", "libflash", "-"), ("libflash_det_tflops", "libflash det=1", "--"),
-                                 ("sdpa_flash_tflops", "SDPA-flash (FA2)", "-"), ("sdpa_cudnn_tflops", "SDPA-cuDNN", "-")):
-                xs = [r["seqlen"] for r in sel if r.get(key) is not None]
-                ax.plot(xs, [r[key] for r in sel if r.get(key) is not None], st, marker="o", label=lab)
-            ax.set_xscale("log", base=2)
-            ax.set_title(f"bf16 d{hd} {'causal' if c else 'non-causal'}", fontsize=9)
-            ax.set_ylabel("backward TFLOP/s")
-        axes.flat[0].legend(fontsize=7)
-        fig.suptitle(f"backward, 16k tokens, hidden 2048 — {meta['gpu']}", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, stem + ".png"), dpi=90)
-    except Exception as e:
-        print("plot skipped:", e)
+    plot_tflops(rows, lambda r: (r["hdim"], r["causal"]), lambda k: f"bf16 d{k[0]} {'causal' if k[1] else 'non-causal'}",
+                (("libflash_tflops", "libflash", "-"), ("libflash_det_tflops", "libflash det=1", "--"),
+                 ("sdpa_flash_tflops", "SDPA-flash (FA2)", "-"), ("sdpa_cudnn_tflops", "SDPA-cuDNN", "-")),
+                "backward TFLOP/s", f"backward, 16k tokens, hidden 2048 — {meta['gpu']}",
+                os.path.join(out_dir, stem + ".png"), height=3.2)
     return md
 
 
