@@ -6,6 +6,7 @@ Grid (FlashAttention-3 paper): bf16 and fp16, 16,384 tokens (batch = 16384 / seq
 (heads = 2048 / hdim), hdim 64/128/256, causal off/on, seqlen 512..16k. Timing: triton.testing.do_bench
 median. FLOPs = 4 * b * h * s * s * d (/2 causal). Writes peers.json, peers.md and peers.png to --out.
 Usage: peers.py --out DIR [--lib build/libflash.so] [--quick] [--dtypes bf16,fp16] [--hdims 64,128,256]
+       peers.py --render DIR/peers.json --out DIR2   (peers.md / peers.png again from saved rows, no GPU)
 
 --bwd: the backward instead (bench/gpu/bench_bwd.py, issue 6): libflash flash_bwd (and deterministic = 1) vs SDPA
 FLASH_ATTENTION and CUDNN_ATTENTION backward, and forward + backward together, bf16, hdim 64/128 (--hdims),

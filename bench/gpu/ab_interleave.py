@@ -4,6 +4,7 @@ builds loaded side by side (ctypes, separate handles), for each cell the variant
 (A B C .. then reversed, repeated), each timing a triton do_bench median; the SDPA peer (--peer: cuDNN or FA2) once per cell.
 Grid as bench/peers.py (16k tokens, hidden 2048). Prints one JSON line per cell and a table of medians.
 Usage: ab_interleave.py --libs A=path,B=path [--hdims 64,128] [--seqlens 1024,16384] [--causal 0,1] [--rounds 4]
+       [--dtype bf16] [--peer cudnn|flash]
 """
 import argparse, json, os, statistics, sys
 import torch, triton

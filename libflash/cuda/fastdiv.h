@@ -34,3 +34,5 @@ struct FastDiv {
 };
 
 } // namespace flash::cuda
+
+#undef FLASH_HD
