@@ -24,7 +24,8 @@ struct Sm90Tile {
     int persist_max_n; // > 0: launch persistently only while seqlen_k <= persist_max_n * block_n, else one CTA
                        // per tile (the kernel then takes one tile each); 0: always as `persistent` says
     bool tma_o;     // O leaves through the tile's Q slot (stmatrix) and TMA stores instead of 32-bit stores from
-                    // registers; the slot is released once the copy has read it, so persistent CTAs need q_slots 2
+                    // registers; the slot is released once the copy has read it (under the next tile's first GEMM), so
+                    // persistent CTAs need q_slots 2
     int min_sk;     // this row serves seqlen_k >= min_sk: a (d, mask) pair has one or two rows, in ascending
                     // min_sk (the first one 0), and a problem runs on the last row whose min_sk it reaches
 };

@@ -446,6 +446,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 
     if (cw == 1) sched_pass();
     int it = 0, u = 0, tcount = 0;
+    // kTmaO: the Q slot whose O this warpgroup's TMA store may still be reading (-1: none). Thread 0 waits for
+    // the read and releases the slot to the producer under the next tile's first S GEMM: waiting in the epilogue
+    // held its warp, and through the warpgroup's next wgmma the other three, at every tile boundary (+1-2% at
+    // 512-1k, up to +6% at 4k; bench/NOTES.md "Hopper forward", step 17).
+    int q_pend = -1;
+    auto release_pending = [&]() {
+        if constexpr (Cfg::kTmaO) {
+            if (q_pend >= 0 && (tid & 127) == 0) {
+                bulk_wait_read<0>();
+                mbar_arrive(q_empty(q_pend));
+            }
+            q_pend = -1;
+        }
+    };
     for (int i = 0, next = int(blockIdx.x);; ++i, next += int(gridDim.x)) {
         int tile = next; // static schedule (i is then dead code)
         if constexpr (Cfg::kDynamic) {
@@ -477,6 +491,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     sched_wait();
                     issue_s(st, qs);
                     sched_pass();
+                    release_pending();
                     wgmma_wait<0>();
                     fence_operand(s);
                     FLASH_TRACE(3, 1 + cw, tcount);
@@ -519,6 +534,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     sched_wait();
                     issue_s(st, qs);
                     sched_pass();
+                    if (j == 0) release_pending();
                     wgmma_wait<0>();
                     fence_operand(s);
                     mbar_arrive(k_empty(st));
@@ -537,7 +553,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 
         // ---- epilogue: deferred 1/l, LSE (natural log), O ----
         // kTmaO: O through this tile's Q slot (the warpgroup's own 64 rows of it, in the swizzled layout TMA
-        // reads) and TMA stores issued by one thread, which then releases the slot to the producer; rows past
+        // reads) and TMA stores issued by one thread, which releases the slot once they have read it (q_pend); rows past
         // the sequence's end (a partial tile, varlen neighbours) go the other way: 32-bit stores straight from
         // registers, each quad writing 16 contiguous bytes per row and column tile.
         float inv[2];
@@ -580,9 +596,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     tma_store_4d(&P.tm_o, ob + uint32_t(c) * uint32_t(BM * 128), c * 64, int(t.q_row0) + t.m0 + 64 * cw,
                                  t.hi, p.cu_seqlens_q ? 0 : t.bi);
                 bulk_commit();
-                bulk_wait_read<0>();
-                mbar_arrive(q_empty(qs_e));
             }
+            q_pend = qs_e; // released under the next tile's first S GEMM
         } else {
             uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
                            (t.q_row0 + t.m0) * p.o_row + int64_t(t.hi) * p.o_head;
