@@ -45,7 +45,7 @@ constexpr FwdTile kFwdTiles[] = {
     {128, 1, 128, 64, 4, 1, 2, false, false, true, false},
     {192, 0, 64, 64, 4, 1, 2, false, true, false, false},
     {192, 1, 64, 64, 4, 1, 2, false, true, false, true},
-    {256, 0, 64, 64, 4, 1, 2, false, true, false, false},
+    {256, 0, 64, 64, 4, 1, 2, false, true, true, false},
     {256, 1, 64, 64, 4, 1, 2, false, true, true, true},
 };
 

@@ -71,7 +71,7 @@ uint64_t workspace_bytes(const FwdProblem& p, int num_splits) {
     const int dim = covered_dim(p, num_splits);
     if (dim == 0) return 0;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
-    const Sm90Tile t = sm90_tile(dim, masked, sm90_pick(dim, masked, p.seqlen_k));
+    const Sm90Tile t = sm90_tile(dim, masked, sm90_pick(dim, masked, p.seqlen_k, p.softcap > 0.f));
     return t.persistent && t.dynamic ? kCounterBytes : 0;
 }
 
@@ -87,7 +87,7 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
     DevInfo di;
     if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
-    const int alt = sm90_pick(dim, masked, p.seqlen_k);
+    const int alt = sm90_pick(dim, masked, p.seqlen_k, p.softcap > 0.f);
     const Sm90Tile t = sm90_tile(dim, masked, alt);
     const int bm = 64 * t.consumers;
 

@@ -28,6 +28,8 @@ struct Sm90Tile {
                     // persistent CTAs need q_slots 2
     int min_sk;     // this row serves seqlen_k >= min_sk: a (d, mask) pair has one or two rows, in ascending
                     // min_sk (the first one 0), and a problem runs on the last row whose min_sk it reaches
+    bool softcap;   // softcap problems may run here; false: they run on the pair's other row whatever their
+                    // length (the tanh's registers make this row spill; its softcap kernel is not compiled)
 };
 
 // Shared memory: Q block_m*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer
@@ -56,18 +58,23 @@ struct Sm90Tile {
 // - d256 desc_base (step 16; ncu: 6.6 M uniform-pipe instructions against cuDNN's 1.1 M at causal 512): non-causal
 //   +1.1 / +1.7 / +1.3 / +1.4% at 512-4k (16k -1.3%, inside its spread), causal +1.6 / +2.0 / +0.3 / +0.3 / +2.0%.
 //   d256 causal persistent + dynamic up to 13 key blocks (with desc_base): 1.00 / 1.00 at 512 / 1k, 0.96-0.98 above.
+// - d256 causal below 2k keys (step 18): block_n 128 in one K/V stage (Q 64 KB + K,V 128 KB), ping-pong instead of
+//   overlap, persistent + dynamic: +2.7% / +1.4% at 512 / 1k over the block_n 80 row (which keeps >= 2k). Not
+//   kept: the same at >= 2k (0.90-1.00 non-causal, -3..-5% causal), block_n 64 persistent (-3..-5% >= 2k), block_n
+//   128 with overlap (144-216 B spills), a per-warpgroup skip of fully masked blocks (-9..-16% >= 2k).
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk
-    {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0},
-    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, 2048},
-    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, true, 0},
-    {64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, 2048},
-    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0},
-    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0},
-    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0},
-    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0},
-    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 0},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 0},
+    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap
+    {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true},
+    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, 2048, true},
+    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, true, 0, true},
+    {64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, 2048, true},
+    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true},
+    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true},
+    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true},
+    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0, true},
+    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 0, true},
+    {256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false},
+    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 2048, true},
 };
 
 // Row `alt` (0 or 1) of (d, mask); d = 0 when there is none.
@@ -91,11 +98,11 @@ constexpr Sm90Tile sm90_tile(int d, bool masked, int alt = 0) {
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
-                        FLASH_SM90_TUNE_TO != 0, alt == 0 ? 0 : 1 << 30};
+                        FLASH_SM90_TUNE_TO != 0, alt == 0 ? 0 : 1 << 30, true};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false, 0};
+    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false, 0, false};
 }
 
 // Rows of (d, mask): 1 or 2.
@@ -104,9 +111,19 @@ constexpr int sm90_alts(int d, bool masked) {
 }
 
 // The row a problem with seqlen_k keys runs on.
-constexpr int sm90_pick(int d, bool masked, int64_t seqlen_k) {
-    return sm90_alts(d, masked) == 2 && seqlen_k >= sm90_tile(d, masked, 1).min_sk ? 1 : 0;
+constexpr int sm90_pick(int d, bool masked, int64_t seqlen_k, bool softcap) {
+    if (sm90_alts(d, masked) == 1) return 0;
+    const int by_length = seqlen_k >= sm90_tile(d, masked, 1).min_sk ? 1 : 0;
+    return softcap && !sm90_tile(d, masked, by_length).softcap ? 1 - by_length : by_length;
 }
+
+// Every (d, mask) pair has a row that takes softcap problems.
+constexpr bool sm90_softcap_covered() {
+    for (const Sm90Tile& t : kSm90Tiles)
+        if (!sm90_tile(t.d, t.masked != 0, 0).softcap && !sm90_tile(t.d, t.masked != 0, 1).softcap) return false;
+    return true;
+}
+static_assert(sm90_softcap_covered(), "a (d, mask) pair of kSm90Tiles has no row with softcap = true");
 
 
 // The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,

@@ -22,7 +22,12 @@ int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
 template <bool kBf16, int kD, bool kMasked, int kAlt>
 int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream) {
     using Cfg = Sm90Cfg<kD, kMasked, kAlt>;
-    if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true>(p, grid, stream);
+    if constexpr (sm90_tile(kD, kMasked, kAlt).softcap) {
+        if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true>(p, grid, stream);
+    } else if (softcap) {
+        return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to tile row %d of d%d, which has no softcap "
+                         "kernel (sm90_pick)", kAlt, kD);
+    }
     return launch_fwd_sm90<Cfg, kBf16, kMasked, false>(p, grid, stream);
 }
 
