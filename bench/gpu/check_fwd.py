@@ -247,6 +247,10 @@ def build_cases(quick):
     cases.append(Case("long d64", dtype=dt, b=1, h=4, hk=2, d=64, seqs_q=[2100], seqs_k=[2100]))
     cases.append(Case("long causal d64", dtype=torch.float16, b=1, h=4, hk=4, d=64, seqs_q=[2048], seqs_k=[2111], causal=True))
     cases.append(Case("long varlen local d64", dtype=dt, b=0, h=4, hk=1, d=64, seqs_q=[2100, 5, 700], seqs_k=[2100, 3000, 9], varlen=True, window=(300, 7)))
+    # d256 non-causal: block_n 128 below 1k keys, block_n 80 from 1k (and with softcap).
+    cases.append(Case("short d256", dtype=dt, b=3, h=16, hk=8, d=256, seqs_q=[600], seqs_k=[700]))
+    cases.append(Case("softcap short d256", dtype=torch.float16, b=2, h=4, hk=4, d=256, seqs_q=[200], seqs_k=[300], softcap=20.0))
+    cases.append(Case("long d256", dtype=dt, b=1, h=4, hk=1, d=256, seqs_q=[1100], seqs_k=[1030]))
     # d256 causal: below 2k keys the persistent block_n 128 row, from 2k (and with softcap) the block_n 80 row.
     cases.append(Case("persistent causal d256", dtype=dt, b=2, h=16, hk=4, d=256, seqs_q=[900], seqs_k=[1000], causal=True))
     cases.append(Case("softcap causal d256", dtype=dt, b=2, h=4, hk=2, d=256, seqs_q=[300], seqs_k=[517], softcap=50.0, causal=True))

@@ -72,7 +72,8 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true},
     {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true},
     {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0, true},
-    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 0, true},
+    {256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, false, 0, false},
+    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 1024, true},
     {256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false},
     {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 2048, true},
 };
