@@ -58,10 +58,11 @@ struct Sm90Tile {
 // - d256 desc_base (step 16; ncu: 6.6 M uniform-pipe instructions against cuDNN's 1.1 M at causal 512): non-causal
 //   +1.1 / +1.7 / +1.3 / +1.4% at 512-4k (16k -1.3%, inside its spread), causal +1.6 / +2.0 / +0.3 / +0.3 / +2.0%.
 //   d256 causal persistent + dynamic up to 13 key blocks (with desc_base): 1.00 / 1.00 at 512 / 1k, 0.96-0.98 above.
-// - d256 causal below 2k keys (step 18): block_n 128 in one K/V stage (Q 64 KB + K,V 128 KB), ping-pong instead of
-//   overlap, persistent + dynamic: +2.7% / +1.4% at 512 / 1k over the block_n 80 row (which keeps >= 2k). Not
-//   kept: the same at >= 2k (0.90-1.00 non-causal, -3..-5% causal), block_n 64 persistent (-3..-5% >= 2k), block_n
-//   128 with overlap (144-216 B spills), a per-warpgroup skip of fully masked blocks (-9..-16% >= 2k).
+// - d256 below 2k keys causal, below 1k non-causal (step 18): block_n 128 in one K/V stage (Q 64 KB + K,V 128 KB),
+//   ping-pong instead of overlap, persistent: causal +12% / +2.5% at 512 / 1k, non-causal +5.6% at 512 (0.96 at
+//   1k, 0.93-0.97 above) over the block_n 80 rows, which keep the longer ones and softcap. Not kept: block_n 64
+//   persistent causal (-3..-5% >= 2k), block_n 128 with overlap (144-216 B spills), a per-warpgroup skip of fully
+//   masked blocks (-9..-16% >= 2k), half GEMMs on the diagonal block (step 19, -1..-36%).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap
     {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true},
