@@ -87,15 +87,17 @@ def main():
                         out.write(json.dumps(row) + "\n")
                         out.flush()
                     table.append(row)
-    print("| dtype | hdim | causal | seqlen | " + " | ".join(f"{n} med (min-max)" for n in names) + " | " +
-          " | ".join(f"{n}/{names[0]}" for n in names[1:]) + f" | {a.peer} | {names[0]}/{a.peer} | kernel |")
+    head = ["dtype", "hdim", "causal", "seqlen"] + [f"{n} med (min-max)" for n in names] + \
+        [f"{n}/{names[0]}" for n in names[1:]] + [a.peer, f"{names[0]}/{a.peer}", "kernel"]
+    print("| " + " | ".join(head) + " |")
     for r in table:
         med = {n: statistics.median(r["tflops"][n]) for n in names}
-        cells = [f"{med[n]:.1f} ({min(r['tflops'][n]):.0f}-{max(r['tflops'][n]):.0f})" for n in names]
-        rat = [f"{med[n] / med[names[0]]:.3f}" for n in names[1:]]
-        kernels = "/".join(sorted(set(r["kernel"].values())))
-        print(f"| {r['dtype']} | {r['hdim']} | {int(r['causal'])} | {r['seqlen']} | " + " | ".join(cells) + " | " +
-              " | ".join(rat) + f" | {r['peer_tflops']:.1f} | {med[names[0]] / r['peer_tflops']:.2f} | {kernels} |")
+        cells = [r["dtype"], str(r["hdim"]), str(int(r["causal"])), str(r["seqlen"])]
+        cells += [f"{med[n]:.1f} ({min(r['tflops'][n]):.0f}-{max(r['tflops'][n]):.0f})" for n in names]
+        cells += [f"{med[n] / med[names[0]]:.3f}" for n in names[1:]]
+        cells += [f"{r['peer_tflops']:.1f}", f"{med[names[0]] / r['peer_tflops']:.2f}",
+                  "/".join(sorted(set(r["kernel"].values())))]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
