@@ -28,7 +28,9 @@ struct FwdTile {
 
 // Measured on H100 (bench/NOTES.md, CUDA section): 4 warps x 32 rows each (two m16 tiles per warp, so every
 // K/V fragment read from shared memory feeds two MMAs) beat 8 warps x 16 rows by 20-25%; d64 non-causal
-// likes 128 keys per stage, causal 64 (less work wasted on the diagonal); d128 runs best with FA2's single
+// likes 128 keys per stage; causal d64 too since the one-compare masks (session 8, H200: 128 keys, no split body,
+// no lazy rescale +2.7..+7.8% at 1k-16k over 64 keys with the split body; with the split body or lazy rescale
+// 0.93-1.02 / 0.97-1.01, bench/NOTES.md mma step 9); d128 runs best with FA2's single
 // K and V buffer (stages = 1: 64 KB of smem, more L1 left for its register spills), +2-3% over 2 stages.
 // rev_m (causal m-block order, A/B in one process, 2026-11-22): d128 +3-8% in launch order at 1k-16k (was
 // reversed), d64 neutral (+0-1%), d256 -2..-11% at 4k-16k in launch order -> reversed; d32/d96/d192 follow the
@@ -38,7 +40,7 @@ constexpr FwdTile kFwdTiles[] = {
     {32, 0, 128, 64, 4, 2, 2, true, false, false, false},
     {32, 1, 128, 64, 4, 2, 2, true, false, false, false},
     {64, 0, 128, 128, 4, 2, 2, false, false, true, false},
-    {64, 1, 128, 64, 4, 2, 2, false, true, false, false},
+    {64, 1, 128, 128, 4, 2, 2, false, false, false, false},
     {96, 0, 128, 64, 4, 1, 2, false, false, true, false},
     {96, 1, 128, 64, 4, 1, 2, false, false, true, false},
     {128, 0, 128, 64, 4, 1, 2, false, false, true, false},
