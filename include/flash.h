@@ -107,7 +107,8 @@ FLASH_API const char* flash_last_error(void);
 FLASH_API int32_t flash_last_cuda_error(void);
 /* The kernel path the last call on this thread took, "" when it failed or ran nothing. Static, never NULL.
  * For tests and benchmarks that must know which path ran; the names are informative, not a stable ABI:
- * "cpu", "cuda.sm80.fwd" (mma.sync), "cuda.sm90.fwd" (wgmma + TMA, sm_90a), "cuda.fwd_kvcache", "cuda.sm80.bwd",
+ * "cpu", "cuda.sm80.fwd" (mma.sync), "cuda.sm90.fwd" (wgmma + TMA, sm_90a), "cuda.sm90.fwd.packgqa" (the same with
+ * a K/V head's query heads packed into the tiles: GQA with short queries), "cuda.fwd_kvcache", "cuda.sm80.bwd",
  * "cuda.sm90.bwd". flash_fwd takes the sm90 kernel on an sm_90 GPU when the build has sm_90a code and the call has
  * no dropout or ALiBi, one split and 16-byte-aligned tensors; flash_bwd takes it for fp16/bf16 at head dims
  * <= 128 (instantiations 64 and 128), dense layouts, no dropout / ALiBi / softcap, deterministic = 0 and
@@ -273,6 +274,15 @@ typedef struct flash_fwd_params {
     /* Split-KV count: 0 (default) = heuristic, 1 = no split, 2..256 = forced. */
     int32_t num_splits;
     int32_t reserved2; /* keep 0 */
+
+    /* --- Appended after the first release (a caller with the older struct_size gets the defaults) ------- */
+    /* GQA packing (FA3's pack_gqa): the Hopper forward puts a K/V head's h / h_k query heads into the rows of
+     * one tile, so each K/V block it loads serves all of them; it pays when seqlen_q leaves most of a tile's
+     * rows empty (decode-like and short-chunk shapes). 0 (default) = heuristic, 1 = pack whenever the kernel
+     * can (h / h_k <= its tile rows), -1 = never. Scheduling only: the answer changes by rounding at most.
+     * flash_fwd_kvcache ignores it (its decode kernel always packs). */
+    int32_t pack_gqa;
+    int32_t reserved3; /* keep 0 */
 } flash_fwd_params;
 
 /* ------------------------------------------------------------------------------------------------------ */

@@ -94,6 +94,7 @@ describe("header ↔ library ↔ TS", () => {
     expect(p.get("window_size_left")).toBe(-1);
     expect(p.get("window_size_right")).toBe(-1);
     expect(p.get("num_splits")).toBe(0);
+    expect(p.get("pack_gqa")).toBe(0);
   });
 
   test("an unknown params kind has no table", () => {

@@ -86,6 +86,8 @@ const fwdCases: Case[] = [
   ["reserved0 set", (p) => p.i32("reserved0", 1), INV, /reserved0=1/],
   ["negative stride", (p) => p.i64("q_row_stride", -1), INV, /q strides must be >= 0.*row=-1/],
   ["num_splits = 300", (p) => p.i32("num_splits", 300), INV, /num_splits=300/],
+  ["pack_gqa = 2", (p) => p.i32("pack_gqa", 2), INV, /pack_gqa=2 must be -1 \(never\), 0 \(heuristic\) or 1/],
+  ["reserved3 set", (p) => p.i32("reserved3", 1), INV, /reserved3=1 must be 0/],
   ["negative alibi batch stride", (p) => p.i64("alibi_slopes_batch_stride", -4), INV, /alibi_slopes_batch_stride=-4/],
   ["a kvcache field in flash_fwd", (p, fx) => p.ptr("knew_ptr", ptr(fx.kn)), INV, /knew_ptr is set but only flash_fwd_kvcache reads it/],
   ["varlen without total_q", (p, fx) => { fx.idx.set([0, 2, 5]); p.ptr("cu_seqlens_q", ptr(fx.idx)).i32("total_q", -1); }, INV, /total_q=-1/],
@@ -120,6 +122,14 @@ describe("flash_fwd validation", () => {
   });
   test("NULL params", () => {
     expect(call("flash_fwd", null)).toEqual({ st: INV, msg: expect.stringMatching(/flash_fwd: params is NULL/) });
+  });
+  test("a caller built before pack_gqa (the first released struct_size) runs, the appended fields unread", () => {
+    const fx = fixture();
+    const p = fwdParams(fx);
+    const first = library().fwdLayout.fields.get("pack_gqa")!.offset;
+    p.u64("struct_size", BigInt(first)).i32("pack_gqa", 7).i32("reserved3", 9); // past the caller's size
+    expect(call("flash_fwd", p)).toEqual({ st: 0, msg: "" });
+    expect(fx.o.some(Number.isNaN)).toBe(false);
   });
   test.each(fwdCases)("%s", (_name, mutate, code, re) => {
     const fx = fixture();
@@ -195,6 +205,7 @@ describe("TS checks before the FFI call", () => {
       [() => flashAttn(q, q, q, { dropoutP: 1.5 }), /dropoutP=1\.5 must be in \[0, 1\)/],
       [() => flashAttn(q, q, q, { windowSize: [1.5, 0] as unknown as [number, number] }), /windowSize\[0\]=1\.5/],
       [() => flashAttn(q, q, q, { numSplits: -1 }), /numSplits=-1/],
+      [() => flashAttn(q, q, q, { packGqa: 1 as unknown as boolean }), /packGqa=1 must be a boolean/],
       [() => flashAttn(q, q, q, { causal: "yes" as unknown as boolean }), /causal=yes must be a boolean/],
       [() => flashAttnWithKVCache(q, q, q, { cacheSeqlens: 1.5 }), /cacheSeqlens=1\.5/],
       [() => Tensor.fromDevicePtr(-1, "float16", [2]), /ptr=-1 is not a valid pointer/],

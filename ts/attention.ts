@@ -32,6 +32,8 @@ export interface AttnOptions {
   lse?: Tensor;
   /** Split-KV count: 0 = heuristic. */
   numSplits?: number;
+  /** GQA packing on the Hopper forward (pack_gqa): undefined = heuristic, true = whenever possible, false = never. */
+  packGqa?: boolean;
   /** CUDA stream; null/undefined = legacy default stream. Ignored on the CPU. */
   stream?: Stream | null;
 }
@@ -116,6 +118,13 @@ export function setOptions(c: Checker, p: P, o: AttnOptions, b: number, h: numbe
   if (o.offset !== undefined) pp.u64("philox_offset", o.offset);
 }
 
+/** Split-KV count and GQA packing: how the forward runs, never what it computes (beyond rounding). */
+function setScheduling(c: Checker, p: Params<FwdField>, o: AttnOptions): void {
+  if (o.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", o.numSplits, 0, 256));
+  if (o.packGqa !== undefined && typeof o.packGqa !== "boolean") throw invalid(c.op, `packGqa=${o.packGqa} must be a boolean`);
+  if (o.packGqa !== undefined) p.i32("pack_gqa", o.packGqa ? 1 : -1);
+}
+
 /** Queries the workspace, then runs the call with the cached workspace of (device, stream). */
 export function launch(
   op: "flash_fwd" | "flash_fwd_kvcache" | "flash_bwd",
@@ -178,7 +187,7 @@ export function flashAttn(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions = {
     p.i32("b", b).i32("seqlen_q", sq).i32("seqlen_k", sk).i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
     if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
     setOptions(c, p, opts, b, h);
-    if (opts.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", opts.numSplits, 0, 256));
+    setScheduling(c, p, opts);
     launch("flash_fwd", p, c.device!, opts.stream);
     return { out, lse };
   });
@@ -243,7 +252,7 @@ export function flashAttnVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOpt
     setVarlen(c, p, opts, { b, cuq, cuk, usq, usk }, totalQ);
     if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
     setOptions(c, p, opts, b, h);
-    if (opts.numSplits !== undefined) p.i32("num_splits", c.int("numSplits", opts.numSplits, 0, 256));
+    setScheduling(c, p, opts);
     launch("flash_fwd", p, c.device!, opts.stream);
     return { out, lse };
   });

@@ -73,6 +73,8 @@ export const FWD_FIELDS = [
   ["num_pages", "I32"],
   ["num_splits", "I32"],
   ["reserved2", "I32"],
+  ["pack_gqa", "I32"],
+  ["reserved3", "I32"],
 ] as const satisfies readonly (readonly [string, FieldKind])[];
 export const BWD_FIELDS = [
   ["struct_size", "U64"],

@@ -38,6 +38,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
     seqused_k_frac, leftpad_on = kw.pop("seqused_k", None), kw.pop("leftpad", False)
     seqused_q_on = kw.pop("seqused_q", False)
     noncontig = kw.pop("noncontig", False)
+    pack = kw.pop("pack", None)  # True / False: the Hopper kernel must (not) pack the GQA group into its tiles
     gen = seed_case(c.name)
     scale = 1.0 / math.sqrt(d)
     seed, offset = int(gen.integers(0, 2**63)), int(gen.integers(0, 2**40))
@@ -99,6 +100,8 @@ def run_case(lib, c, dev, results, repeat_check=True):
     sm90_ok = (HOPPER and dropout_p == 0 and not alibi_on and ws_n <= 256 and num_splits in (0, 1)
                and max(d, dv) > 32 and aligned)
     want = "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
+    if sm90_ok and (pack or (pack is None and kernel == want + ".packgqa")):
+        want += ".packgqa"  # GQA packing is the host's choice (hopper/fwd_sm90.cu pack_gqa) unless the case says
     if kernel != want:
         ok = False
         msgs.append(f"ran {kernel!r}, expected {want!r}")
@@ -257,6 +260,20 @@ def build_cases(quick):
     cases.append(Case("long causal d256", dtype=torch.float16, b=1, h=4, hk=2, d=256, seqs_q=[2000], seqs_k=[2100], causal=True))
     cases.append(Case("persistent varlen d256", dtype=dt, b=0, h=12, hk=12, d=256, seqs_q=[300, 1200, 5], seqs_k=[800, 1200, 77], varlen=True))
     cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))
+    # GQA packing on the Hopper kernel (a K/V head's query heads share the tiles' rows): short query lengths,
+    # groups that divide block_m and one that does not (6: 21 query rows x 6 heads = 126 of 128 rows), MQA,
+    # every mask, varlen, seqused / leftpad, softcap, the 3-consumer d64 row (block_m 192) and both d256 rows.
+    # One split each: the split heuristic would send these small grids to the sm80 kernel's split-KV.
+    cases.append(Case("packgqa decode d128", dtype=dt, b=2, h=32, hk=4, d=128, seqs_q=[1], seqs_k=[3000], num_splits=1, pack=True))
+    cases.append(Case("packgqa sq5 causal d64", dtype=torch.float16, b=2, h=16, hk=2, d=64, seqs_q=[5], seqs_k=[700], causal=True, num_splits=1, pack=True))
+    cases.append(Case("packgqa group6 local d256", dtype=dt, b=2, h=12, hk=2, d=256, seqs_q=[40], seqs_k=[500], window=(64, 8), num_splits=1, pack=True))
+    cases.append(Case("packgqa group6 causal long d256", dtype=dt, b=1, h=12, hk=2, d=256, seqs_q=[50], seqs_k=[2300], causal=True, num_splits=1, pack=True))
+    cases.append(Case("packgqa varlen causal d128", dtype=dt, b=0, h=16, hk=2, d=128, seqs_q=[3, 17, 1], seqs_k=[200, 1000, 64], varlen=True, causal=True, num_splits=1, pack=True))
+    cases.append(Case("packgqa mqa seqused leftpad d64", dtype=dt, b=2, h=8, hk=1, d=64, seqs_q=[20], seqs_k=[300], seqused_q=True, seqused_k=0.8, leftpad=True, num_splits=1, pack=True))
+    cases.append(Case("packgqa softcap d128", dtype=torch.float16, b=2, h=8, hk=2, d=128, seqs_q=[9], seqs_k=[517], softcap=30.0, num_splits=1, pack=True))
+    cases.append(Case("packgqa long d64", dtype=dt, b=1, h=16, hk=1, d=64, seqs_q=[7], seqs_k=[2500], causal=True, num_splits=1, pack=True))
+    cases.append(Case("packgqa dv100 d128", dtype=dt, b=2, h=8, hk=2, d=128, dv=100, seqs_q=[30], seqs_k=[129], num_splits=1, pack=True))
+    cases.append(Case("no packgqa sq1000 d128", dtype=dt, b=1, h=8, hk=1, d=128, seqs_q=[1024], seqs_k=[1024], num_splits=1, pack=False))
     return cases
 
 

@@ -139,7 +139,7 @@ def set_tensor(p, name, t):
 def fill_params(lib, *, q, k, v, o, lse=None, causal=False, window=(-1, -1), softcap=0.0, scale=0.0,
                 alibi=None, dropout_p=0.0, seed=0, offset=0, cu_seqlens_q=None, cu_seqlens_k=None,
                 seqused_q=None, seqused_k=None, leftpad_k=None, max_seqlen_q=None, max_seqlen_k=None,
-                num_splits=0, device_cpu=False):
+                num_splits=0, pack_gqa=0, device_cpu=False):
     """q/k/v/o: torch tensors [b, s, h, d] (dense) or [total, h, d] (varlen), last dim contiguous."""
     p = lib.new_params()
     p.device_type = FLASH_DEVICE_CPU if device_cpu else FLASH_DEVICE_CUDA
@@ -176,6 +176,7 @@ def fill_params(lib, *, q, k, v, o, lse=None, causal=False, window=(-1, -1), sof
         if t is not None:
             setattr(p, name, t.data_ptr())
     p.num_splits = num_splits
+    p.pack_gqa = pack_gqa
     return p
 
 

@@ -2,7 +2,7 @@
 """libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
 Shapes cover every Hopper configuration (d64 3-consumer persistent, d128 ping-pong, causal, local, softcap,
-GQA, varlen with skipped tiles) and run on whatever path the GPU takes. Exit 0 when every call returned OK.
+GQA unpacked and packed, varlen with skipped tiles) and run on whatever path the GPU takes. Exit 0 when every call returned OK.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
 """
 import argparse
@@ -25,6 +25,9 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (64, 4, 16, 16, [900], [900], False, (-1, -1), 0.0, torch.float16),
     (64, 1, 8, 8, [2100], [2100], True, (-1, -1), 0.0, torch.bfloat16),  # d64's long-sequence row
     (64, 1, 8, 4, [2100], [2100], False, (-1, -1), 0.0, torch.float16),
+    (128, 2, 16, 2, [5], [900], True, (-1, -1), 0.0, torch.bfloat16),  # GQA packed: 8 heads x 5 rows per tile
+    (256, 2, 12, 2, [40], [500], False, (64, 8), 0.0, torch.float16),  # packed, group 6: 126 of 128 rows
+    (64, 0, 16, 2, [3, 17, 1], [200, 1000, 64], True, (-1, -1), 0.0, torch.bfloat16),  # packed varlen
 ]
 
 

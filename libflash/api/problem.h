@@ -90,6 +90,7 @@ struct FwdProblem {
     int32_t num_pages = 0;
 
     int32_t num_splits = 0; // 0 heuristic, else forced (1..256)
+    int32_t pack_gqa = 0;   // 0 heuristic, 1 whenever possible, -1 never (the Hopper forward)
 };
 
 // Backward adds dO/dQ/dK/dV to the forward description (kvcache fields unused).

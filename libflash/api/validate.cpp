@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -14,7 +15,7 @@ namespace {
 constexpr int32_t kMaxHeadDim = 256;
 constexpr int32_t kMaxSplits = 256;
 // Sizes of the first released layouts: callers may pass any struct_size from these up to ours.
-constexpr uint64_t kFwdMinSize = sizeof(flash_fwd_params);
+constexpr uint64_t kFwdMinSize = offsetof(flash_fwd_params, pack_gqa);
 constexpr uint64_t kBwdMinSize = sizeof(flash_bwd_params);
 
 #define FAIL(code, ...) return set_error(code, __VA_ARGS__)
@@ -279,6 +280,10 @@ int32_t load_fwd(const flash_fwd_params* in, Entry entry, FwdProblem* f) {
     if (p.num_splits < 0 || p.num_splits > kMaxSplits)
         INVALID("%s: num_splits=%d must be in 0..%d (0 = heuristic)", name, p.num_splits, kMaxSplits);
     f->num_splits = p.num_splits;
+    if (p.pack_gqa < -1 || p.pack_gqa > 1)
+        INVALID("%s: pack_gqa=%d must be -1 (never), 0 (heuristic) or 1 (whenever possible)", name, p.pack_gqa);
+    if (p.reserved3 != 0) INVALID("%s: reserved3=%d must be 0", name, p.reserved3);
+    f->pack_gqa = p.pack_gqa;
     f->leftpad_k = static_cast<const int32_t*>(p.leftpad_k);
 
     if (entry == Entry::Fwd) {

@@ -65,6 +65,19 @@ int covered_dim(const FwdProblem& p, int num_splits) {
 // The dynamic schedule's tile counter (one int, 256-byte slot).
 constexpr uint64_t kCounterBytes = 256;
 
+// GQA packing (params.pack_gqa; the heuristic is FA3's rule): pack a K/V head's `group` query heads into the
+// tile rows when that fills the tiles clearly better, i.e. when the rows a query length leaves empty in its
+// last (or only) tile are a large share. Packed tiles hold block_m / group query rows, so a group larger than
+// block_m cannot pack.
+bool pack_gqa(const FwdProblem& p, int bm) {
+    if (p.group <= 1 || p.group > bm || p.pack_gqa < 0) return false;
+    if (p.pack_gqa > 0) return true;
+    const int rows = bm / p.group; // query rows per packed tile
+    const double plain = double(p.seqlen_q) / (double((p.seqlen_q + bm - 1) / bm) * bm);
+    const double packed = double(p.seqlen_q) * p.group / (double((p.seqlen_q + rows - 1) / rows) * bm);
+    return plain < 0.9 * packed;
+}
+
 } // namespace
 
 uint64_t workspace_bytes(const FwdProblem& p, int num_splits) {
@@ -98,30 +111,43 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
     const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
     // Varlen K has no host-known total length: the kernel never reads past a sequence's last key (its last
     // box ends there), so the row extent only has to be large enough.
-    const TensorView qv{p.q, uint64_t(p.d), uint64_t(vq ? p.total_q : p.seqlen_q), uint64_t(p.h),
-                        uint64_t(vq ? 1 : p.b), p.sq_.row, p.sq_.head, p.sq_.batch};
+    const bool pack = pack_gqa(p, bm);
+    const int q_rows = pack ? bm / p.group : bm;
+    const uint64_t qrows_total = uint64_t(vq ? p.total_q : p.seqlen_q);
+    // Packed: the head is the box's second dimension, so a box of group x q_rows lands in shared memory as
+    // packed rows r * group + g.
+    const TensorView qv = pack ? TensorView{p.q, uint64_t(p.d), uint64_t(p.h), qrows_total, uint64_t(vq ? 1 : p.b),
+                                            p.sq_.head, p.sq_.row, p.sq_.batch}
+                               : TensorView{p.q, uint64_t(p.d), qrows_total, uint64_t(p.h), uint64_t(vq ? 1 : p.b),
+                                            p.sq_.row, p.sq_.head, p.sq_.batch};
     const uint64_t krows = vk ? uint64_t(INT_MAX) : uint64_t(p.seqlen_k);
     const TensorView kv{p.k, uint64_t(p.d), krows, uint64_t(p.hk), uint64_t(vk ? 1 : p.b), p.sk_.row, p.sk_.head,
                         p.sk_.batch};
     const TensorView vv{p.v, uint64_t(p.dv), krows, uint64_t(p.hk), uint64_t(vk ? 1 : p.b), p.sv_.row, p.sv_.head,
                         p.sv_.batch};
-    if (make_tensor_map(&sp.tm_q, qv, bf16, 64, uint32_t(bm)) != FLASH_OK ||
+    if ((pack ? make_tensor_map(&sp.tm_q, qv, bf16, 64, uint32_t(p.group), uint32_t(q_rows))
+              : make_tensor_map(&sp.tm_q, qv, bf16, 64, uint32_t(bm))) != FLASH_OK ||
         make_tensor_map(&sp.tm_k, kv, bf16, 64, uint32_t(t.block_n)) != FLASH_OK ||
         make_tensor_map(&sp.tm_v, vv, bf16, 64, uint32_t(t.block_n)) != FLASH_OK) {
         clear_error(); // an unusual stride the copy engine cannot describe: the sm80 kernel takes it
         return FLASH_OK;
     }
-    if (t.tma_o) { // else (or an O the copy engine cannot describe) O leaves by ordinary stores
+    if (t.tma_o && !pack) { // else (or an O the copy engine cannot describe) O leaves by ordinary stores
         const TensorView ov{p.o, uint64_t(p.dv), uint64_t(vq ? p.total_q : p.seqlen_q), uint64_t(p.h),
                             uint64_t(vq ? 1 : p.b), p.so_.row, p.so_.head, p.so_.batch};
         sp.tma_o = make_tensor_map(&sp.tm_o, ov, bf16, 64, 64) == FLASH_OK ? 1 : 0;
         if (!sp.tma_o) clear_error();
     }
-    sp.m_blocks = (p.seqlen_q + bm - 1) / bm;
-    const int64_t tiles = int64_t(sp.m_blocks) * p.h * p.b;
+    sp.pack = pack ? 1 : 0;
+    sp.q_rows = q_rows;
+    sp.tile_heads = pack ? p.hk : p.h;
+    sp.q_bytes = uint32_t(dim / 64) * uint32_t(q_rows * (pack ? p.group : 1)) * 128u;
+    sp.div_group = FastDiv(uint32_t(p.group));
+    sp.m_blocks = (p.seqlen_q + q_rows - 1) / q_rows;
+    const int64_t tiles = int64_t(sp.m_blocks) * sp.tile_heads * p.b;
     if (tiles > INT_MAX) return FLASH_OK;
     sp.div_mblocks = FastDiv(uint32_t(sp.m_blocks));
-    sp.div_head_mblocks = FastDiv(uint32_t(sp.m_blocks) * uint32_t(p.h));
+    sp.div_head_mblocks = FastDiv(uint32_t(sp.m_blocks) * uint32_t(sp.tile_heads));
     // Persistent: one CTA per SM (a CTA fills an SM's shared memory) striding over the tiles, so the next
     // tile's loads overlap this one's epilogue; otherwise one CTA per tile.
     const bool dynamic = t.persistent && t.dynamic;
@@ -190,7 +216,7 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
     }
 #endif
     *taken = true;
-    if (st == FLASH_OK) set_kernel("cuda.sm90.fwd");
+    if (st == FLASH_OK) set_kernel(pack ? "cuda.sm90.fwd.packgqa" : "cuda.sm90.fwd");
     return st;
 #endif
 }

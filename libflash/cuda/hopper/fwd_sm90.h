@@ -18,8 +18,16 @@ struct Sm90Params {
     CUtensorMap tm_q, tm_k, tm_v;
     CUtensorMap tm_o; // boxes of 64 rows x 64 columns; valid when tma_o != 0 (configs with the tma_o field)
     int tma_o;
+    // GQA packing (FA3's PackGQA): pack = 1 when a tile's rows are (query row, query head) pairs of one K/V
+    // head's group, packed row = query row * group + head within the group, so each K/V block read serves the
+    // whole group. Worth it when the query length leaves most of a block_m tile empty (decode-like shapes).
+    int pack;
+    int q_rows;        // query rows per tile: block_m, or block_m / group when packed
+    int tile_heads;    // heads a batch's tiles walk: h, or hk when packed
+    uint32_t q_bytes;  // bytes of one Q tile's TMA boxes (q_rows * (pack ? group : 1) rows)
+    FastDiv div_group; // by the GQA group: a packed row's query row
     int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then head, then batch
-    FastDiv div_mblocks, div_head_mblocks; // by m_blocks and by m_blocks * h: a tile number's decode
+    FastDiv div_mblocks, div_head_mblocks; // by m_blocks and by m_blocks * tile_heads: a tile number's decode
     int* tile_counter; // dynamic schedule: tiles past the first gridDim.x are claimed with atomicAdd (zeroed
                        // before the launch); null: CTA c takes tiles c, c + gridDim.x, ...
 #ifdef FLASH_SM90_TRACE

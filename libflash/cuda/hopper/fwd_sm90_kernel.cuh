@@ -23,8 +23,13 @@
 // box never reads past the sequence: varlen K needs no total length on the host, and the extra leading keys
 // are masked as belonging to the next block.
 //
-// Features on this path: fp16/bf16, causal/local windows, softcap (kSoftcap), GQA/MQA, varlen, seqused,
-// leftpad, LSE. Dropout, ALiBi and split-KV stay on the sm80 kernel (hopper/fwd_sm90.cu routes them).
+// GQA packing (Sm90Params::pack, chosen on the host): a tile's rows are then (query row, query head) pairs of one
+// K/V head's group, packed row pm = row * group + head in group (Q's tensor map has the head as the box's second
+// dimension, so one TMA box lands in that order), and every K/V block loaded serves the group's heads at once.
+// Only the row -> (query row, head) map changes: the masks take the query row, the epilogue both.
+//
+// Features on this path: fp16/bf16, causal/local windows, softcap (kSoftcap), GQA/MQA (packed or not), varlen,
+// seqused, leftpad, LSE. Dropout, ALiBi and split-KV stay on the sm80 kernel (hopper/fwd_sm90.cu routes them).
 #pragma once
 
 #include <cuda.h>
@@ -100,12 +105,13 @@ struct Sm90Cfg {
 // One work tile's geometry (api/seqinfo.h, as in fwd_kernel.cuh). Tiles are numbered m block fastest (the
 // CTAs working at one time share a head's K/V in L2), causal m blocks heaviest first, then head, then batch.
 struct TileGeom {
-    int m0, hi, bi, hki, sq, sk, n_begin, n_end, ntiles;
+    int m0, hi, bi, hki, sq, sk, n_begin, n_end, ntiles; // m0: first query row; hi: first query head (packed: of
+                                                         // the group)
     int64_t q_row0, k_row0, diag;
     bool skip; // the m block starts past this sequence's query rows
 };
 
-template <int BM, int BN, bool kMasked>
+template <int BN, bool kMasked>
 __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     const FwdParams& p = P.f;
     const int m_blocks = P.m_blocks;
@@ -113,10 +119,11 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     // Host-prepared dividers: this decode sits at the start of every tile, before its first load is issued.
     t.bi = int(P.div_head_mblocks.div(uint32_t(tile)));
     const int rem = tile - t.bi * int(P.div_head_mblocks.d);
-    t.hi = int(P.div_mblocks.div(uint32_t(rem)));
-    const int mb_raw = rem - t.hi * m_blocks;
+    const int hs = int(P.div_mblocks.div(uint32_t(rem))); // head slot: a query head, or (packed) a K/V head
+    const int mb_raw = rem - hs * m_blocks;
     const int m_block = kMasked ? m_blocks - 1 - mb_raw : mb_raw;
-    t.hki = t.hi / p.group;
+    t.hki = P.pack ? hs : int(P.div_group.div(uint32_t(hs)));
+    t.hi = P.pack ? hs * p.group : hs;
     t.q_row0 = 0;
     t.sq = p.seqlen_q;
     if (p.cu_seqlens_q) {
@@ -134,14 +141,15 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     if (p.seqused_k) kend = p.seqused_k[t.bi];
     t.k_row0 += leftpad;
     t.sk = kend - leftpad;
-    t.m0 = m_block * BM;
+    const int rows = P.q_rows;
+    t.m0 = m_block * rows;
     t.skip = t.m0 >= t.sq;
     t.diag = int64_t(t.sk) - t.sq;
     t.n_end = (t.sk + BN - 1) / BN;
     t.n_begin = 0;
     if constexpr (kMasked) {
         if (p.win_right >= 0) {
-            const int64_t lim = int64_t(t.m0) + BM - 1 + t.diag + p.win_right + 1; // one past the last visible key
+            const int64_t lim = int64_t(t.m0) + rows - 1 + t.diag + p.win_right + 1; // one past the last visible key
             const int64_t nb = lim <= 0 ? 0 : (lim + BN - 1) / BN;
             if (nb < t.n_end) t.n_end = int(nb);
         }
@@ -229,17 +237,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const int cur = tile;
                 // Claim the next tile now: the atomic's latency hides under this tile's loads.
                 tile = Cfg::kDynamic ? int(gridDim.x) + atomicAdd(P.tile_counter, 1) : tile + int(gridDim.x);
-                const TileGeom t = tile_geom<BM, BN, kMasked>(P, cur);
+                const TileGeom t = tile_geom<BN, kMasked>(P, cur);
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
                 const int qs = u % QS;
                 FLASH_TRACE(8, 0, u);
                 mbar_wait(q_empty(qs), ((u / QS) & 1) ^ 1);
                 FLASH_TRACE(9, 0, u);
-                mbar_arrive_expect_tx(q_full(qs), Cfg::kQBytes);
+                mbar_arrive_expect_tx(q_full(qs), P.q_bytes);
+                const int qrow = int(t.q_row0) + t.m0; // packed: the map's dimensions are (d, head, row, batch)
 #pragma unroll
                 for (int c = 0; c < CB; ++c)
-                    tma_load_4d(sQ + qs * Cfg::kQBytes + c * BM * 128, &P.tm_q, q_full(qs), c * 64, int(t.q_row0) + t.m0, t.hi, qb);
+                    tma_load_4d(sQ + qs * Cfg::kQBytes + c * BM * 128, &P.tm_q, q_full(qs), c * 64,
+                                P.pack ? t.hi : qrow, P.pack ? qrow : t.hi, qb);
                 for (int j = 0; j < t.ntiles; ++j, ++it) {
                     const int s = it % S;
                     const uint32_t ph = (it / S) & 1;
@@ -266,6 +276,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     setmaxnreg_inc<Cfg::kRegC>();
     const int cw = wg - 1, wl = warp & 3, g = lane >> 2, q = lane & 3;
     const int row_l = 64 * cw + 16 * wl + g; // this thread's first row in the CTA tile; the second is +8
+    // The query row (inside the tile's m0..) of tile row pm: pm itself, or pm / group when GQA-packed.
+    auto qrow_of = [&](int pm) { return P.pack ? int(P.div_group.div(uint32_t(pm))) : pm; };
 
     const float sl2 = kSoftcap ? 1.f : p.scale_log2; // stored score -> log2 units
     float o[D / 2];
@@ -354,7 +366,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         bool need_mask = n * BN + BN > t.sk;
         if constexpr (kMasked) {
             if (p.win_right >= 0 && int64_t(n) * BN + BN - 1 > int64_t(t.m0) + t.diag + p.win_right) need_mask = true;
-            if (p.win_left >= 0 && int64_t(n) * BN < int64_t(t.m0) + BM - 1 + t.diag - p.win_left) need_mask = true;
+            if (p.win_left >= 0 && int64_t(n) * BN < int64_t(t.m0) + P.q_rows - 1 + t.diag - p.win_left) need_mask = true;
         }
         if (need_mask) {
             // Column c of the box is key e0 + c. Visible: c in [lo, hi) and, per row, within the window.
@@ -366,7 +378,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             const bool lower = kSoftcap || lo > 0 || (kMasked && p.win_left >= 0); // softcap: one loop (registers)
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                const int64_t a = int64_t(t.m0) + row_l + 8 * r + t.diag - e0; // the diagonal's key, box-relative
+                const int64_t a = int64_t(t.m0) + qrow_of(row_l + 8 * r) + t.diag - e0; // the diagonal's key, box-relative
                 int lo_r = lo, hi_r = hi_end;                                 // visible iff lo_r <= c < hi_r
                 if constexpr (kMasked) {
                     if (p.win_right >= 0) hi_r = min(hi_r, clampi(a + p.win_right + 1));
@@ -469,7 +481,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             mbar_arrive(tile_empty(slot));
         }
         if (tile >= total_tiles) break;
-        const TileGeom t = tile_geom<BM, BN, kMasked>(P, tile);
+        const TileGeom t = tile_geom<BN, kMasked>(P, tile);
         if (t.skip) continue;
         FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
@@ -556,16 +568,27 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // reads) and TMA stores issued by one thread, which releases the slot once they have read it (q_pend); rows past
         // the sequence's end (a partial tile, varlen neighbours) go the other way: 32-bit stores straight from
         // registers, each quad writing 16 contiguous bytes per row and column tile.
+        // This thread's two rows: query row qi[r] of head qh[r], stored only if it exists (a GQA-packed tile may
+        // end in rows beyond q_rows * group that hold no query).
         float inv[2];
+        int qi[2], qh[2];
+        bool rv[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int pm = row_l + 8 * r, qr = qrow_of(pm);
+            qi[r] = t.m0 + qr;
+            qh[r] = t.hi + (P.pack ? pm - qr * p.group : 0);
+            rv[r] = qi[r] < t.sq && (!P.pack || qr < P.q_rows);
+        }
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const float l = quad_sum(row_sum[r]);
             const bool any = l > 0.f;
             inv[r] = any ? 1.f / l : 0.f;
-            const int i = t.m0 + row_l + 8 * r;
-            if (p.lse && q == 0 && i < t.sq) {
-                const int64_t idx = p.lse_unpadded ? int64_t(t.hi) * p.total_q + t.q_row0 + i
-                                                   : (int64_t(t.bi) * p.h + t.hi) * p.seqlen_q + i;
+            const int i = qi[r];
+            if (p.lse && q == 0 && rv[r]) {
+                const int64_t idx = p.lse_unpadded ? int64_t(qh[r]) * p.total_q + t.q_row0 + i
+                                                   : (int64_t(t.bi) * p.h + qh[r]) * p.seqlen_q + i;
                 p.lse[idx] = any ? row_max[r] * sl2 * kLn2 + __logf(l) : INFINITY;
             }
         }
@@ -600,11 +623,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             q_pend = qs_e; // released under the next tile's first S GEMM
         } else {
             uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
-                           (t.q_row0 + t.m0) * p.o_row + int64_t(t.hi) * p.o_head;
+                           t.q_row0 * p.o_row;
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                if (t.m0 + row_l + 8 * r >= t.sq) continue;
-                uint16_t* orow = gO + int64_t(row_l + 8 * r) * p.o_row;
+                if (!rv[r]) continue;
+                uint16_t* orow = gO + int64_t(qi[r]) * p.o_row + int64_t(qh[r]) * p.o_head;
 #pragma unroll
                 for (int tt = 0; tt < D / 8; ++tt) {
                     const int col = 8 * tt + 2 * q;

@@ -31,7 +31,8 @@ EncodeTiled encoder() {
 
 } // namespace
 
-int32_t make_tensor_map(CUtensorMap* map, const TensorView& v, bool bf16, uint32_t box_cols, uint32_t box_rows) {
+int32_t make_tensor_map(CUtensorMap* map, const TensorView& v, bool bf16, uint32_t box_cols, uint32_t box_rows,
+                        uint32_t box_heads) {
     const EncodeTiled enc = encoder();
     if (!enc) return set_error(FLASH_ERROR_UNSUPPORTED, "cuTensorMapEncodeTiled is not available from the driver");
     auto bytes = [](int64_t elems) { return cuuint64_t(elems) * 2u; };
@@ -39,7 +40,7 @@ int32_t make_tensor_map(CUtensorMap* map, const TensorView& v, bool bf16, uint32
     // A dimension of extent 1 is never stepped; give it a legal stride when the caller's is 0.
     const cuuint64_t strides[3] = {bytes(v.row_stride), bytes(v.head_stride),
                                    v.batches == 1 && v.batch_stride == 0 ? 16u : bytes(v.batch_stride)};
-    const cuuint32_t box[4] = {box_cols, box_rows, 1, 1};
+    const cuuint32_t box[4] = {box_cols, box_rows, box_heads, 1};
     const cuuint32_t elem_strides[4] = {1, 1, 1, 1};
     const CUresult r = enc(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
                            const_cast<void*>(v.base), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
