@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     constexpr int kNT = BN / 8; // n8 column tiles of S
     constexpr float kLn2 = 0.6931471805599453f;
     const FwdParams& p = P.f;
-    const int total_tiles = P.m_blocks * p.h * p.b;
+    const int total_tiles = P.m_blocks * P.tile_heads * p.b; // tile_heads: h, or hk when GQA-packed
 
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = smem_u32addr(smem_raw);
