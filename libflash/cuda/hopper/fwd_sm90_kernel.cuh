@@ -23,7 +23,7 @@
 // box never reads past the sequence: varlen K needs no total length on the host, and the extra leading keys
 // are masked as belonging to the next block.
 //
-// GQA packing (Sm90Params::pack, chosen on the host): a tile's rows are then (query row, query head) pairs of one
+// GQA packing (kPack, its own instantiation; chosen on the host): a tile's rows are (query row, query head) pairs of one
 // K/V head's group, packed row pm = row * group + head in group (Q's tensor map has the head as the box's second
 // dimension, so one TMA box lands in that order), and every K/V block loaded serves the group's heads at once.
 // Only the row -> (query row, head) map changes: the masks take the query row, the epilogue both.
@@ -111,7 +111,7 @@ struct TileGeom {
     bool skip; // the m block starts past this sequence's query rows
 };
 
-template <int BN, bool kMasked>
+template <int BM, int BN, bool kMasked, bool kPack>
 __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     const FwdParams& p = P.f;
     const int m_blocks = P.m_blocks;
@@ -122,8 +122,8 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     const int hs = int(P.div_mblocks.div(uint32_t(rem))); // head slot: a query head, or (packed) a K/V head
     const int mb_raw = rem - hs * m_blocks;
     const int m_block = kMasked ? m_blocks - 1 - mb_raw : mb_raw;
-    t.hki = P.pack ? hs : int(P.div_group.div(uint32_t(hs)));
-    t.hi = P.pack ? hs * p.group : hs;
+    t.hki = kPack ? hs : int(P.div_group.div(uint32_t(hs)));
+    t.hi = kPack ? hs * p.group : hs;
     t.q_row0 = 0;
     t.sq = p.seqlen_q;
     if (p.cu_seqlens_q) {
@@ -141,7 +141,7 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     if (p.seqused_k) kend = p.seqused_k[t.bi];
     t.k_row0 += leftpad;
     t.sk = kend - leftpad;
-    const int rows = P.q_rows;
+    const int rows = kPack ? P.q_rows : BM;
     t.m0 = m_block * rows;
     t.skip = t.m0 >= t.sq;
     t.diag = int64_t(t.sk) - t.sq;
@@ -162,7 +162,7 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     return t;
 }
 
-template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap>
+template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid_constant__ Sm90Params P) {
 #if FLASH_SM90A
     using namespace prim;
@@ -237,19 +237,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const int cur = tile;
                 // Claim the next tile now: the atomic's latency hides under this tile's loads.
                 tile = Cfg::kDynamic ? int(gridDim.x) + atomicAdd(P.tile_counter, 1) : tile + int(gridDim.x);
-                const TileGeom t = tile_geom<BN, kMasked>(P, cur);
+                const TileGeom t = tile_geom<BM, BN, kMasked, kPack>(P, cur);
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
                 const int qs = u % QS;
                 FLASH_TRACE(8, 0, u);
                 mbar_wait(q_empty(qs), ((u / QS) & 1) ^ 1);
                 FLASH_TRACE(9, 0, u);
-                mbar_arrive_expect_tx(q_full(qs), P.q_bytes);
+                mbar_arrive_expect_tx(q_full(qs), kPack ? P.q_bytes : uint32_t(Cfg::kQBytes));
                 const int qrow = int(t.q_row0) + t.m0; // packed: the map's dimensions are (d, head, row, batch)
 #pragma unroll
                 for (int c = 0; c < CB; ++c)
                     tma_load_4d(sQ + qs * Cfg::kQBytes + c * BM * 128, &P.tm_q, q_full(qs), c * 64,
-                                P.pack ? t.hi : qrow, P.pack ? qrow : t.hi, qb);
+                                kPack ? t.hi : qrow, kPack ? qrow : t.hi, qb);
                 for (int j = 0; j < t.ntiles; ++j, ++it) {
                     const int s = it % S;
                     const uint32_t ph = (it / S) & 1;
@@ -277,7 +277,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     const int cw = wg - 1, wl = warp & 3, g = lane >> 2, q = lane & 3;
     const int row_l = 64 * cw + 16 * wl + g; // this thread's first row in the CTA tile; the second is +8
     // The query row (inside the tile's m0..) of tile row pm: pm itself, or pm / group when GQA-packed.
-    auto qrow_of = [&](int pm) { return P.pack ? int(P.div_group.div(uint32_t(pm))) : pm; };
+    auto qrow_of = [&](int pm) { return kPack ? int(P.div_group.div(uint32_t(pm))) : pm; };
 
     const float sl2 = kSoftcap ? 1.f : p.scale_log2; // stored score -> log2 units
     float o[D / 2];
@@ -366,7 +366,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         bool need_mask = n * BN + BN > t.sk;
         if constexpr (kMasked) {
             if (p.win_right >= 0 && int64_t(n) * BN + BN - 1 > int64_t(t.m0) + t.diag + p.win_right) need_mask = true;
-            if (p.win_left >= 0 && int64_t(n) * BN < int64_t(t.m0) + P.q_rows - 1 + t.diag - p.win_left) need_mask = true;
+            if (p.win_left >= 0 && int64_t(n) * BN < int64_t(t.m0) + (kPack ? P.q_rows : BM) - 1 + t.diag - p.win_left)
+                need_mask = true;
         }
         if (need_mask) {
             // Column c of the box is key e0 + c. Visible: c in [lo, hi) and, per row, within the window.
@@ -481,7 +482,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             mbar_arrive(tile_empty(slot));
         }
         if (tile >= total_tiles) break;
-        const TileGeom t = tile_geom<BN, kMasked>(P, tile);
+        const TileGeom t = tile_geom<BM, BN, kMasked, kPack>(P, tile);
         if (t.skip) continue;
         FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
@@ -577,8 +578,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         for (int r = 0; r < 2; ++r) {
             const int pm = row_l + 8 * r, qr = qrow_of(pm);
             qi[r] = t.m0 + qr;
-            qh[r] = t.hi + (P.pack ? pm - qr * p.group : 0);
-            rv[r] = qi[r] < t.sq && (!P.pack || qr < P.q_rows);
+            qh[r] = t.hi + (kPack ? pm - qr * p.group : 0);
+            rv[r] = qi[r] < t.sq && (!kPack || qr < P.q_rows);
         }
 #pragma unroll
         for (int r = 0; r < 2; ++r) {

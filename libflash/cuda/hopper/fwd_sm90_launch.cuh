@@ -8,15 +8,22 @@
 
 namespace flash::cuda::sm90 {
 
-template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap>
-int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
-    auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap>;
+template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack>
+int32_t launch_fwd_sm90_kernel(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
+    auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, kPack>;
     static std::atomic<uint64_t> configured{0};
     if (int32_t st = ensure_smem_optin(kernel, Cfg::kSmem, configured, "cudaFuncSetAttribute(sm90 fwd smem)")) return st;
     kernel<<<grid, Cfg::kThreads, Cfg::kSmem, stream>>>(p);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "sm90 fwd kernel launch");
     return FLASH_OK;
+}
+
+// GQA packing is its own instantiation, so the unpacked kernels carry none of its index arithmetic.
+template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap>
+int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
+    return p.pack ? launch_fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, true>(p, grid, stream)
+                  : launch_fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, false>(p, grid, stream);
 }
 
 template <bool kBf16, int kD, bool kMasked, int kAlt>
