@@ -11,6 +11,7 @@ Time in microseconds; TFLOP/s with the visible (query, key) pairs of the bottom-
 Usage: bench_packgqa.py --lib build/libflash.so [--rounds 3] [--rep 40] [--out DIR]
 """
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -96,14 +97,14 @@ def main():
         row = run_shape(lib, a, shape)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    meta = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
-            "command": " ".join(sys.argv)}
+    meta = {"gpu": torch.cuda.get_device_name(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "command": " ".join(sys.argv)}
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "packgqa.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     head = ["b", "h/hk", "d", "sq", "sk", "causal", "nopack us", "auto us", "auto/nopack speedup", "default us",
             "kernel (auto / default)", "cuDNN us", "FA2 us", "auto TFLOP/s"]
-    lines = [f"{meta['gpu']}; torch {meta['torch']}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
+    lines = [f"{meta['gpu']}; {meta['date']}; torch {meta['torch']}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         m = r["median_us"]
