@@ -32,7 +32,10 @@ export interface AttnOptions {
   lse?: Tensor;
   /** Split-KV count: 0 = heuristic. */
   numSplits?: number;
-  /** GQA packing on the Hopper forward (pack_gqa): undefined = heuristic, true = whenever possible, false = never. */
+  /**
+   * GQA packing on the Hopper forward (pack_gqa): undefined = heuristic, true = whenever possible, false = never.
+   * flashAttnWithKVCache ignores it (its decode kernel always packs).
+   */
   packGqa?: boolean;
   /** CUDA stream; null/undefined = legacy default stream. Ignored on the CPU. */
   stream?: Stream | null;

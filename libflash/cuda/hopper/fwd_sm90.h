@@ -21,7 +21,7 @@ struct Sm90Params {
     // GQA packing (FA3's PackGQA): pack = 1 when a tile's rows are (query row, query head) pairs of one K/V
     // head's group, packed row = query row * group + head within the group, so each K/V block read serves the
     // whole group. Worth it when the query length leaves most of a block_m tile empty (decode-like shapes).
-    int pack; // selects the kPack instantiation (hopper/fwd_sm90_launch.cuh)
+    int pack;          // selects the kPack instantiation (hopper/fwd_sm90_launch.cuh)
     int q_rows;        // query rows per tile: block_m, or block_m / group when packed
     int tile_heads;    // heads a batch's tiles walk: h, or hk when packed
     uint32_t q_bytes;  // bytes of one Q tile's TMA boxes (q_rows * (pack ? group : 1) rows)
