@@ -218,6 +218,12 @@ describe("TS checks before the FFI call", () => {
       expect((err as Error).message).toMatch(re);
     }
   });
+  test("packGqa true / false pass both checks and change nothing on the CPU backend", () => {
+    const k = Tensor.from(Array.from({ length: 1 * 3 * 1 * 8 }, (_, i) => Math.sin(i)), [1, 3, 1, 8], "float32");
+    const ref = flashAttn(q, k, k).out.toFloat32Array();
+    for (const packGqa of [true, false])
+      expect(Buffer.from(flashAttn(q, k, k, { packGqa }).out.toFloat32Array().buffer)).toEqual(Buffer.from(ref.buffer));
+  });
   test("library errors surface as typed errors with the C message", () => {
     const k = Tensor.from(new Array(1 * 3 * 3 * 8).fill(0.1), [1, 3, 3, 8], "float32");
     let err: unknown;
