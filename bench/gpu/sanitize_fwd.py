@@ -2,7 +2,8 @@
 """libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
 Shapes cover every Hopper configuration (d64 3-consumer persistent, d128 ping-pong, causal, local, softcap,
-GQA unpacked and packed, varlen with skipped tiles) and run on whatever path the GPU takes. Exit 0 when every call returned OK.
+GQA unpacked and packed, varlen with skipped tiles) and run on whatever path the GPU takes. Exit 0 when every
+call returned OK.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
 """
 import argparse
