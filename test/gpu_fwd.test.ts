@@ -12,8 +12,9 @@ interface Cfg {
   dtype: AttnDType; b: number; h: number; hk: number; d: number; dv: number; sq: number; sk: number;
   causal?: boolean; window?: [number, number]; softcap?: number; alibi?: boolean; dropoutP?: number;
   numSplits?: number;
-  sm90?: boolean; // taken by the Hopper kernel when it is there (no dropout / ALiBi, one split, TMA-aligned)
+  sm90?: boolean; // taken by the Hopper kernel when it is there (no dropout / ALiBi, TMA-aligned)
   packGqa?: boolean; // the Hopper kernel packs the GQA group into its tiles (short queries; hopper/fwd_sm90.cu)
+  split?: boolean; // the Hopper kernel splits the keys (forced, or its heuristic on a small grid)
 }
 
 // The Hopper forward runs wherever it is compiled in and the GPU is an sm_90 (FLASH_SM90=0 turns it off).
@@ -54,7 +55,8 @@ function run(c: Cfg, seed: number) {
 function check(c: Cfg, seed: number) {
   const { pr, cpu, gpu, gpu2 } = run(c, seed);
   expect(cpu.kernel).toBe("cpu");
-  expect(gpu.kernel).toBe(hopper() && c.sm90 ? (c.packGqa ? "cuda.sm90.fwd.packgqa" : "cuda.sm90.fwd") : "cuda.sm80.fwd");
+  const sm90 = `cuda.sm90.fwd${c.packGqa ? ".packgqa" : ""}${c.split ? ".split" : ""}`;
+  expect(gpu.kernel).toBe(hopper() && c.sm90 ? sm90 : "cuda.sm80.fwd");
   const want = ref.attention(pr);
   const lp = ref.attentionLowPrecision(pr, c.dtype);
   ref.assertClose(`${name(c)} gpu out`, gpu.out, ref.flat(want.o), ref.flat(lp.o), 2, 1e-5);
@@ -77,8 +79,9 @@ describe.skipIf(!hasCuda())("gpu forward vs cpu forward and the f64 oracle", () 
     { dtype: "float16", b: 2, h: 8, hk: 1, d: 128, dv: 128, sq: 3, sk: 400, causal: true, numSplits: 1, sm90: true, packGqa: true },
     { dtype: "bfloat16", b: 2, h: 2, hk: 2, d: 256, dv: 256, sq: 33, sk: 150, alibi: true, causal: true },
     { dtype: "bfloat16", b: 2, h: 3, hk: 3, d: 64, dv: 64, sq: 77, sk: 200, dropoutP: 0.17 },
-    { dtype: "bfloat16", b: 1, h: 4, hk: 1, d: 128, dv: 128, sq: 1, sk: 3000, numSplits: 0 },
-    { dtype: "float16", b: 1, h: 4, hk: 1, d: 128, dv: 128, sq: 5, sk: 3000, numSplits: 7 },
+    { dtype: "bfloat16", b: 1, h: 4, hk: 1, d: 128, dv: 128, sq: 1, sk: 3000, numSplits: 0, sm90: true, packGqa: true, split: true },
+    { dtype: "float16", b: 1, h: 4, hk: 1, d: 128, dv: 128, sq: 5, sk: 3000, numSplits: 7, sm90: true, packGqa: true, split: true },
+    { dtype: "float16", b: 1, h: 2, hk: 2, d: 64, dv: 64, sq: 2, sk: 2500, causal: true, numSplits: 3, sm90: true, split: true },
   ];
   cases.forEach((c, i) => test(name(c), () => check(c, 400 + i), 120_000));
 });

@@ -39,6 +39,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
     seqused_q_on = kw.pop("seqused_q", False)
     noncontig = kw.pop("noncontig", False)
     pack = kw.pop("pack", None)  # True / False: the Hopper kernel must (not) pack the GQA group into its tiles
+    split_want = kw.pop("split", None)  # True / False: the Hopper heuristic must (not) split the keys
     gen = seed_case(c.name)
     scale = 1.0 / math.sqrt(d)
     seed, offset = int(gen.integers(0, 2**63)), int(gen.integers(0, 2**40))
@@ -93,15 +94,21 @@ def run_case(lib, c, dev, results, repeat_check=True):
     torch.cuda.synchronize()
     o1, lse1 = o.clone(), lse.clone()
     ok, worst, msgs = True, 0.0, []
-    # Which path must have run: the Hopper kernel takes every problem it covers (hopper/fwd_sm90.cu).
+    # Which path must have run: the Hopper kernel takes every problem it covers (hopper/fwd_sm90.cu), split-KV
+    # included (on its packed kernel: the group must fit a tile, which it does in every case here).
     aligned = all(t.data_ptr() % 16 == 0 and all(s % 8 == 0 for s in t.stride()[:-1]) for t in (q, k, v, o))
-    # No split-KV partials in the workspace (<= 256 bytes: at most the Hopper dynamic schedule's tile counter;
-    # any split workspace of a d > 32 problem is larger).
-    sm90_ok = (HOPPER and dropout_p == 0 and not alibi_on and ws_n <= 256 and num_splits in (0, 1)
-               and max(d, dv) > 32 and aligned)
+    sm90_ok = HOPPER and dropout_p == 0 and not alibi_on and max(d, dv) > 32 and aligned
     want = "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
-    if sm90_ok and (pack or (pack is None and kernel == want + ".packgqa")):
-        want += ".packgqa"  # GQA packing is the host's choice (hopper/fwd_sm90.cu pack_gqa) unless the case says
+    if sm90_ok:
+        # Splits: forced by the case, or the heuristic's choice (a case may assert it with split=True / False).
+        split = num_splits >= 2 if num_splits else (split_want if split_want is not None else kernel.endswith(".split"))
+        if split and h > hk or pack or (pack is None and not split and kernel == want + ".packgqa"):
+            want += ".packgqa"  # GQA packing is the host's choice (hopper/fwd_sm90.cu pack_gqa) unless the case says
+        if split:
+            want += ".split"
+            if ws_n <= 256:
+                ok = False
+                msgs.append(f"split on Hopper with a {ws_n}-byte workspace (no room for the partials)")
     if kernel != want:
         ok = False
         msgs.append(f"ran {kernel!r}, expected {want!r}")
@@ -263,7 +270,7 @@ def build_cases(quick):
     # GQA packing on the Hopper kernel (a K/V head's query heads share the tiles' rows): short query lengths,
     # groups that divide block_m and one that does not (6: 21 query rows x 6 heads = 126 of 128 rows), MQA,
     # every mask, varlen, seqused / leftpad, softcap, the 3-consumer d64 row (block_m 192) and both d256 rows.
-    # One split each: the split heuristic would send these small grids to the sm80 kernel's split-KV.
+    # One split each: the split heuristic would split these small grids.
     cases.append(Case("packgqa decode d128", dtype=dt, b=2, h=32, hk=4, d=128, seqs_q=[1], seqs_k=[3000], num_splits=1, pack=True))
     cases.append(Case("packgqa sq5 causal d64", dtype=torch.float16, b=2, h=16, hk=2, d=64, seqs_q=[5], seqs_k=[700], causal=True, num_splits=1, pack=True))
     cases.append(Case("packgqa group6 local d256", dtype=dt, b=2, h=12, hk=2, d=256, seqs_q=[40], seqs_k=[500], window=(64, 8), num_splits=1, pack=True))
@@ -274,6 +281,26 @@ def build_cases(quick):
     cases.append(Case("packgqa long d64", dtype=dt, b=1, h=16, hk=1, d=64, seqs_q=[7], seqs_k=[2500], causal=True, num_splits=1, pack=True))
     cases.append(Case("packgqa dv64 d128", dtype=dt, b=2, h=8, hk=2, d=128, dv=64, seqs_q=[30], seqs_k=[129], num_splits=1, pack=True))
     cases.append(Case("no packgqa sq1000 d128", dtype=dt, b=1, h=8, hk=1, d=128, seqs_q=[1024], seqs_k=[1024], num_splits=1, pack=False))
+    # Split-KV on the Hopper kernel (packed instantiation; group 1 packs trivially): every head dim and tile row
+    # (the row follows the keys per split: d64 >= 2048 per split takes the 3-consumer row, d256 the block_n 80
+    # rows), every mask, varlen, seqused / leftpad, softcap, GQA groups that do and do not divide block_m, MQA,
+    # dv < d, splits left empty by a window, more splits than key blocks, and the heuristic on decode shapes.
+    cases.append(Case("split2 d64 long row", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[4500], num_splits=2))
+    cases.append(Case("split5 causal gqa d64", dtype=torch.float16, b=2, h=8, hk=2, d=64, seqs_q=[33], seqs_k=[3001], causal=True, num_splits=5))
+    cases.append(Case("split3 d128 group6", dtype=dt, b=2, h=12, hk=2, d=128, seqs_q=[21], seqs_k=[2000], num_splits=3))
+    cases.append(Case("split7 causal d128 sq>sk", dtype=dt, b=1, h=4, hk=4, d=128, seqs_q=[300], seqs_k=[1000], causal=True, num_splits=7))
+    cases.append(Case("split4 local d192", dtype=torch.float16, b=1, h=3, hk=1, d=192, seqs_q=[50], seqs_k=[1500], window=(200, 30), num_splits=4))
+    cases.append(Case("split6 d256 long row", dtype=dt, b=1, h=2, hk=1, d=256, seqs_q=[9], seqs_k=[2600], num_splits=6))
+    cases.append(Case("split3 causal d256", dtype=dt, b=1, h=4, hk=2, d=256, seqs_q=[100], seqs_k=[900], causal=True, num_splits=3))
+    cases.append(Case("split4 varlen seqused leftpad d128", dtype=dt, b=0, h=8, hk=2, d=128, seqs_q=[1, 40, 7], seqs_k=[1500, 300, 2500], varlen=True, seqused_k=0.8, leftpad=True, causal=True, num_splits=4))
+    cases.append(Case("split3 seqused_q dense d64", dtype=dt, b=3, h=4, hk=1, d=64, seqs_q=[30], seqs_k=[1200], seqused_q=True, seqused_k=0.7, num_splits=3))
+    cases.append(Case("split5 softcap d128", dtype=torch.float16, b=1, h=4, hk=4, d=128, seqs_q=[17], seqs_k=[1300], softcap=30.0, num_splits=5))
+    cases.append(Case("split8 empty splits local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[100], seqs_k=[2000], window=(40, 0), num_splits=8))
+    cases.append(Case("split64 > blocks d128", dtype=dt, b=1, h=2, hk=1, d=128, seqs_q=[3], seqs_k=[700], num_splits=64))
+    cases.append(Case("split3 dv64 mqa d128", dtype=dt, b=2, h=8, hk=1, d=128, dv=64, seqs_q=[5], seqs_k=[1000], num_splits=3))
+    cases.append(Case("split heuristic decode mha d128", dtype=dt, b=1, h=8, hk=8, d=128, seqs_q=[1], seqs_k=[8000], split=True))
+    cases.append(Case("split heuristic decode gqa d64", dtype=torch.float16, b=2, h=32, hk=4, d=64, seqs_q=[1], seqs_k=[6000], causal=True, split=True))
+    cases.append(Case("no split heuristic big grid d128", dtype=dt, b=8, h=16, hk=16, d=128, seqs_q=[256], seqs_k=[2000], split=False))
     return cases
 
 

@@ -2,7 +2,7 @@
 """libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
 Shapes cover every Hopper configuration (d64 3-consumer persistent, d128 ping-pong, causal, local, softcap,
-GQA unpacked and packed, varlen with skipped tiles) and run on whatever path the GPU takes. Exit 0 when every
+GQA unpacked and packed, varlen with skipped tiles, split-KV) and run on whatever path the GPU takes. Exit 0 when every
 call returned OK.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
 """
@@ -29,6 +29,10 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (128, 2, 16, 2, [5], [900], True, (-1, -1), 0.0, torch.bfloat16),  # GQA packed: 8 heads x 5 rows per tile
     (256, 2, 12, 2, [40], [500], False, (64, 8), 0.0, torch.float16),  # packed, group 6: 126 of 128 rows
     (64, 0, 16, 2, [3, 17, 1], [200, 1000, 64], True, (-1, -1), 0.0, torch.bfloat16),  # packed varlen
+    # split-KV (the 11th field: num_splits), fp32 partials then the combine
+    (128, 1, 8, 8, [1], [5000], False, (-1, -1), 0.0, torch.bfloat16, 12),
+    (64, 2, 16, 2, [9], [3000], True, (-1, -1), 0.0, torch.float16, 5),  # packed, 3-consumer row
+    (256, 0, 4, 2, [1, 30, 7], [1500, 300, 2600], True, (-1, -1), 0.0, torch.bfloat16, 4),  # varlen, empty splits
 ]
 
 
@@ -40,7 +44,8 @@ def main():
     lib = Lib(args.lib)
     dev = torch.device("cuda")
     shapes = [s for s in SHAPES if not args.dims or str(s[0]) in args.dims.split(",")]
-    for d, b, h, hk, sq, sk, causal, window, softcap, dt in shapes:
+    for d, b, h, hk, sq, sk, causal, window, softcap, dt, *rest in shapes:
+        ns = rest[0] if rest else 1
         torch.manual_seed(d + h)
         if b == 0:  # varlen
             cq = torch.tensor([0, *itertools.accumulate(sq)], dtype=torch.int32, device=dev)
@@ -49,12 +54,12 @@ def main():
             k = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
             v = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
             call = FwdCall(lib, q=q, k=k, v=v, causal=causal, window=window, softcap=softcap, cu_seqlens_q=cq,
-                           cu_seqlens_k=ck, max_seqlen_q=max(sq), max_seqlen_k=max(sk), num_splits=1)
+                           cu_seqlens_k=ck, max_seqlen_q=max(sq), max_seqlen_k=max(sk), num_splits=ns)
         else:
             q = torch.randn(b, sq[0], h, d, device=dev, dtype=dt)
             k = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
             v = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
-            call = FwdCall(lib, q=q, k=k, v=v, causal=causal, window=window, softcap=softcap, num_splits=1)
+            call = FwdCall(lib, q=q, k=k, v=v, causal=causal, window=window, softcap=softcap, num_splits=ns)
         call()
         torch.cuda.synchronize()
         print(f"ok d{d} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} [{lib.last_kernel()}]",

@@ -14,6 +14,7 @@
 #include "fwd_config.h"
 #include "fwd_launch.h"
 #include "hopper/fwd_sm90.h"
+#include "split_heuristic.h"
 
 #ifndef FLASH_HEAD_DIMS_JSON
 #define FLASH_HEAD_DIMS_JSON "[]"
@@ -26,38 +27,20 @@ namespace flash::cuda {
 
 namespace {
 
-// FA2's num_splits_heuristic (flash_api.cpp): the fewest splits whose wave efficiency is within 85% of the
-// best, and none at all once the (batch x head x m-block) grid already fills 80% of the CTA slots.
-int num_splits_heuristic(int64_t total_blocks, int slots, int n_blocks, int max_splits) {
-    if (total_blocks >= int64_t(0.8 * slots)) return 1;
-    max_splits = std::min({max_splits, slots, n_blocks});
-    if (max_splits <= 1) return 1;
-    float eff[257] = {};
-    float max_eff = 0.f;
-    auto ceil_div64 = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-    auto eligible = [&](int s) { return s == 1 || ceil_div64(n_blocks, s) != ceil_div64(n_blocks, s - 1); };
-    for (int s = 1; s <= max_splits; ++s) {
-        if (!eligible(s)) continue;
-        const float waves = float(total_blocks * s) / float(slots);
-        eff[s] = waves / std::ceil(waves);
-        max_eff = std::max(max_eff, eff[s]);
-    }
-    for (int s = 1; s <= max_splits; ++s)
-        if (eligible(s) && eff[s] >= 0.85f * max_eff) return s;
-    return 1;
-}
-
 struct Plan {
     int dim = 0;
     FwdTile tile{};
+    sm90::Choice hopper{}; // hopper.dim > 0: the Hopper kernel takes the call
     int m_blocks = 0;
     int num_splits = 1;
     int64_t acc_rows = 0;
     uint64_t ws_bytes = 0;
     uint64_t lse_accum_offset = 0;
+    uint64_t counter_offset = 0; // the Hopper dynamic schedule's tile counter, after the partials
 };
 
-// Everything both fwd_workspace_size and fwd must agree on.
+// Everything both fwd_workspace_size and fwd must agree on. Workspace: [o_accum][lse_accum] (split-KV
+// partials, either path) then the Hopper tile counter (256 bytes, when its row schedules dynamically).
 int32_t make_plan(const FwdProblem& p, Plan* plan) {
     plan->dim = pick_dim(p.d, p.dv);
     if (plan->dim == 0)
@@ -68,24 +51,34 @@ int32_t make_plan(const FwdProblem& p, Plan* plan) {
     plan->tile = fwd_tile(plan->dim, p.mask.left >= 0 || p.mask.right >= 0);
     const FwdTile& t = plan->tile;
     plan->m_blocks = (p.seqlen_q + t.block_m - 1) / t.block_m;
-    const int n_blocks = (p.seqlen_k + t.block_n - 1) / t.block_n;
+    if (int32_t st = sm90::choose(p, &plan->hopper); st != FLASH_OK) return st;
     int ns = 1;
-    if (p.num_splits >= 1) {
-        ns = p.num_splits;
-    } else if (p.seqlen_q > 0 && n_blocks > 1) {
-        DevInfo di;
-        if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
-        const int64_t total = int64_t(p.b) * p.h * plan->m_blocks;
-        ns = num_splits_heuristic(total, di.sms * t.ctas_per_sm, n_blocks, 128);
+    if (plan->hopper.dim > 0) {
+        ns = plan->hopper.splits;
+    } else {
+        const int n_blocks = (p.seqlen_k + t.block_n - 1) / t.block_n;
+        if (p.num_splits >= 1) {
+            ns = p.num_splits;
+        } else if (p.seqlen_q > 0 && n_blocks > 1) {
+            DevInfo di;
+            if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
+            const int64_t total = int64_t(p.b) * p.h * plan->m_blocks;
+            ns = num_splits_heuristic(total, di.sms * t.ctas_per_sm, n_blocks, 128);
+        }
+        ns = std::max(1, std::min({ns, std::max(1, n_blocks), 256}));
     }
-    ns = std::max(1, std::min({ns, std::max(1, n_blocks), 256}));
     plan->num_splits = ns;
     plan->acc_rows = p.cu_seqlens_q ? int64_t(p.total_q) : int64_t(p.b) * p.seqlen_q;
-    if (ns == 1) plan->ws_bytes = sm90::workspace_bytes(p, 1); // the Hopper path's tile counter, if any
+    uint64_t end = 0;
     if (ns > 1) {
         const uint64_t o_bytes = uint64_t(ns) * p.h * plan->acc_rows * plan->dim * sizeof(float);
         plan->lse_accum_offset = (o_bytes + 255) & ~uint64_t(255);
-        plan->ws_bytes = plan->lse_accum_offset + uint64_t(ns) * p.h * plan->acc_rows * sizeof(float);
+        end = plan->lse_accum_offset + uint64_t(ns) * p.h * plan->acc_rows * sizeof(float);
+    }
+    plan->ws_bytes = end;
+    if (plan->hopper.dim > 0 && plan->hopper.counter) {
+        plan->counter_offset = (end + 255) & ~uint64_t(255);
+        plan->ws_bytes = plan->counter_offset + sm90::kCounterBytes;
     }
     return FLASH_OK;
 }
@@ -127,13 +120,19 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
         k.o_accum = static_cast<float*>(workspace);
         k.lse_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + plan.lse_accum_offset);
     }
+    const bool bf16 = p.dtype == DType::BF16;
     // k is complete here. The Hopper path (hopper/fwd_sm90.cu) takes what it covers; the rest runs below.
-    bool taken = false;
-    if (int32_t st = sm90::try_fwd(p, k, plan.num_splits, workspace, stream, &taken); taken || st != FLASH_OK) return st;
+    if (plan.hopper.dim > 0) {
+        bool taken = false;
+        int* counter = plan.hopper.counter
+                           ? reinterpret_cast<int*>(static_cast<char*>(workspace) + plan.counter_offset)
+                           : nullptr;
+        if (int32_t st = sm90::run(p, k, plan.hopper, plan.dim, counter, stream, &taken); st != FLASH_OK) return st;
+        if (taken) return plan.num_splits > 1 ? run_fwd_combine(k, plan.dim, bf16, stream) : FLASH_OK;
+    }
 
     const bool full = p.softcap > 0.f || p.alibi != nullptr || p.dropout.p > 0.f;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
-    const bool bf16 = p.dtype == DType::BF16;
     const int64_t gx = int64_t(plan.m_blocks) * plan.num_splits;
     if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "seqlen_q=%d: grid too large", p.seqlen_q);
     const dim3 grid(unsigned(gx), unsigned(p.h), unsigned(p.b));

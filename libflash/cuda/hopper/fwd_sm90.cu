@@ -13,6 +13,7 @@
 #include "api/error.h"
 #include "../attn_params.h"
 #include "../device_info.h"
+#include "../split_heuristic.h"
 #include "fwd_sm90_config.h"
 #include "sm90_env.h"
 #include "tensor_map.h"
@@ -40,30 +41,27 @@ namespace {
 }
 
 
-// The Hopper instantiation p runs on, 0 when this path does not take p. Mirrors the rules of the header.
-int covered_dim(const FwdProblem& p, int num_splits) {
+// The Hopper instantiation for p's head dims when this path covers p apart from splitting, else 0. Mirrors the
+// rules of the header.
+int covered_dim(const FwdProblem& p, DevInfo* di) {
 #ifndef FLASH_HAS_SM90A
-    (void)p, (void)num_splits;
+    (void)p, (void)di;
     return 0;
 #else
-    if (disabled_by_env() || num_splits != 1 || p.dropout.p > 0.f || p.alibi != nullptr) return 0;
+    if (disabled_by_env() || p.dropout.p > 0.f || p.alibi != nullptr) return 0;
     const int dim = sm90_dim(std::max(p.d, p.dv));
     if (dim == 0 || !compiled(dim)) return 0;
     const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
     if (!(aligned16(p.q, p.sq_, !vq) && aligned16(p.k, p.sk_, !vk) && aligned16(p.v, p.sv_, !vk) &&
           aligned16(p.o, p.so_, !vq)))
         return 0;
-    DevInfo di;
-    if (device_info(p.device_id, &di) != FLASH_OK) {
+    if (device_info(p.device_id, di) != FLASH_OK) {
         clear_error();
         return 0;
     }
-    return di.major == 9 && di.minor == 0 ? dim : 0;
+    return di->major == 9 && di->minor == 0 ? dim : 0;
 #endif
 }
-
-// The dynamic schedule's tile counter (one int, 256-byte slot).
-constexpr uint64_t kCounterBytes = 256;
 
 // GQA packing (params.pack_gqa; the heuristic is FA3's rule): pack a K/V head's `group` query heads into the
 // tile rows when that fills the tiles clearly better, i.e. when the rows a query length leaves empty in its
@@ -80,29 +78,60 @@ bool pack_gqa(const FwdProblem& p, int bm) {
 
 } // namespace
 
-uint64_t workspace_bytes(const FwdProblem& p, int num_splits) {
-    const int dim = covered_dim(p, num_splits);
-    if (dim == 0) return 0;
-    const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
-    const Sm90Tile t = sm90_tile(dim, masked, sm90_pick(dim, masked, p.seqlen_k, p.softcap > 0.f));
-    return t.persistent && t.dynamic ? kCounterBytes : 0;
+int32_t choose(const FwdProblem& p, Choice* c) {
+    *c = Choice{};
+    DevInfo di;
+    const int dim = covered_dim(p, &di);
+    if (dim == 0) return FLASH_OK;
+    const bool masked = p.mask.left >= 0 || p.mask.right >= 0, softcap = p.softcap > 0.f;
+    auto bm_of = [&](int64_t sk) { return 64 * sm90_tile(dim, masked, sm90_pick(dim, masked, sk, softcap)).consumers; };
+    // A split runs packed (group 1 packs trivially), so it needs a group that fits a tile and packing allowed.
+    const bool can_split = p.group == 1 || (p.group <= bm_of(p.seqlen_k) && p.pack_gqa >= 0);
+    int ns = p.num_splits;
+    if (ns == 0) {
+        const Sm90Tile t = sm90_tile(dim, masked, sm90_pick(dim, masked, p.seqlen_k, softcap));
+        const int bm = 64 * t.consumers;
+        const bool pk = pack_gqa(p, bm);
+        const int64_t rows = pk ? int64_t(p.seqlen_q) * p.group : p.seqlen_q;
+        const int64_t tiles = int64_t(p.b) * (pk ? p.hk : p.h) * ((rows + bm - 1) / bm);
+        ns = 1;
+        if (tiles > 0 && tiles < int64_t(0.8 * di.sms)) {
+            // Splits run packed: count the packed tiles.
+            const int64_t split_tiles =
+                can_split ? int64_t(p.b) * p.hk * ((int64_t(p.seqlen_q) * p.group + bm - 1) / bm) : tiles;
+            ns = num_splits_heuristic(split_tiles, di.sms, int((p.seqlen_k + t.block_n - 1) / t.block_n), 128);
+        }
+    }
+    if (ns > 1 && !can_split) return FLASH_OK; // a split the packed kernel cannot take: the sm80 kernel splits it
+    // The row follows the keys one tile sees; the count is capped at the key blocks there are.
+    int alt = sm90_pick(dim, masked, (int64_t(p.seqlen_k) + ns - 1) / ns, softcap);
+    const int bn = sm90_tile(dim, masked, alt).block_n;
+    ns = std::max(1, std::min(ns, int((p.seqlen_k + bn - 1) / bn)));
+    if (ns > 1) alt = sm90_pick(dim, masked, (int64_t(p.seqlen_k) + ns - 1) / ns, softcap);
+    const Sm90Tile t = sm90_tile(dim, masked, alt);
+    if (ns > 1 && p.group > 64 * t.consumers) return FLASH_OK; // the split's row cannot pack this group
+    c->dim = dim;
+    c->alt = alt;
+    c->splits = ns;
+    c->pack = ns > 1 || pack_gqa(p, 64 * t.consumers);
+    c->counter = t.persistent && t.dynamic;
+    return FLASH_OK;
 }
 
-int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* workspace, cudaStream_t stream,
-                bool* taken) {
+int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d, int* counter, cudaStream_t stream,
+            bool* taken) {
     *taken = false;
 #ifndef FLASH_HAS_SM90A
-    (void)p, (void)k, (void)num_splits, (void)workspace, (void)stream;
+    (void)p, (void)k, (void)c, (void)acc_d, (void)counter, (void)stream;
     return FLASH_OK;
 #else
-    const int dim = covered_dim(p, num_splits);
-    if (dim == 0) return FLASH_OK;
     DevInfo di;
     if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
+    const int dim = c.dim, alt = c.alt;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
-    const int alt = sm90_pick(dim, masked, p.seqlen_k, p.softcap > 0.f);
     const Sm90Tile t = sm90_tile(dim, masked, alt);
     const int bm = 64 * t.consumers;
+    const bool split = c.splits > 1, pack = c.pack;
 
     Sm90Params sp;
     std::memset(&sp, 0, sizeof sp);
@@ -111,7 +140,6 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
     const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
     // Varlen K has no host-known total length: the kernel never reads past a sequence's last key (its last
     // box ends there), so the row extent only has to be large enough.
-    const bool pack = pack_gqa(p, bm);
     const int q_rows = pack ? bm / p.group : bm;
     const uint64_t qrows_total = uint64_t(vq ? p.total_q : p.seqlen_q);
     // Packed: the head is the box's second dimension, so a box of group x q_rows lands in shared memory as
@@ -132,43 +160,47 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
         clear_error(); // an unusual stride the copy engine cannot describe: the sm80 kernel takes it
         return FLASH_OK;
     }
-    if (t.tma_o && !pack) { // else (or an O the copy engine cannot describe) O leaves by ordinary stores
+    if (t.tma_o && !pack && !split) { // else (or an O the copy engine cannot describe) O leaves by ordinary stores
         const TensorView ov{p.o, uint64_t(p.dv), uint64_t(vq ? p.total_q : p.seqlen_q), uint64_t(p.h),
                             uint64_t(vq ? 1 : p.b), p.so_.row, p.so_.head, p.so_.batch};
         sp.tma_o = make_tensor_map(&sp.tm_o, ov, bf16, 64, 64) == FLASH_OK ? 1 : 0;
         if (!sp.tma_o) clear_error();
     }
-    sp.pack = pack ? 1 : 0;
+    sp.variant = split ? kVarSplit : pack ? kVarPack : kVarPlain;
     sp.q_rows = q_rows;
-    sp.tile_heads = pack ? p.hk : p.h;
-    sp.q_bytes = uint32_t(dim / 64) * uint32_t(q_rows * (pack ? p.group : 1)) * 128u;
+    sp.acc_d = acc_d;
     sp.div_group = FastDiv(uint32_t(p.group));
+    sp.div_splits = FastDiv(uint32_t(c.splits));
     sp.m_blocks = (p.seqlen_q + q_rows - 1) / q_rows;
-    const int64_t tiles = int64_t(sp.m_blocks) * sp.tile_heads * p.b;
+    const int64_t tile_heads = pack ? p.hk : p.h;
+    const int64_t tiles = int64_t(sp.m_blocks) * tile_heads * c.splits * p.b;
     if (tiles > INT_MAX) return FLASH_OK;
     sp.div_mblocks = FastDiv(uint32_t(sp.m_blocks));
-    sp.div_head_mblocks = FastDiv(uint32_t(sp.m_blocks) * uint32_t(sp.tile_heads));
+    sp.div_head_mblocks = FastDiv(uint32_t(sp.m_blocks * tile_heads * c.splits));
     // Persistent: one CTA per SM (a CTA fills an SM's shared memory) striding over the tiles, so the next
     // tile's loads overlap this one's epilogue; otherwise one CTA per tile.
     const bool dynamic = t.persistent && t.dynamic;
     if (dynamic) {
-        if (workspace == nullptr) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: no workspace for the tile counter");
-        sp.tile_counter = static_cast<int*>(workspace);
-        if (const cudaError_t e = cudaMemsetAsync(workspace, 0, sizeof(int), stream); e != cudaSuccess)
+        if (counter == nullptr) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: no workspace for the tile counter");
+        sp.tile_counter = counter;
+        if (const cudaError_t e = cudaMemsetAsync(counter, 0, sizeof(int), stream); e != cudaSuccess)
             return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(sm90 tile counter)");
     }
     // A persistent-compiled kernel launched with one CTA per tile runs one tile per CTA (its next tile is
     // past the end): long tiles amortize their own prologue, and the hardware balances them best.
-    const bool persist = t.persistent && (t.persist_max_n == 0 || p.seqlen_k <= int64_t(t.persist_max_n) * t.block_n);
+    const int64_t tile_keys = (int64_t(p.seqlen_k) + c.splits - 1) / c.splits;
+    const bool persist = t.persistent && (t.persist_max_n == 0 || tile_keys <= int64_t(t.persist_max_n) * t.block_n);
     const dim3 grid(unsigned(persist ? std::min<int64_t>(tiles, di.sms) : tiles));
     const bool softcap = p.softcap > 0.f;
     int32_t st = FLASH_ERROR_INTERNAL;
+#define FLASH_SM90_VAR(B, D, M)                                                                            \
+    (sp.variant == kVarSplit  ? run_fwd_sm90<B, D, M, kVarSplit>(sp, grid, softcap, alt, stream)           \
+     : sp.variant == kVarPack ? run_fwd_sm90<B, D, M, kVarPack>(sp, grid, softcap, alt, stream)            \
+                              : run_fwd_sm90<B, D, M, kVarPlain>(sp, grid, softcap, alt, stream))
 #define FLASH_SM90_CASE(D)                                                                                 \
     case D:                                                                                                \
-        st = bf16 ? (masked ? run_fwd_sm90<true, D, true>(sp, grid, softcap, alt, stream)                       \
-                            : run_fwd_sm90<true, D, false>(sp, grid, softcap, alt, stream))                     \
-                  : (masked ? run_fwd_sm90<false, D, true>(sp, grid, softcap, alt, stream)                      \
-                            : run_fwd_sm90<false, D, false>(sp, grid, softcap, alt, stream));                   \
+        st = bf16 ? (masked ? FLASH_SM90_VAR(true, D, true) : FLASH_SM90_VAR(true, D, false))              \
+                  : (masked ? FLASH_SM90_VAR(false, D, true) : FLASH_SM90_VAR(false, D, false));           \
         break;
 #ifdef FLASH_SM90_TRACE
     // Diagnostic builds only (bench/gpu/trace_fwd.py): a buffer that grows with the grid, zeroed per call.
@@ -203,6 +235,7 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
         return FLASH_OK;
     }
 #undef FLASH_SM90_CASE
+#undef FLASH_SM90_VAR
 #ifdef FLASH_SM90_TRACE
     if (const char* f = std::getenv("FLASH_SM90_TRACE_FILE"); f && st == FLASH_OK) {
         std::vector<long long> h(trace_bytes / sizeof(long long));
@@ -216,7 +249,9 @@ int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* w
     }
 #endif
     *taken = true;
-    if (st == FLASH_OK) set_kernel(pack ? "cuda.sm90.fwd.packgqa" : "cuda.sm90.fwd");
+    if (st == FLASH_OK)
+        set_kernel(split ? (p.group > 1 ? "cuda.sm90.fwd.packgqa.split" : "cuda.sm90.fwd.split")
+                         : pack ? "cuda.sm90.fwd.packgqa" : "cuda.sm90.fwd");
     return st;
 #endif
 }

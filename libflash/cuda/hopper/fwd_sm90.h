@@ -18,16 +18,20 @@ struct Sm90Params {
     CUtensorMap tm_q, tm_k, tm_v;
     CUtensorMap tm_o; // boxes of 64 rows x 64 columns; valid when tma_o != 0 (configs with the tma_o field)
     int tma_o;
-    // GQA packing (FA3's PackGQA): pack = 1 when a tile's rows are (query row, query head) pairs of one K/V
-    // head's group, packed row = query row * group + head within the group, so each K/V block read serves the
-    // whole group. Worth it when the query length leaves most of a block_m tile empty (decode-like shapes).
-    int pack;          // selects the kPack instantiation (hopper/fwd_sm90_launch.cuh)
+    // GQA packing (FA3's PackGQA): a tile's rows are (query row, query head) pairs of one K/V head's group,
+    // packed row = query row * group + head within the group, so each K/V block read serves the whole group.
+    // Worth it when the query length leaves most of a block_m tile empty (decode-like shapes).
+    // Split-KV: each (m block, head, batch) tile's key blocks are cut into f.num_splits contiguous ranges, one
+    // work tile each, writing fp32 partials (f.o_accum, f.lse_accum) that fwd_combine.cu merges. It always runs
+    // on the packed kernel (FA3's rule: with splits the grid is small, so packing never costs; group 1 packs
+    // trivially).
+    int variant;       // kVarPlain / kVarPack / kVarSplit: the instantiation (hopper/fwd_sm90_launch.cuh)
     int q_rows;        // query rows per tile: block_m, or block_m / group when packed
-    int tile_heads;    // heads a batch's tiles walk: h, or hk when packed
-    uint32_t q_bytes;  // bytes of one Q tile's TMA boxes (q_rows * (pack ? group : 1) rows)
+    int acc_d;         // split: row stride (floats) of o_accum
     FastDiv div_group; // by the GQA group: a packed row's query row
-    int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then head, then batch
-    FastDiv div_mblocks, div_head_mblocks; // by m_blocks and by m_blocks * tile_heads: a tile number's decode
+    FastDiv div_splits; // by num_splits: a split tile's decode
+    int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then split, then head, then batch
+    FastDiv div_mblocks, div_head_mblocks; // by m_blocks and by m_blocks * splits * tile heads: a tile number's decode
     int* tile_counter; // dynamic schedule: tiles past the first gridDim.x are claimed with atomicAdd (zeroed
                        // before the launch); null: CTA c takes tiles c, c + gridDim.x, ...
 #ifdef FLASH_SM90_TRACE
@@ -35,20 +39,33 @@ struct Sm90Params {
 #endif
 };
 
-// Workspace the Hopper path needs for p (num_splits resolved): 0 when it does not take p or needs none.
-// The forward's workspace planning adds it, so flash_fwd_workspace_size covers both paths.
-uint64_t workspace_bytes(const FwdProblem& p, int num_splits);
+enum : int { kVarPlain = 0, kVarPack = 1, kVarSplit = 2 };
 
-// Runs p on the Hopper kernel when it applies (sm_90 device, sm_90a compiled, no dropout / ALiBi / split,
-// TMA-compatible strides, ...): *taken = true and the launch status. Otherwise *taken = false, nothing is
-// launched, and the caller runs the sm80 kernel. `k` is the forward's complete parameter block; `workspace`
-// holds at least workspace_bytes(p, num_splits).
-int32_t try_fwd(const FwdProblem& p, const FwdParams& k, int num_splits, void* workspace, cudaStream_t stream,
-                bool* taken);
+// How the Hopper path runs a problem (choose): which instantiation and tile row, and the split count.
+struct Choice {
+    int dim = 0;    // instantiated head dim; 0: this path does not take the problem
+    int alt = 0;    // tile-table row (sm90_pick)
+    bool pack = false;
+    int splits = 1; // resolved split count (>= 1)
+    bool counter = false; // the dynamic schedule's tile counter lives in the workspace (kCounterBytes)
+};
+constexpr uint64_t kCounterBytes = 256;
 
-// Defined in hopper/generated/fwd_sm90_*.cu. grid.x CTAs stride over the m_blocks * h * b tiles; `alt` is the
-// tile-table row of (kD, kMasked) the problem runs on (sm90_pick).
-template <bool kBf16, int kD, bool kMasked>
+// Whether the Hopper kernel takes p with `requested` splits (p.num_splits: 0 = heuristic, FA3's rule on the
+// Hopper tile geometry) and how. c->dim == 0: it does not (sm_90 device, sm_90a compiled, no dropout / ALiBi,
+// TMA-compatible strides, and a split only where the group packs); the caller runs the sm80 kernel.
+int32_t choose(const FwdProblem& p, Choice* c);
+
+// Runs p on the Hopper kernel as `c` says: *taken = true and the launch status, or *taken = false with nothing
+// launched (a stride the copy engine cannot describe: the caller runs the sm80 kernel with the same `k`).
+// `k` is the forward's complete parameter block (with c.splits > 1 its partials o_accum, row stride acc_d
+// floats, and lse_accum, which the caller combines); `counter` is the workspace's tile counter when c.counter.
+int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d, int* counter, cudaStream_t stream,
+            bool* taken);
+
+// Defined in hopper/generated/fwd_sm90_*.cu. grid.x CTAs stride over the tiles; `alt` is the tile-table row
+// of (kD, kMasked) the problem runs on (sm90_pick).
+template <bool kBf16, int kD, bool kMasked, int kVar>
 int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, cudaStream_t stream);
 
 } // namespace flash::cuda::sm90

@@ -29,7 +29,8 @@
 // Only the row -> (query row, head) map changes: the masks take the query row, the epilogue both.
 //
 // Features on this path: fp16/bf16, causal/local windows, softcap (kSoftcap), GQA/MQA (packed or not), varlen,
-// seqused, leftpad, LSE. Dropout, ALiBi and split-KV stay on the sm80 kernel (hopper/fwd_sm90.cu routes them).
+// seqused, leftpad, LSE, split-KV (kSplit: on the packed kernel, fp32 partials for fwd_combine.cu). Dropout and
+// ALiBi stay on the sm80 kernel (hopper/fwd_sm90.cu routes them).
 #pragma once
 
 #include <cuda.h>
@@ -106,12 +107,13 @@ struct Sm90Cfg {
 // CTAs working at one time share a head's K/V in L2), causal m blocks heaviest first, then head, then batch.
 struct TileGeom {
     int m0, hi, bi, hki, sq, sk, n_begin, n_end, ntiles; // m0: first query row; hi: first query head (packed: of
-                                                         // the group)
+                                                         // the group); [n_begin, n_end): this split's key blocks
+    int split;
     int64_t q_row0, k_row0, diag;
     bool skip; // the m block starts past this sequence's query rows
 };
 
-template <int BM, int BN, bool kMasked, bool kPack>
+template <int BM, int BN, bool kMasked, bool kPack, bool kSplit>
 __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     const FwdParams& p = P.f;
     const int m_blocks = P.m_blocks;
@@ -119,8 +121,10 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     // Host-prepared dividers: this decode sits at the start of every tile, before its first load is issued.
     t.bi = int(P.div_head_mblocks.div(uint32_t(tile)));
     const int rem = tile - t.bi * int(P.div_head_mblocks.d);
-    const int hs = int(P.div_mblocks.div(uint32_t(rem))); // head slot: a query head, or (packed) a K/V head
-    const int mb_raw = rem - hs * m_blocks;
+    const int hsp = int(P.div_mblocks.div(uint32_t(rem))); // head slot (a query head, or packed a K/V head) x splits
+    const int mb_raw = rem - hsp * m_blocks;
+    const int hs = kSplit ? int(P.div_splits.div(uint32_t(hsp))) : hsp;
+    t.split = kSplit ? hsp - hs * int(P.div_splits.d) : 0;
     const int m_block = kMasked ? m_blocks - 1 - mb_raw : mb_raw;
     t.hki = kPack ? hs : int(P.div_group.div(uint32_t(hs)));
     t.hi = kPack ? hs * p.group : hs;
@@ -159,18 +163,26 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
         }
     }
     t.ntiles = t.n_end > t.n_begin ? t.n_end - t.n_begin : 0;
+    if constexpr (kSplit) { // split s takes the s-th of num_splits equal runs of the tile's key blocks
+        const int per = int(P.div_splits.div(uint32_t(t.ntiles) + P.div_splits.d - 1u));
+        const int lo = t.n_begin + t.split * per, hi = min(t.n_end, lo + per);
+        t.n_begin = lo;
+        t.n_end = hi;
+        t.ntiles = hi > lo ? hi - lo : 0;
+    }
     return t;
 }
 
-template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack>
+template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack, bool kSplit>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid_constant__ Sm90Params P) {
+    static_assert(!kSplit || kPack, "split tiles use the packed row map");
 #if FLASH_SM90A
     using namespace prim;
     constexpr int D = Cfg::kD, BM = Cfg::kBM, BN = Cfg::kBN, S = Cfg::kStages, CB = Cfg::kCB;
     constexpr int kNT = BN / 8; // n8 column tiles of S
     constexpr float kLn2 = 0.6931471805599453f;
     const FwdParams& p = P.f;
-    const int total_tiles = P.m_blocks * P.tile_heads * p.b; // tile_heads: h, or hk when GQA-packed
+    const int total_tiles = int(P.div_head_mblocks.d) * p.b; // m blocks x heads (hk when packed) x splits x batch
 
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = smem_u32addr(smem_raw);
@@ -237,14 +249,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const int cur = tile;
                 // Claim the next tile now: the atomic's latency hides under this tile's loads.
                 tile = Cfg::kDynamic ? int(gridDim.x) + atomicAdd(P.tile_counter, 1) : tile + int(gridDim.x);
-                const TileGeom t = tile_geom<BM, BN, kMasked, kPack>(P, cur);
+                const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit>(P, cur);
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
                 const int qs = u % QS;
                 FLASH_TRACE(8, 0, u);
                 mbar_wait(q_empty(qs), ((u / QS) & 1) ^ 1);
                 FLASH_TRACE(9, 0, u);
-                mbar_arrive_expect_tx(q_full(qs), kPack ? P.q_bytes : uint32_t(Cfg::kQBytes));
+                // Packed: q_rows x group rows (group 6: 126 of 128) arrive.
+                mbar_arrive_expect_tx(q_full(qs), kPack ? uint32_t(CB * 128 * P.q_rows * p.group) : uint32_t(Cfg::kQBytes));
                 const int qrow = int(t.q_row0) + t.m0; // packed: the map's dimensions are (d, head, row, batch)
 #pragma unroll
                 for (int c = 0; c < CB; ++c)
@@ -482,7 +495,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             mbar_arrive(tile_empty(slot));
         }
         if (tile >= total_tiles) break;
-        const TileGeom t = tile_geom<BM, BN, kMasked, kPack>(P, tile);
+        const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit>(P, tile);
         if (t.skip) continue;
         FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
@@ -573,6 +586,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // end in rows beyond q_rows * group that hold no query).
         float inv[2];
         int qi[2], qh[2];
+        const int64_t acc_row0 = p.cu_seqlens_q ? t.q_row0 : int64_t(t.bi) * p.seqlen_q; // split partials' rows
         bool rv[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
@@ -587,7 +601,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             const bool any = l > 0.f;
             inv[r] = any ? 1.f / l : 0.f;
             const int i = qi[r];
-            if (p.lse && q == 0 && rv[r]) {
+            if constexpr (kSplit) { // this split's partial: natural-log LSE, -inf when it saw no key of the row
+                if (q == 0 && rv[r])
+                    p.lse_accum[(int64_t(t.split) * p.h + qh[r]) * p.acc_rows + acc_row0 + i] =
+                        any ? row_max[r] * sl2 * kLn2 + __logf(l) : -INFINITY;
+            } else if (p.lse && q == 0 && rv[r]) {
                 const int64_t idx = p.lse_unpadded ? int64_t(qh[r]) * p.total_q + t.q_row0 + i
                                                    : (int64_t(t.bi) * p.h + qh[r]) * p.seqlen_q + i;
                 p.lse[idx] = any ? row_max[r] * sl2 * kLn2 + __logf(l) : INFINITY;
@@ -595,7 +613,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         }
         const int qs_e = (u + QS - 1) % QS; // this tile's Q slot (u counts it already when nt > 0)
         bool via_tma = false;
-        if constexpr (Cfg::kTmaO) via_tma = nt > 0 && P.tma_o != 0 && t.m0 + 64 * (cw + 1) <= t.sq;
+        if constexpr (Cfg::kTmaO && !kSplit) via_tma = nt > 0 && P.tma_o != 0 && t.m0 + 64 * (cw + 1) <= t.sq;
         if (via_tma) {
             const uint32_t ob = sQ + uint32_t(qs_e) * Cfg::kQBytes + uint32_t(cw) * 64u * 128u;
             const int mi = lane >> 3, rr = lane & 7;
@@ -623,18 +641,33 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             }
             q_pend = qs_e; // released under the next tile's first S GEMM
         } else {
-            uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
-                           t.q_row0 * p.o_row;
+            if constexpr (kSplit) { // fp32 partial O: each quad writes 32 contiguous bytes per row and column tile
 #pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                if (!rv[r]) continue;
-                uint16_t* orow = gO + int64_t(qi[r]) * p.o_row + int64_t(qh[r]) * p.o_head;
+                for (int r = 0; r < 2; ++r) {
+                    if (!rv[r]) continue;
+                    float* orow = p.o_accum + ((int64_t(t.split) * p.h + qh[r]) * p.acc_rows + acc_row0 + qi[r]) * P.acc_d;
 #pragma unroll
-                for (int tt = 0; tt < D / 8; ++tt) {
-                    const int col = 8 * tt + 2 * q;
-                    const uint32_t v = pack2<kBf16>(o[4 * tt + 2 * r] * inv[r], o[4 * tt + 2 * r + 1] * inv[r]);
-                    if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(orow + col) = v;
-                    else if (col < p.dv) orow[col] = uint16_t(v);
+                    for (int tt = 0; tt < D / 8; ++tt) {
+                        const int col = 8 * tt + 2 * q;
+                        const float2 v = make_float2(o[4 * tt + 2 * r] * inv[r], o[4 * tt + 2 * r + 1] * inv[r]);
+                        if (col + 2 <= p.dv) *reinterpret_cast<float2*>(orow + col) = v;
+                        else if (col < p.dv) orow[col] = v.x;
+                    }
+                }
+            } else {
+                uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
+                               t.q_row0 * p.o_row;
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    if (!rv[r]) continue;
+                    uint16_t* orow = gO + int64_t(qi[r]) * p.o_row + int64_t(qh[r]) * p.o_head;
+#pragma unroll
+                    for (int tt = 0; tt < D / 8; ++tt) {
+                        const int col = 8 * tt + 2 * q;
+                        const uint32_t v = pack2<kBf16>(o[4 * tt + 2 * r] * inv[r], o[4 * tt + 2 * r + 1] * inv[r]);
+                        if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(orow + col) = v;
+                        else if (col < p.dv) orow[col] = uint16_t(v);
+                    }
                 }
             }
             if constexpr (Cfg::kTmaO) {

@@ -8,9 +8,9 @@
 
 namespace flash::cuda::sm90 {
 
-template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack>
-int32_t launch_fwd_sm90_kernel(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
-    auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, kPack>;
+template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, int kVar>
+int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
+    auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, kVar != kVarPlain, kVar == kVarSplit>;
     static std::atomic<uint64_t> configured{0};
     if (int32_t st = ensure_smem_optin(kernel, Cfg::kSmem, configured, "cudaFuncSetAttribute(sm90 fwd smem)")) return st;
     kernel<<<grid, Cfg::kThreads, Cfg::kSmem, stream>>>(p);
@@ -19,31 +19,26 @@ int32_t launch_fwd_sm90_kernel(const Sm90Params& p, dim3 grid, cudaStream_t stre
     return FLASH_OK;
 }
 
-// GQA packing is its own instantiation, so the unpacked kernels carry none of its index arithmetic.
-template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap>
-int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
-    return p.pack ? launch_fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, true>(p, grid, stream)
-                  : launch_fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, false>(p, grid, stream);
-}
-
-template <bool kBf16, int kD, bool kMasked, int kAlt>
+// GQA packing and split-KV are their own instantiations (one file each, kVar), so the plain kernels carry none
+// of their index arithmetic.
+template <bool kBf16, int kD, bool kMasked, int kAlt, int kVar>
 int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream) {
     using Cfg = Sm90Cfg<kD, kMasked, kAlt>;
     if constexpr (sm90_tile(kD, kMasked, kAlt).softcap) {
-        if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true>(p, grid, stream);
+        if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true, kVar>(p, grid, stream);
     } else if (softcap) {
         return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to tile row %d of d%d, which has no softcap "
                          "kernel (sm90_pick)", kAlt, kD);
     }
-    return launch_fwd_sm90<Cfg, kBf16, kMasked, false>(p, grid, stream);
+    return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, stream);
 }
 
-template <bool kBf16, int kD, bool kMasked>
+template <bool kBf16, int kD, bool kMasked, int kVar>
 int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, cudaStream_t stream) {
     if constexpr (sm90_alts(kD, kMasked) == 2) {
-        if (alt == 1) return run_fwd_sm90_row<kBf16, kD, kMasked, 1>(p, grid, softcap, stream);
+        if (alt == 1) return run_fwd_sm90_row<kBf16, kD, kMasked, 1, kVar>(p, grid, softcap, stream);
     }
-    return run_fwd_sm90_row<kBf16, kD, kMasked, 0>(p, grid, softcap, stream);
+    return run_fwd_sm90_row<kBf16, kD, kMasked, 0, kVar>(p, grid, softcap, stream);
 }
 
 } // namespace flash::cuda::sm90

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Split-KV on the Hopper forward, in ONE process on one GPU: decode-like flash_fwd calls (few query rows, a
+small batch x heads grid, long keys) where one CTA per (m block, head) leaves most SMs idle. Per shape, timed
+in alternating rounds (triton do_bench medians):
+  split    this build, num_splits = 0 (heuristic): the Hopper kernel splits the keys, packed (FA3's decode path)
+  nosplit  this build, num_splits = 1: the Hopper kernel, one tile per (m block, head)
+  base     --base build (e.g. main before Hopper split-KV), num_splits = 0: there these calls went to the
+           mma.sync kernel's split-KV
+  kvcache  this build's flash_fwd_kvcache on the same K/V as a dense cache (cache_seqlens = sk): the decode kernel
+and SDPA with the cuDNN and FA2 backends (K/V expanded to every query head for GQA, what SDPA callers do).
+Time in microseconds; GB/s = the K and V bytes one call must read / time (these shapes are bandwidth-bound).
+Usage: bench_splitkv.py --lib build/libflash.so [--base main/libflash.so] [--rounds 3] [--rep 40] [--out DIR]
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+
+import torch
+import triton
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flashlib import FwdCall, KVLib, kv_params  # noqa: E402
+
+# (batch, query heads, K/V heads, head dim, seqlen_q, seqlen_k, causal)
+SHAPES = [
+    (1, 16, 16, 128, 1, 16384, False), (2, 32, 32, 128, 1, 8192, False), (1, 8, 8, 64, 1, 32768, False),
+    (2, 16, 16, 256, 1, 8192, False), (1, 32, 8, 128, 1, 16384, False), (4, 32, 8, 128, 1, 8192, False),
+    (1, 64, 8, 128, 4, 32768, True), (2, 32, 4, 64, 16, 16384, True), (1, 16, 16, 128, 128, 16384, True),
+]
+
+
+def run_shape(libs, a, shape):
+    b, h, hk, d, sq, sk, causal = shape
+    torch.manual_seed(0)
+    dt = torch.bfloat16
+    q = torch.randn(b, sq, h, d, device="cuda", dtype=dt)
+    k, v = (torch.randn(b, sk, hk, d, device="cuda", dtype=dt) for _ in range(2))
+    stream = torch.cuda.current_stream().cuda_stream
+    lib = libs["lib"]
+    fns, kernel = {}, {}
+    fns["split"] = FwdCall(lib, q=q, k=k, v=v, causal=causal, stream=stream, num_splits=0)
+    fns["nosplit"] = FwdCall(lib, q=q, k=k, v=v, causal=causal, stream=stream, num_splits=1)
+    if "base" in libs:
+        fns["base"] = FwdCall(libs["base"], q=q, k=k, v=v, causal=causal, stream=stream, num_splits=0)
+    o_kv = torch.empty_like(q)
+    seqlens = torch.full((b,), sk, dtype=torch.int32, device="cuda")
+    pkv = kv_params(lib, q=q, k_cache=k, v_cache=v, o=o_kv, lse=None, cache_seqlens=seqlens, causal=causal)
+    ws_n = lib.kv_workspace_size(pkv)
+    ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device="cuda")
+    fns["kvcache"] = lambda: lib.fwd_kvcache(pkv, ws.data_ptr(), ws_n, stream)
+    for n, f in fns.items():
+        f()
+        kernel[n] = (libs["base"] if n == "base" else lib).last_kernel()
+    torch.cuda.synchronize()
+    ref = fns["nosplit"].o.float()
+    diff = {n: (x.float() - ref).abs().max().item()
+            for n, x in (("split", fns["split"].o), ("kvcache", o_kv), *((("base", fns["base"].o),) if "base" in fns else ()))}
+    qt = q.transpose(1, 2)
+    kt, vt = (x.repeat_interleave(h // hk, dim=2).transpose(1, 2) for x in (k, v))
+
+    def sdpa(backend):
+        def f():
+            with sdpa_kernel(backend):
+                # SDPA's is_causal is top-left aligned; bottom-right (FA's rule) needs an explicit mask, which the
+                # fused backends refuse, so causal rows time the non-causal call (at most 1% more pairs here).
+                return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=False)
+        return f
+
+    def bench(fn):
+        return triton.testing.do_bench(fn, warmup=10, rep=a.rep, return_mode="median") * 1e3  # us
+
+    us = {n: [] for n in fns}
+    for r in range(a.rounds):
+        for n in list(fns) if r % 2 == 0 else list(fns)[::-1]:
+            us[n].append(bench(fns[n]))
+    peers = {}
+    for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("fa2", SDPBackend.FLASH_ATTENTION)):
+        try:
+            peers[name] = bench(sdpa(be))
+        except Exception:  # the backend refuses the shape
+            peers[name] = float("nan")
+    med = {n: statistics.median(x) for n, x in us.items()}
+    kv_bytes = 2 * b * sk * hk * d * 2
+    return {"b": b, "h": h, "hk": hk, "d": d, "sq": sq, "sk": sk, "causal": causal, "us": us, "median_us": med,
+            "peer_us": peers, "gbps": {n: kv_bytes / t / 1e3 for n, t in med.items()}, "kernel": kernel,
+            "maxdiff_vs_nosplit": diff}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--base", help="a second build timed with num_splits = 0 (e.g. main)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rep", type=float, default=40.0, help="ms per do_bench timing")
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    a = ap.parse_args()
+    libs = {"lib": KVLib(a.lib)}
+    if a.base:
+        libs["base"] = KVLib(a.base)
+    rows = []
+    for shape in SHAPES:
+        row = run_shape(libs, a, shape)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    meta = {"gpu": torch.cuda.get_device_name(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "command": " ".join(sys.argv)}
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "splitkv.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    base = "base" in rows[0]["median_us"]
+    head = ["b", "h/hk", "d", "sq", "sk", "causal", "split us", "GB/s", "kernel", "nosplit us"] + \
+           (["base us", "base kernel"] if base else []) + ["kvcache us", "cuDNN us", "FA2 us"]
+    lines = [f"{meta['gpu']}; {meta['date']}; torch {meta['torch']}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        m = r["median_us"]
+        cells = [str(r["b"]), f"{r['h']}/{r['hk']}", str(r["d"]), str(r["sq"]), str(r["sk"]), str(int(r["causal"])),
+                 f"{m['split']:.1f}", f"{r['gbps']['split']:.0f}", r["kernel"]["split"], f"{m['nosplit']:.1f}"]
+        if base:
+            cells += [f"{m['base']:.1f}", r["kernel"]["base"]]
+        cells += [f"{m['kvcache']:.1f}", f"{r['peer_us']['cudnn']:.1f}", f"{r['peer_us']['fa2']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    with open(os.path.join(a.out, "splitkv.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
