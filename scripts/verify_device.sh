@@ -43,7 +43,7 @@ if has sanitize; then
     echo "== racecheck fwd_sm90"; timeout 200 compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 \
       --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
     # memcheck on the forward kernels and the split-KV combine (their global stores: partials, packed rows)
-    echo "== memcheck fwd"; timeout 200 compute-sanitizer --tool memcheck --kernel-name regex:fwd \
+    echo "== memcheck fwd"; timeout 200 compute-sanitizer --tool memcheck --kernel-name kns=fwd \
       --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
   } > "$OUT/sanitize.log" 2>&1
   grep -E "^==|ERROR SUMMARY|RACECHECK SUMMARY|calls OK|Error|error" "$OUT/sanitize.log" | head -20

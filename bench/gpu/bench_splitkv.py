@@ -90,6 +90,33 @@ def run_shape(libs, a, shape):
             "maxdiff_vs_nosplit": diff}
 
 
+def plot(rows, meta, path):
+    """Grouped bars: microseconds per shape and implementation (optional: needs matplotlib on the GPU machine)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        series = [("split", "libflash (sm90 split)"), ("base", "libflash before (sm80 split)"),
+                  ("kvcache", "libflash kvcache decode"), ("cudnn", "SDPA cuDNN"), ("fa2", "SDPA flash (FA2)")]
+        val = lambda r, k: r["median_us"].get(k, r["peer_us"].get(k, float("nan")))
+        series = [(k, n) for k, n in series if any(val(r, k) == val(r, k) for r in rows)]
+        fig, ax = plt.subplots(figsize=(1.3 * len(rows) + 2, 4))
+        w = 0.8 / len(series)
+        for i, (k, n) in enumerate(series):
+            ax.bar([x + i * w for x in range(len(rows))], [val(r, k) for r in rows], w, label=n)
+        ax.set_xticks([x + 0.4 - w / 2 for x in range(len(rows))])
+        ax.set_xticklabels([f"b{r['b']} h{r['h']}/{r['hk']}\nd{r['d']} {r['sq']}x{r['sk']}{' c' if r['causal'] else ''}"
+                            for r in rows], fontsize=7)
+        ax.set_ylabel("us (lower is better)")
+        ax.legend(fontsize=7)
+        ax.set_title(f"flash_fwd decode-like shapes, {meta['gpu']}, {meta['date'][:10]}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+    except Exception as e:
+        print("plot skipped:", e)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", required=True)
@@ -126,6 +153,7 @@ def main():
         lines.append("| " + " | ".join(cells) + " |")
     with open(os.path.join(a.out, "splitkv.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    plot(rows, meta, os.path.join(a.out, "splitkv.png"))
     print("\n".join(lines))
 
 
