@@ -9,7 +9,8 @@ in alternating rounds (triton do_bench medians):
   kvcache  this build's flash_fwd_kvcache on the same K/V as a dense cache (cache_seqlens = sk): the decode kernel
 and SDPA with the cuDNN and FA2 backends (K/V expanded to every query head for GQA, what SDPA callers do).
 Time in microseconds; GB/s = the K and V bytes one call must read / time (these shapes are bandwidth-bound).
-Usage: bench_splitkv.py --lib build/libflash.so [--base main/libflash.so] [--rounds 3] [--rep 40] [--out DIR]
+--sweep instead times this build at num_splits 0 (the heuristic) and 2..128 on every shape (the heuristic's check).
+Usage: bench_splitkv.py --lib build/libflash.so [--base main/libflash.so] [--rounds 3] [--rep 40] [--out DIR] [--sweep]
 """
 import argparse
 import datetime
@@ -90,6 +91,25 @@ def run_shape(libs, a, shape):
             "maxdiff_vs_nosplit": diff}
 
 
+SWEEP = (0, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+
+
+def sweep(lib, shape):
+    """Microseconds per num_splits value (0 = the heuristic) on one shape."""
+    b, h, hk, d, sq, sk, causal = shape
+    torch.manual_seed(0)
+    q = torch.randn(b, sq, h, d, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(b, sk, hk, d, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    res = {}
+    for ns in SWEEP:
+        f = FwdCall(lib, q=q, k=k, v=v, causal=causal, num_splits=ns)
+        f()
+        res[ns] = triton.testing.do_bench(f, warmup=5, rep=25, return_mode="median") * 1e3
+    best = min(res, key=res.get)
+    print(f"{shape} heur {res[0]:.1f} best ns={best} {res[best]:.1f} | " + " ".join(f"{n}:{t:.0f}" for n, t in res.items()),
+          flush=True)
+
+
 def plot(rows, meta, path):
     """Grouped bars: microseconds per shape and implementation (optional: needs matplotlib on the GPU machine)."""
     try:
@@ -124,8 +144,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rep", type=float, default=40.0, help="ms per do_bench timing")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--sweep", action="store_true")
     a = ap.parse_args()
     libs = {"lib": KVLib(a.lib)}
+    if a.sweep:
+        for shape in SHAPES + [(8, 32, 8, 128, 1, 4096, False), (1, 32, 32, 128, 1, 4096, False)]:
+            sweep(libs["lib"], shape)
+        return
     if a.base:
         libs["base"] = KVLib(a.base)
     rows = []
