@@ -14,14 +14,12 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
 
 import torch
-import triton
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import alternating_rounds, sdpa_peers_us  # noqa: E402
 from flashlib import FwdCall, Lib  # noqa: E402
 
 # (batch, query heads, K/V heads, head dim, seqlen_q, seqlen_k, causal)
@@ -52,32 +50,8 @@ def run_shape(lib, a, shape):
         kernel[name] = lib.last_kernel()
     torch.cuda.synchronize()
     diff = max((fns[n].o.float() - fns["nopack"].o.float()).abs().max().item() for n in ("auto", "default"))
-    qt = q.transpose(1, 2)
-    kt, vt = (x.repeat_interleave(h // hk, dim=2).transpose(1, 2) for x in (k, v))
-
-    def sdpa(backend):
-        def f():
-            with sdpa_kernel(backend):
-                # SDPA's is_causal is top-left aligned; bottom-right (FA's rule) needs an explicit mask, which
-                # the fused backends refuse, so causal rows time the non-causal call: with sq <= 64 and sk >=
-                # 2048 that is at most 1.5% more (query, key) pairs.
-                return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal and sq == sk)
-        return f
-
-    def bench(fn):
-        return triton.testing.do_bench(fn, warmup=10, rep=a.rep, return_mode="median") * 1e3  # us
-
-    us = {n: [] for n in fns}
-    for r in range(a.rounds):
-        for n in list(fns) if r % 2 == 0 else list(fns)[::-1]:
-            us[n].append(bench(fns[n]))
-    peers = {}
-    for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("fa2", SDPBackend.FLASH_ATTENTION)):
-        try:
-            peers[name] = bench(sdpa(be))
-        except Exception:  # the backend refuses the shape
-            peers[name] = float("nan")
-    med = {n: statistics.median(x) for n, x in us.items()}
+    us, med = alternating_rounds(fns, a.rounds, a.rep)
+    peers = sdpa_peers_us(q, k, v, causal, a.rep)
     flops = 4 * b * h * pairs(sq, sk, causal) * d
     return {"b": b, "h": h, "hk": hk, "d": d, "sq": sq, "sk": sk, "causal": causal, "us": us, "median_us": med,
             "peer_us": peers, "tflops": {n: flops / t / 1e6 for n, t in med.items()}, "kernel": kernel,

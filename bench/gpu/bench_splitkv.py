@@ -16,14 +16,12 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
 
 import torch
-import triton
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import alternating_rounds, bench_us, sdpa_peers_us  # noqa: E402
 from flashlib import FwdCall, KVLib, kv_params  # noqa: E402
 
 # (batch, query heads, K/V heads, head dim, seqlen_q, seqlen_k, causal)
@@ -60,31 +58,8 @@ def run_shape(libs, a, shape):
     ref = fns["nosplit"].o.float()
     diff = {n: (x.float() - ref).abs().max().item()
             for n, x in (("split", fns["split"].o), ("kvcache", o_kv), *((("base", fns["base"].o),) if "base" in fns else ()))}
-    qt = q.transpose(1, 2)
-    kt, vt = (x.repeat_interleave(h // hk, dim=2).transpose(1, 2) for x in (k, v))
-
-    def sdpa(backend):
-        def f():
-            with sdpa_kernel(backend):
-                # SDPA's is_causal is top-left aligned; bottom-right (FA's rule) needs an explicit mask, which the
-                # fused backends refuse, so causal rows time the non-causal call (at most 1% more pairs here).
-                return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=False)
-        return f
-
-    def bench(fn):
-        return triton.testing.do_bench(fn, warmup=10, rep=a.rep, return_mode="median") * 1e3  # us
-
-    us = {n: [] for n in fns}
-    for r in range(a.rounds):
-        for n in list(fns) if r % 2 == 0 else list(fns)[::-1]:
-            us[n].append(bench(fns[n]))
-    peers = {}
-    for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("fa2", SDPBackend.FLASH_ATTENTION)):
-        try:
-            peers[name] = bench(sdpa(be))
-        except Exception:  # the backend refuses the shape
-            peers[name] = float("nan")
-    med = {n: statistics.median(x) for n, x in us.items()}
+    us, med = alternating_rounds(fns, a.rounds, a.rep)
+    peers = sdpa_peers_us(q, k, v, causal, a.rep)
     kv_bytes = 2 * b * sk * hk * d * 2
     return {"b": b, "h": h, "hk": hk, "d": d, "sq": sq, "sk": sk, "causal": causal, "us": us, "median_us": med,
             "peer_us": peers, "gbps": {n: kv_bytes / t / 1e3 for n, t in med.items()}, "kernel": kernel,
@@ -104,7 +79,7 @@ def sweep(lib, shape):
     for ns in SWEEP:
         f = FwdCall(lib, q=q, k=k, v=v, causal=causal, num_splits=ns)
         f()
-        res[ns] = triton.testing.do_bench(f, warmup=5, rep=25, return_mode="median") * 1e3
+        res[ns] = bench_us(f, 25)
     best = min(res, key=res.get)
     print(f"{shape} heur {res[0]:.1f} best ns={best} {res[best]:.1f} | " + " ".join(f"{n}:{t:.0f}" for n, t in res.items()),
           flush=True)
