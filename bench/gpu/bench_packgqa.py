@@ -11,15 +11,13 @@ Time in microseconds; TFLOP/s with the visible (query, key) pairs of the bottom-
 Usage: bench_packgqa.py --lib build/libflash.so [--rounds 3] [--rep 40] [--out DIR]
 """
 import argparse
-import datetime
-import json
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import alternating_rounds, sdpa_peers_us  # noqa: E402
+from timing import alternating_rounds, collect, decode_inputs, sdpa_peers_us, table  # noqa: E402
 from flashlib import FwdCall, Lib  # noqa: E402
 
 # (batch, query heads, K/V heads, head dim, seqlen_q, seqlen_k, causal)
@@ -36,10 +34,7 @@ def pairs(sq, sk, causal):
 
 def run_shape(lib, a, shape):
     b, h, hk, d, sq, sk, causal = shape
-    torch.manual_seed(0)
-    dt = torch.bfloat16
-    q = torch.randn(b, sq, h, d, device="cuda", dtype=dt)
-    k, v = (torch.randn(b, sk, hk, d, device="cuda", dtype=dt) for _ in range(2))
+    q, k, v = decode_inputs(shape)
     stream = torch.cuda.current_stream().cuda_stream
     variants = {"nopack": dict(pack_gqa=-1, num_splits=1), "auto": dict(pack_gqa=0, num_splits=1),
                 "default": dict(pack_gqa=0, num_splits=0)}
@@ -66,27 +61,18 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     a = ap.parse_args()
     lib = Lib(a.lib)
-    rows = []
-    for shape in SHAPES:
-        row = run_shape(lib, a, shape)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    meta = {"gpu": torch.cuda.get_device_name(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "command": " ".join(sys.argv)}
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "packgqa.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    rows, meta, title = collect(SHAPES, lambda shape: run_shape(lib, a, shape), a.out, "packgqa")
     head = ["b", "h/hk", "d", "sq", "sk", "causal", "nopack us", "auto us", "auto/nopack speedup", "default us",
             "kernel (auto / default)", "cuDNN us", "FA2 us", "auto TFLOP/s"]
-    lines = [f"{meta['gpu']}; {meta['date']}; torch {meta['torch']}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for r in rows:
         m = r["median_us"]
-        lines.append("| " + " | ".join([
+        body.append([
             str(r["b"]), f"{r['h']}/{r['hk']}", str(r["d"]), str(r["sq"]), str(r["sk"]), str(int(r["causal"])),
             f"{m['nopack']:.1f}", f"{m['auto']:.1f}", f"{m['nopack'] / m['auto']:.2f}", f"{m['default']:.1f}",
             f"{r['kernel']['auto']} / {r['kernel']['default']}", f"{r['peer_us']['cudnn']:.1f}",
-            f"{r['peer_us']['fa2']:.1f}", f"{r['tflops']['auto']:.0f}"]) + " |")
+            f"{r['peer_us']['fa2']:.1f}", f"{r['tflops']['auto']:.0f}"])
+    lines = table(title, head, body)
     with open(os.path.join(a.out, "packgqa.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

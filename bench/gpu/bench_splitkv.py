@@ -13,15 +13,13 @@ Time in microseconds; GB/s = the K and V bytes one call must read / time (these 
 Usage: bench_splitkv.py --lib build/libflash.so [--base main/libflash.so] [--rounds 3] [--rep 40] [--out DIR] [--sweep]
 """
 import argparse
-import datetime
-import json
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import alternating_rounds, bench_us, sdpa_peers_us  # noqa: E402
+from timing import alternating_rounds, bench_us, collect, decode_inputs, sdpa_peers_us, table  # noqa: E402
 from flashlib import FwdCall, KVLib, kv_params  # noqa: E402
 
 # (batch, query heads, K/V heads, head dim, seqlen_q, seqlen_k, causal)
@@ -34,10 +32,7 @@ SHAPES = [
 
 def run_shape(libs, a, shape):
     b, h, hk, d, sq, sk, causal = shape
-    torch.manual_seed(0)
-    dt = torch.bfloat16
-    q = torch.randn(b, sq, h, d, device="cuda", dtype=dt)
-    k, v = (torch.randn(b, sk, hk, d, device="cuda", dtype=dt) for _ in range(2))
+    q, k, v = decode_inputs(shape)
     stream = torch.cuda.current_stream().cuda_stream
     lib = libs["lib"]
     fns, kernel = {}, {}
@@ -72,9 +67,7 @@ SWEEP = (0, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 def sweep(lib, shape):
     """Microseconds per num_splits value (0 = the heuristic) on one shape."""
     b, h, hk, d, sq, sk, causal = shape
-    torch.manual_seed(0)
-    q = torch.randn(b, sq, h, d, device="cuda", dtype=torch.bfloat16)
-    k, v = (torch.randn(b, sk, hk, d, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    q, k, v = decode_inputs(shape)
     res = {}
     for ns in SWEEP:
         f = FwdCall(lib, q=q, k=k, v=v, causal=causal, num_splits=ns)
@@ -128,29 +121,19 @@ def main():
         return
     if a.base:
         libs["base"] = KVLib(a.base)
-    rows = []
-    for shape in SHAPES:
-        row = run_shape(libs, a, shape)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    meta = {"gpu": torch.cuda.get_device_name(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "command": " ".join(sys.argv)}
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "splitkv.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    rows, meta, title = collect(SHAPES, lambda shape: run_shape(libs, a, shape), a.out, "splitkv")
     base = "base" in rows[0]["median_us"]
     head = ["b", "h/hk", "d", "sq", "sk", "causal", "split us", "GB/s", "kernel", "nosplit us"] + \
            (["base us", "base kernel"] if base else []) + ["kvcache us", "cuDNN us", "FA2 us"]
-    lines = [f"{meta['gpu']}; {meta['date']}; torch {meta['torch']}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for r in rows:
         m = r["median_us"]
         cells = [str(r["b"]), f"{r['h']}/{r['hk']}", str(r["d"]), str(r["sq"]), str(r["sk"]), str(int(r["causal"])),
                  f"{m['split']:.1f}", f"{r['gbps']['split']:.0f}", r["kernel"]["split"], f"{m['nosplit']:.1f}"]
         if base:
             cells += [f"{m['base']:.1f}", r["kernel"]["base"]]
-        cells += [f"{m['kvcache']:.1f}", f"{r['peer_us']['cudnn']:.1f}", f"{r['peer_us']['fa2']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells + [f"{m['kvcache']:.1f}", f"{r['peer_us']['cudnn']:.1f}", f"{r['peer_us']['fa2']:.1f}"])
+    lines = table(title, head, body)
     with open(os.path.join(a.out, "splitkv.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     plot(rows, meta, os.path.join(a.out, "splitkv.png"))

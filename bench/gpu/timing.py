@@ -39,3 +39,37 @@ def sdpa_peers_us(q, k, v, causal, rep):
         except Exception:  # the backend refuses the shape
             out[name] = float("nan")
     return out
+
+
+def collect(shapes, run, out, stem):
+    """Runs run(shape) for every shape (printing each row as JSON), writes {meta, rows} to out/stem.json and
+    returns rows, meta and the first lines of the markdown table (the GPU, date, versions and command)."""
+    import datetime
+    import json
+    import os
+    import sys
+    rows = []
+    for shape in shapes:
+        row = run(shape)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    meta = {"gpu": torch.cuda.get_device_name(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "command": " ".join(sys.argv)}
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, stem + ".json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    return rows, meta, [f"{meta['gpu']}; {meta['date']}; torch {meta['torch']}, cuDNN {meta['cudnn']}; `{meta['command']}`", ""]
+
+
+def table(title_lines, head, body):
+    return title_lines + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
+        ["| " + " | ".join(cells) + " |" for cells in body]
+
+
+def decode_inputs(shape, dtype=torch.bfloat16):
+    """Seeded q [b, sq, h, d] and k, v [b, sk, hk, d] of a (b, h, hk, d, sq, sk, causal) shape."""
+    b, h, hk, d, sq, sk, _ = shape
+    torch.manual_seed(0)
+    q = torch.randn(b, sq, h, d, device="cuda", dtype=dtype)
+    k, v = (torch.randn(b, sk, hk, d, device="cuda", dtype=dtype) for _ in range(2))
+    return q, k, v
