@@ -33,6 +33,10 @@ if has check; then
     timeout 300 python3 bench/gpu/$c --json "$OUT/$name.json" > "/tmp/$name.log" 2>&1
     echo "$name rc=$? $(grep -E 'passed in' /tmp/$name.log | tail -1)"; grep -E "^FAIL" "/tmp/$name.log" | head -5
   done
+  # the decode-shaped cases once more on the forward kernels (the run above sends them to the decode kernel)
+  FLASH_FWD_DECODE=0 timeout 300 python3 bench/gpu/check_fwd.py --json "$OUT/check_fwd_nodecode.json" > /tmp/check_fwd_nodecode.log 2>&1
+  echo "check_fwd FLASH_FWD_DECODE=0 rc=$? $(grep -E 'passed in' /tmp/check_fwd_nodecode.log | tail -1)"
+  grep -E "^FAIL" /tmp/check_fwd_nodecode.log | head -5
 fi
 if has sanitize; then
   {
@@ -53,6 +57,8 @@ if has bun; then
   FLASH_LIBRARY_PATH=$LIBFLASH timeout 300 /tmp/bun test test/gpu_fwd.test.ts test/gpu_bwd.test.ts \
     test/gpu_kvcache.test.ts test/paged.test.ts test/last_kernel.test.ts test/kvcache_seqlens_number.test.ts > "$OUT/bun.log" 2>&1
   echo "bun rc=$?"; grep -E "^ *[0-9]+ (pass|fail)|^\(fail\)" "$OUT/bun.log" | head -8
+  FLASH_FWD_DECODE=0 FLASH_LIBRARY_PATH=$LIBFLASH timeout 200 /tmp/bun test test/gpu_fwd.test.ts > "$OUT/bun_nodecode.log" 2>&1
+  echo "bun gpu_fwd FLASH_FWD_DECODE=0 rc=$?"; grep -E "^ *[0-9]+ (pass|fail)|^\(fail\)" "$OUT/bun_nodecode.log" | head -4
   FLASH_LIBRARY_PATH=$LIBFLASH timeout 120 /tmp/bun bench/backward_example.ts > "$OUT/bwd_example.log" 2>&1
   echo "backward example rc=$?"; tail -2 "$OUT/bwd_example.log"
 fi

@@ -15,6 +15,7 @@ interface Cfg {
   sm90?: boolean; // taken by the Hopper kernel when it is there (no dropout / ALiBi, TMA-aligned)
   packGqa?: boolean; // the Hopper kernel packs the GQA group into its tiles (short queries; hopper/fwd_sm90.cu)
   split?: boolean; // the Hopper kernel splits the keys (forced, or its heuristic on a small grid)
+  decode?: boolean; // few query rows per K/V head, dense: the KV-cache decode kernel takes it on any GPU (fwd.cu)
 }
 
 // The Hopper forward runs wherever it is compiled in and the GPU is an sm_90 (FLASH_SM90=0 turns it off).
@@ -56,7 +57,8 @@ function check(c: Cfg, seed: number) {
   const { pr, cpu, gpu, gpu2 } = run(c, seed);
   expect(cpu.kernel).toBe("cpu");
   const sm90 = `cuda.sm90.fwd${c.packGqa ? ".packgqa" : ""}${c.split ? ".split" : ""}`;
-  expect(gpu.kernel).toBe(hopper() && c.sm90 ? sm90 : "cuda.sm80.fwd");
+  const decode = c.decode && process.env.FLASH_FWD_DECODE !== "0";
+  expect(gpu.kernel).toBe(decode ? "cuda.fwd_kvcache" : hopper() && c.sm90 ? sm90 : "cuda.sm80.fwd");
   const want = ref.attention(pr);
   const lp = ref.attentionLowPrecision(pr, c.dtype);
   ref.assertClose(`${name(c)} gpu out`, gpu.out, ref.flat(want.o), ref.flat(lp.o), 2, 1e-5);
@@ -72,16 +74,18 @@ describe.skipIf(!hasCuda())("gpu forward vs cpu forward and the f64 oracle", () 
     { dtype: "bfloat16", b: 2, h: 2, hk: 2, d: 64, dv: 64, sq: 113, sk: 203, numSplits: 1, sm90: true },
     { dtype: "float16", b: 2, h: 4, hk: 2, d: 128, dv: 128, sq: 97, sk: 97, causal: true, numSplits: 1, sm90: true },
     { dtype: "bfloat16", b: 1, h: 3, hk: 1, d: 59, dv: 59, sq: 17, sk: 300, window: [20, 5] },
-    { dtype: "float16", b: 1, h: 2, hk: 2, d: 32, dv: 32, sq: 1, sk: 1 },
+    { dtype: "float16", b: 1, h: 2, hk: 2, d: 32, dv: 32, sq: 1, sk: 1, decode: true },
     { dtype: "bfloat16", b: 1, h: 2, hk: 2, d: 96, dv: 80, sq: 130, sk: 70, causal: true, numSplits: 1, sm90: true },
     { dtype: "float16", b: 1, h: 2, hk: 2, d: 192, dv: 192, sq: 40, sk: 129, softcap: 5, numSplits: 1, sm90: true },
     { dtype: "bfloat16", b: 2, h: 4, hk: 2, d: 256, dv: 256, sq: 300, sk: 517, window: [100, 7], numSplits: 1, sm90: true, packGqa: true },
-    { dtype: "float16", b: 2, h: 8, hk: 1, d: 128, dv: 128, sq: 3, sk: 400, causal: true, numSplits: 1, sm90: true, packGqa: true },
+    { dtype: "float16", b: 2, h: 8, hk: 1, d: 128, dv: 128, sq: 5, sk: 400, causal: true, numSplits: 1, sm90: true, packGqa: true },
     { dtype: "bfloat16", b: 2, h: 2, hk: 2, d: 256, dv: 256, sq: 33, sk: 150, alibi: true, causal: true },
     { dtype: "bfloat16", b: 2, h: 3, hk: 3, d: 64, dv: 64, sq: 77, sk: 200, dropoutP: 0.17 },
-    { dtype: "bfloat16", b: 1, h: 4, hk: 1, d: 128, dv: 128, sq: 1, sk: 3000, numSplits: 0, sm90: true, packGqa: true, split: true },
-    { dtype: "float16", b: 1, h: 4, hk: 1, d: 128, dv: 128, sq: 5, sk: 3000, numSplits: 7, sm90: true, packGqa: true, split: true },
-    { dtype: "float16", b: 1, h: 2, hk: 2, d: 64, dv: 64, sq: 2, sk: 2500, causal: true, numSplits: 3, sm90: true, split: true },
+    { dtype: "bfloat16", b: 1, h: 16, hk: 2, d: 128, dv: 128, sq: 5, sk: 3000, numSplits: 0, sm90: true, packGqa: true, split: true },
+    { dtype: "float16", b: 1, h: 16, hk: 2, d: 128, dv: 128, sq: 5, sk: 3000, numSplits: 7, sm90: true, packGqa: true, split: true },
+    { dtype: "float16", b: 1, h: 2, hk: 2, d: 64, dv: 64, sq: 40, sk: 2500, causal: true, numSplits: 3, sm90: true, split: true },
+    { dtype: "bfloat16", b: 2, h: 8, hk: 2, d: 128, dv: 128, sq: 1, sk: 2000, causal: true, decode: true },
+    { dtype: "float16", b: 1, h: 4, hk: 4, d: 64, dv: 64, sq: 3, sk: 1500, window: [300, 0], softcap: 20, numSplits: 3, decode: true },
   ];
   cases.forEach((c, i) => test(name(c), () => check(c, 400 + i), 120_000));
 });

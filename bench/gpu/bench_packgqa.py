@@ -16,6 +16,10 @@ import sys
 
 import torch
 
+# Decode-shaped calls would otherwise run on the KV-cache decode kernel (fwd.cu decode_route); this script is about
+# the forward kernels. Read once by the library, so set before it is loaded.
+os.environ.setdefault("FLASH_FWD_DECODE", "0")
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import alternating_rounds, collect, decode_inputs, sdpa_peers_us, table  # noqa: E402
 from flashlib import FwdCall, Lib  # noqa: E402

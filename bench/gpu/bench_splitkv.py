@@ -6,7 +6,9 @@ in alternating rounds (triton do_bench medians):
   nosplit  this build, num_splits = 1: the Hopper kernel, one tile per (m block, head)
   base     --base build (e.g. main before Hopper split-KV), num_splits = 0: there these calls went to the
            mma.sync kernel's split-KV
-  kvcache  this build's flash_fwd_kvcache on the same K/V as a dense cache (cache_seqlens = sk): the decode kernel
+  kvcache  this build's flash_fwd_kvcache on the same K/V as a dense cache (cache_seqlens = sk): the decode kernel,
+           which flash_fwd itself takes for up to 32 packed query rows at d <= 128 (the script sets
+           FLASH_FWD_DECODE=0 so that the columns above time the forward kernels)
 and SDPA with the cuDNN and FA2 backends (K/V expanded to every query head for GQA, what SDPA callers do).
 Time in microseconds; GB/s = the K and V bytes one call must read / time (these shapes are bandwidth-bound).
 --sweep instead times this build at num_splits 0 (the heuristic) and 2..128 on every shape (the heuristic's check).
@@ -17,6 +19,10 @@ import os
 import sys
 
 import torch
+
+# Decode-shaped calls would otherwise run on the KV-cache decode kernel (fwd.cu decode_route); this script is about
+# the forward kernels. Read once by the library, so set before it is loaded.
+os.environ.setdefault("FLASH_FWD_DECODE", "0")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import alternating_rounds, bench_us, collect, decode_inputs, sdpa_peers_us, table  # noqa: E402

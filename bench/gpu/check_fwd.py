@@ -7,7 +7,9 @@ then FlashAttention's rule against a float32 PyTorch reference:
 plus LSE (|lse - ref| <= 1e-3 + 1e-3|ref|, +inf rows exact), every valid element written, padding rows
 untouched, and bitwise repeatability. Dropout: the mask is read back exactly (uniform attention over an
 identity V) and compared bit for bit with an independent numpy Philox and with the CPU backend.
-Usage: check_fwd.py [--quick] [--json OUT.json]
+Every case also asserts which kernel ran. Run it twice: as is, and with FLASH_FWD_DECODE=0 so the decode-shaped
+cases (few query rows per K/V head) exercise the forward kernels instead of the KV-cache decode kernel.
+Usage: [FLASH_FWD_DECODE=0] check_fwd.py [--quick] [--json OUT.json] [--splits1] [--only a,b]
 """
 import argparse
 import json
@@ -23,6 +25,7 @@ from flashlib import (Case, Lib, attn_ref, dropout_keep, fa_rule, fill_params, l
                       run_checked, seed_case, write_results)
 
 HOPPER = False  # set in main(): an sm_90 GPU, a build with sm_90a kernels, FLASH_SM90 not 0
+DECODE = os.environ.get("FLASH_FWD_DECODE") != "0"  # the library reads it once, as this does
 
 
 def run_case(lib, c, dev, results, repeat_check=True):
@@ -98,8 +101,10 @@ def run_case(lib, c, dev, results, repeat_check=True):
     # included (on its packed kernel: the group must fit a tile, which it does in every case here).
     aligned = all(t.data_ptr() % 16 == 0 and all(s % 8 == 0 for s in t.stride()[:-1]) for t in (q, k, v, o))
     sm90_ok = HOPPER and dropout_p == 0 and not alibi_on and max(d, dv) > 32 and aligned
-    want = "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
-    if sm90_ok:
+    # Decode-shaped dense calls run on the KV-cache decode kernel (fwd.cu decode_route) unless FLASH_FWD_DECODE=0.
+    decode = DECODE and not varlen and dropout_p == 0 and max(d, dv) <= 128 and max(seqs_q) * (h // hk) <= 32
+    want = "cuda.fwd_kvcache" if decode else "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
+    if sm90_ok and not decode:
         # Splits: forced by the case, or the heuristic's choice (a case may assert it with split=True / False).
         split = num_splits >= 2 if num_splits else (split_want if split_want is not None else kernel.endswith(".split"))
         if split and h > hk or pack or (pack is None and not split and kernel == want + ".packgqa"):

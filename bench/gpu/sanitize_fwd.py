@@ -8,8 +8,13 @@ Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 ben
 """
 import argparse
 import itertools
+import os
 
 import torch
+
+# Decode-shaped calls would otherwise run on the KV-cache decode kernel (fwd.cu decode_route); this script is about
+# the forward kernels. Read once by the library, so set before it is loaded.
+os.environ.setdefault("FLASH_FWD_DECODE", "0")
 
 from flashlib import FwdCall, Lib
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -26,6 +27,22 @@
 namespace flash::cuda {
 
 namespace {
+
+// Decode-shaped flash_fwd calls (dense, at most kDecodeRows packed query rows per K/V head, head dims <= 128,
+// no dropout) run on the KV-cache decode kernel (kvcache/): its 16-row GQA-packed tiles beat both forward
+// kernels' 128-row tiles there (bench/NOTES.md "Hopper forward" step 26). FLASH_FWD_DECODE=0 turns it off
+// (A/B comparisons, the forward kernels' own small-query tests). pack_gqa = -1 keeps the forward kernels (the
+// decode kernel always packs).
+constexpr int64_t kDecodeRows = 32;
+bool decode_route(const FwdProblem& p) {
+    static const bool off = [] {
+        const char* e = std::getenv("FLASH_FWD_DECODE");
+        return e && std::strcmp(e, "0") == 0;
+    }();
+    return !off && p.cu_seqlens_q == nullptr && p.cu_seqlens_k == nullptr && p.dropout.p == 0.f &&
+           std::max(p.d, p.dv) <= 128 && int64_t(p.seqlen_q) * p.group <= kDecodeRows &&
+           !(p.group > 1 && p.pack_gqa < 0);
+}
 
 struct Plan {
     int dim = 0;
@@ -86,6 +103,7 @@ int32_t make_plan(const FwdProblem& p, Plan* plan) {
 } // namespace
 
 uint64_t fwd_workspace_size(const FwdProblem& p) {
+    if (decode_route(p)) return fwd_kvcache_workspace_size(p);
     Plan plan;
     if (make_plan(p, &plan) != FLASH_OK) {
         clear_error();
@@ -101,6 +119,11 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     if (p.b > 65535 || p.h > 65535)
         return set_error(FLASH_ERROR_UNSUPPORTED, "b=%d h=%d: the CUDA forward grid allows at most 65535 of each",
                          p.b, p.h);
+    if (decode_route(p)) {
+        const int32_t st = fwd_kvcache(p, workspace, workspace_bytes, stream_ptr);
+        if (st == FLASH_OK) set_kernel("cuda.fwd_kvcache");
+        return st;
+    }
     Plan plan;
     if (int32_t st = make_plan(p, &plan); st != FLASH_OK) return st;
     if (plan.ws_bytes > 0 && (workspace == nullptr || workspace_bytes < plan.ws_bytes))
