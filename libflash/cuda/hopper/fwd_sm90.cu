@@ -84,9 +84,9 @@ int32_t choose(const FwdProblem& p, Choice* c) {
     const int dim = covered_dim(p, &di);
     if (dim == 0) return FLASH_OK;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0, softcap = p.softcap > 0.f;
-    auto bm_of = [&](int64_t sk) { return 64 * sm90_tile(dim, masked, sm90_pick(dim, masked, sk, softcap)).consumers; };
-    // A split runs packed (group 1 packs trivially), so it needs a group that fits a tile and packing allowed.
-    const bool can_split = p.group == 1 || (p.group <= bm_of(p.seqlen_k) && p.pack_gqa >= 0);
+    // A split runs packed (group 1 packs trivially), so it needs packing allowed and (checked below, once the
+    // row is known) a group that fits the row's tile.
+    const bool can_split = p.group == 1 || p.pack_gqa >= 0;
     int ns = p.num_splits;
     if (ns == 0) {
         const Sm90Tile t = sm90_tile(dim, masked, sm90_pick(dim, masked, p.seqlen_k, softcap));
@@ -109,7 +109,7 @@ int32_t choose(const FwdProblem& p, Choice* c) {
     ns = std::max(1, std::min(ns, int((p.seqlen_k + bn - 1) / bn)));
     if (ns > 1) alt = sm90_pick(dim, masked, (int64_t(p.seqlen_k) + ns - 1) / ns, softcap);
     const Sm90Tile t = sm90_tile(dim, masked, alt);
-    if (ns > 1 && p.group > 64 * t.consumers) return FLASH_OK; // the split's row cannot pack this group
+    if (ns > 1 && p.group > 64 * t.consumers) return FLASH_OK; // the split's row cannot pack this group: sm80 splits
     c->dim = dim;
     c->alt = alt;
     c->splits = ns;
