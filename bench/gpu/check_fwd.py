@@ -102,7 +102,8 @@ def run_case(lib, c, dev, results, repeat_check=True):
     aligned = all(t.data_ptr() % 16 == 0 and all(s % 8 == 0 for s in t.stride()[:-1]) for t in (q, k, v, o))
     sm90_ok = HOPPER and dropout_p == 0 and not alibi_on and max(d, dv) > 32 and aligned
     # Decode-shaped dense calls run on the KV-cache decode kernel (fwd.cu decode_route) unless FLASH_FWD_DECODE=0.
-    decode = DECODE and not varlen and dropout_p == 0 and max(d, dv) <= 128 and max(seqs_q) * (h // hk) <= 32
+    decode = (DECODE and not varlen and dropout_p == 0 and max(d, dv) <= 128 and max(seqs_q) * (h // hk) <= 32
+              and not seqused_q_on and seqused_k_frac is None and not leftpad_on)
     want = "cuda.fwd_kvcache" if decode else "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
     if sm90_ok and not decode:
         # Splits: forced by the case, or the heuristic's choice (a case may assert it with split=True / False).
