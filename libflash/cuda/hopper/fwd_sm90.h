@@ -51,8 +51,8 @@ struct Choice {
 };
 constexpr uint64_t kCounterBytes = 256;
 
-// Whether the Hopper kernel takes p with `requested` splits (p.num_splits: 0 = heuristic, FA3's rule on the
-// Hopper tile geometry) and how. c->dim == 0: it does not (sm_90 device, sm_90a compiled, no dropout / ALiBi,
+// Whether the Hopper kernel takes p, and how: the split count is p.num_splits, or with 0 FA3's heuristic on the
+// Hopper tile geometry. c->dim == 0: it does not (sm_90 device, sm_90a compiled, no dropout / ALiBi,
 // TMA-compatible strides, and a split only where the group packs); the caller runs the sm80 kernel.
 int32_t choose(const FwdProblem& p, Choice* c);
 

@@ -104,7 +104,8 @@ struct Sm90Cfg {
 };
 
 // One work tile's geometry (api/seqinfo.h, as in fwd_kernel.cuh). Tiles are numbered m block fastest (the
-// CTAs working at one time share a head's K/V in L2), causal m blocks heaviest first, then head, then batch.
+// CTAs working at one time share a head's K/V in L2), causal m blocks heaviest first, then split (kSplit), then
+// head, then batch.
 struct TileGeom {
     int m0, hi, bi, hki, sq, sk, n_begin, n_end, ntiles; // m0: first query row; hi: first query head (packed: of
                                                          // the group); [n_begin, n_end): this split's key blocks
