@@ -307,6 +307,13 @@ def build_cases(quick):
     cases.append(Case("split heuristic decode mha d128", dtype=dt, b=1, h=8, hk=8, d=128, seqs_q=[1], seqs_k=[8000], split=True))
     cases.append(Case("split heuristic decode gqa d64", dtype=torch.float16, b=2, h=32, hk=4, d=64, seqs_q=[1], seqs_k=[6000], causal=True, split=True))
     cases.append(Case("no split heuristic big grid d128", dtype=dt, b=8, h=16, hk=16, d=128, seqs_q=[256], seqs_k=[2000], split=False))
+    # Masked tiles in L2 sections (hopper/fwd_sm90.cu: 32 MB of K/V per section): several sections with a
+    # shorter last one, on the one-CTA-per-tile and the persistent dynamic rows, local, packed GQA, varlen.
+    cases.append(Case("l2 sections causal d128 4+4+4+3", dtype=dt, b=3, h=5, hk=5, d=128, seqs_q=[300], seqs_k=[16384], causal=True, num_splits=1))
+    cases.append(Case("l2 sections causal d64 dynamic 65+7", dtype=torch.float16, b=9, h=8, hk=8, d=64, seqs_q=[200], seqs_k=[2000], causal=True, num_splits=1))
+    cases.append(Case("l2 sections local d256 3+3", dtype=dt, b=2, h=3, hk=3, d=256, seqs_q=[600], seqs_k=[9000], window=(500, 100), num_splits=1))
+    cases.append(Case("l2 sections packgqa causal d128 3+1", dtype=dt, b=2, h=16, hk=2, d=128, seqs_q=[50], seqs_k=[20000], causal=True, num_splits=1, pack=True))
+    cases.append(Case("l2 sections varlen causal d128 5+5+2", dtype=dt, b=0, h=4, hk=4, d=128, seqs_q=[100, 700, 30], seqs_k=[9000, 12000, 500], varlen=True, causal=True, num_splits=1))
     return cases
 
 

@@ -30,8 +30,17 @@ struct Sm90Params {
     int acc_d;         // split: row stride (floats) of o_accum
     FastDiv div_group; // by the GQA group: a packed row's query row
     FastDiv div_splits; // by num_splits: a split tile's decode
-    int m_blocks; // query tiles per (head, batch); tiles are numbered m block fastest, then split, then head, then batch
+    int m_blocks; // query tiles per (head, batch); unmasked or split tiles are numbered m block fastest, then
+                  // split, then head, then batch
     FastDiv div_mblocks, div_head_mblocks; // by m_blocks and by m_blocks * splits * tile heads: a tile number's decode
+    // Masked (causal / local) tiles that do not split run in L2 sections (FA3's scheduler order): `sec` (b, head
+    // slot) pairs at a time, whose K/V fit in L2 together; inside a section m block slowest (heaviest first), the
+    // pair fastest, so every SM's last tiles are light ones (m block fastest left one heavy tile per head near the
+    // end). The last section holds the remaining pairs.
+    FastDiv div_sec, div_sec_last; // by the pairs of a section, and of the last section
+    FastDiv div_sec_tiles;         // by m_blocks * pairs of a section: a tile number's section
+    FastDiv div_heads;             // by the tile heads (h, or hk when packed): a pair's batch
+    int n_sec;                     // sections
     int* tile_counter; // dynamic schedule: tiles past the first gridDim.x are claimed with atomicAdd (zeroed
                        // before the launch); null: CTA c takes tiles c, c + gridDim.x, ...
 #ifdef FLASH_SM90_TRACE

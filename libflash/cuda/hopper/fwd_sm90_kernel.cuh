@@ -103,9 +103,10 @@ struct Sm90Cfg {
     static_assert(!kPingpong || kCons == 2, "ping-pong needs two consumer warpgroups");
 };
 
-// One work tile's geometry (api/seqinfo.h, as in fwd_kernel.cuh). Tiles are numbered m block fastest (the
-// CTAs working at one time share a head's K/V in L2), causal m blocks heaviest first, then split (kSplit), then
-// head, then batch.
+// One work tile's geometry (api/seqinfo.h, as in fwd_kernel.cuh). Unmasked and split tiles are numbered m
+// block fastest (the CTAs working at one time share a head's K/V in L2), then split (kSplit), then head, then
+// batch. Masked tiles run in L2 sections of (batch, head) pairs (Sm90Params::div_sec): m block slowest, causal
+// ones heaviest first, so the last tiles of the grid are the light ones.
 struct TileGeom {
     int m0, hi, bi, hki, sq, sk, n_begin, n_end, ntiles; // m0: first query row; hi: first query head (packed: of
                                                          // the group); [n_begin, n_end): this split's key blocks
@@ -120,12 +121,28 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
     const int m_blocks = P.m_blocks;
     TileGeom t;
     // Host-prepared dividers: this decode sits at the start of every tile, before its first load is issued.
-    t.bi = int(P.div_head_mblocks.div(uint32_t(tile)));
-    const int rem = tile - t.bi * int(P.div_head_mblocks.d);
-    const int hsp = int(P.div_mblocks.div(uint32_t(rem))); // head slot (a query head, or packed a K/V head) x splits
-    const int mb_raw = rem - hsp * m_blocks;
-    const int hs = kSplit ? int(P.div_splits.div(uint32_t(hsp))) : hsp;
-    t.split = kSplit ? hsp - hs * int(P.div_splits.d) : 0;
+    int hs, mb_raw; // head slot (a query head, or packed a K/V head); m block in visiting order
+    if constexpr (kMasked && !kSplit) {
+        const uint32_t sec = P.div_sec_tiles.div(uint32_t(tile));
+        const uint32_t within = uint32_t(tile) - sec * P.div_sec_tiles.d;
+        const bool last = int(sec) == P.n_sec - 1;
+        FastDiv dn; // the section's pair count (fields picked one by one: no copy of a parameter struct)
+        dn.d = last ? P.div_sec_last.d : P.div_sec.d;
+        dn.mul = last ? P.div_sec_last.mul : P.div_sec.mul;
+        dn.shift = last ? P.div_sec_last.shift : P.div_sec.shift;
+        mb_raw = int(dn.div(within));
+        const int pair = int(sec * P.div_sec.d + within - uint32_t(mb_raw) * dn.d);
+        t.bi = int(P.div_heads.div(uint32_t(pair)));
+        hs = pair - t.bi * int(P.div_heads.d);
+        t.split = 0;
+    } else {
+        t.bi = int(P.div_head_mblocks.div(uint32_t(tile)));
+        const int rem = tile - t.bi * int(P.div_head_mblocks.d);
+        const int hsp = int(P.div_mblocks.div(uint32_t(rem))); // head slot x splits
+        mb_raw = rem - hsp * m_blocks;
+        hs = kSplit ? int(P.div_splits.div(uint32_t(hsp))) : hsp;
+        t.split = kSplit ? hsp - hs * int(P.div_splits.d) : 0;
+    }
     const int m_block = kMasked ? m_blocks - 1 - mb_raw : mb_raw;
     t.hki = kPack ? hs : int(P.div_group.div(uint32_t(hs)));
     t.hi = kPack ? hs * p.group : hs;
