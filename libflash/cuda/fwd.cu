@@ -16,6 +16,7 @@
 #include "fwd_launch.h"
 #include "hopper/fwd_sm90.h"
 #include "split_heuristic.h"
+#include "tile_order.h"
 
 #ifndef FLASH_HEAD_DIMS_JSON
 #define FLASH_HEAD_DIMS_JSON "[]"
@@ -161,6 +162,8 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     const int64_t gx = int64_t(plan.m_blocks) * plan.num_splits;
     if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "seqlen_q=%d: grid too large", p.seqlen_q);
     const dim3 grid(unsigned(gx), unsigned(p.h), unsigned(p.b));
+    if (masked && plan.num_splits == 1 && gx * p.h * p.b <= INT32_MAX)
+        k.sec_pairs = int32_t(l2_section_pairs(int64_t(p.h) * p.b, p.seqlen_k, p.d, p.dv, p.group));
 
     int32_t st = FLASH_ERROR_INTERNAL;
 #define FLASH_FWD_CASE(D)                                                                                  \

@@ -150,12 +150,32 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     const int g = lane >> 2, q = lane & 3;
 
     const int num_m_blocks = gridDim.x / p.num_splits;
-    const int mb_raw = blockIdx.x / p.num_splits;
-    const int split = blockIdx.x % p.num_splits;
-    // Causal / local with kReverseM: the first CTAs of a head take its last m-blocks (the longest key ranges).
-    // Per head dim in fwd_config.h (measured: d128 faster in launch order, d256 faster reversed).
-    const int m_block = (kMasked && Cfg::kReverseM) ? (num_m_blocks - 1 - mb_raw) : mb_raw;
-    const int hi = blockIdx.y, bi = blockIdx.z;
+    // The CTA's (m block, split, head, batch). Called again in the epilogue (on an opaque copy of sec_pairs, so
+    // it is not merged with this call): blockIdx can be re-read there for free, decoded values would have to
+    // stay live through the key loop (ptxas, d128 causal: 8 -> 84 B of spills).
+    auto coords = [&](int sec_pairs, int& m_block, int& split, int& hi, int& bi) {
+        if (kMasked && sec_pairs > 0) { // L2 sections, heaviest m block first (tile_order.h; one split)
+            const int lin = int(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z)); // < 2^31 (host)
+            const int pairs = int(gridDim.y * gridDim.z), per = sec_pairs * num_m_blocks;
+            const int sec = lin / per, within = lin - sec * per;
+            const int n = min(sec_pairs, pairs - sec * sec_pairs);
+            const int mr = within / n, pair = sec * sec_pairs + within - mr * n;
+            m_block = num_m_blocks - 1 - mr;
+            split = 0;
+            bi = pair / int(gridDim.y);
+            hi = pair - bi * int(gridDim.y);
+        } else {
+            const int mb_raw = blockIdx.x / p.num_splits;
+            split = blockIdx.x % p.num_splits;
+            // Causal / local with kReverseM: the first CTAs of a head take its last m-blocks (the longest key
+            // ranges). Per head dim in fwd_config.h (measured: d128 faster in launch order, d256 reversed).
+            m_block = (kMasked && Cfg::kReverseM) ? (num_m_blocks - 1 - mb_raw) : mb_raw;
+            hi = blockIdx.y;
+            bi = blockIdx.z;
+        }
+    };
+    int m_block, split, hi, bi;
+    coords(p.sec_pairs, m_block, split, hi, bi);
     const int hki = hi / p.group;
 
     // ---- per-sequence geometry: api/seqinfo.h, line for line ----
@@ -511,6 +531,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
         }
 
     const int rows_valid = sq - m0;
+    if (kMasked) coords(opaque(p.sec_pairs), m_block, split, hi, bi);
     if (p.num_splits > 1) {
         // fp32 partials straight from registers: o_accum[split][h][acc_row][D], lse_accum[split][h][acc_row]
         const int64_t acc_row0 = p.cu_seqlens_q ? q_row0 : int64_t(bi) * p.seqlen_q;

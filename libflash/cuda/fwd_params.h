@@ -14,6 +14,9 @@ struct FwdParams : AttnParams {
     int32_t acc_rows;
     float* o_accum;
     float* lse_accum;
+    // sm80 kernel, masked and one split: (batch, head) pairs per L2 section (tile_order.h), the CTA's linear
+    // index decoded section by section; 0: blockIdx as it is (m block fastest, kReverseM).
+    int32_t sec_pairs;
 };
 
 } // namespace flash::cuda

@@ -14,6 +14,7 @@
 #include "../attn_params.h"
 #include "../device_info.h"
 #include "../split_heuristic.h"
+#include "../tile_order.h"
 #include "fwd_sm90_config.h"
 #include "sm90_env.h"
 #include "tensor_map.h"
@@ -177,11 +178,10 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     if (tiles > INT_MAX) return FLASH_OK;
     sp.div_mblocks = FastDiv(uint32_t(sp.m_blocks));
     sp.div_head_mblocks = FastDiv(uint32_t(sp.m_blocks * tile_heads * c.splits));
-    { // L2 sections for masked tiles (FA3's size: 32 MB of K/V; a packed pair is one K/V head, an unpacked one
-      // shares its K/V head with the group's other query heads)
+    { // L2 sections for masked tiles (tile_order.h; a packed pair is one K/V head, an unpacked one shares its
+      // K/V head with the group's other query heads)
         const int64_t pairs = int64_t(p.b) * tile_heads;
-        const int64_t kv_bytes = std::max<int64_t>(1, int64_t(p.seqlen_k) * (p.d + p.dv) * 2 / (pack ? 1 : p.group));
-        const int64_t sec = std::clamp<int64_t>((int64_t(32) << 20) / kv_bytes, 1, pairs);
+        const int64_t sec = l2_section_pairs(pairs, p.seqlen_k, p.d, p.dv, pack ? 1 : p.group);
         sp.n_sec = int((pairs + sec - 1) / sec);
         sp.div_sec = FastDiv(uint32_t(sec));
         sp.div_sec_last = FastDiv(uint32_t(pairs - (sp.n_sec - 1) * sec));

@@ -43,3 +43,15 @@
 #endif
 
 #define FLASH_DEVICE __device__ __forceinline__
+
+namespace flash::cuda::prim {
+
+// x, as a value the compiler cannot see through (an empty asm; no instruction is emitted): a computation fed
+// by it is not merged with the same computation fed by x itself, so its result is recomputed where needed
+// instead of being kept live (or spilled) across a long loop.
+FLASH_DEVICE int opaque(int x) {
+    asm volatile("" : "+r"(x));
+    return x;
+}
+
+} // namespace flash::cuda::prim
