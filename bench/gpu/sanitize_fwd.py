@@ -2,7 +2,7 @@
 """libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
 Shapes cover every Hopper configuration (d64 3-consumer persistent, d128 ping-pong, causal, local, softcap,
-GQA unpacked and packed, varlen with skipped tiles, split-KV) and run on whatever path the GPU takes. Exit 0 when every
+GQA unpacked and packed, varlen with skipped tiles, split-KV, several L2 sections) and run on whatever path the GPU takes. Exit 0 when every
 call returned OK.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
 """
@@ -34,6 +34,9 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (128, 2, 16, 2, [5], [900], True, (-1, -1), 0.0, torch.bfloat16),  # GQA packed: 8 heads x 5 rows per tile
     (256, 2, 12, 2, [40], [500], False, (64, 8), 0.0, torch.float16),  # packed, group 6: 126 of 128 rows
     (64, 0, 16, 2, [3, 17, 1], [200, 1000, 64], True, (-1, -1), 0.0, torch.bfloat16),  # packed varlen
+    # masked tiles in several L2 sections (tile_order.h): one CTA per tile, and the persistent dynamic row
+    (128, 1, 5, 5, [200], [16384], True, (-1, -1), 0.0, torch.bfloat16),  # 4 + 1 pairs
+    (64, 9, 8, 8, [200], [2000], True, (-1, -1), 0.0, torch.float16),  # 65 + 7 pairs
     # split-KV (the 11th field: num_splits), fp32 partials then the combine
     (128, 1, 8, 8, [1], [5000], False, (-1, -1), 0.0, torch.bfloat16, 12),
     (64, 2, 16, 2, [9], [3000], True, (-1, -1), 0.0, torch.float16, 5),  # packed, 3-consumer row

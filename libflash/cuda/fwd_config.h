@@ -23,7 +23,8 @@ struct FwdTile {
     bool split_body;// compile the key-block body twice (masked / plain): lower register pressure in plain
                     // blocks when the kernel has headroom; costs spills when it has none (d128)
     bool lazy_rescale; // skip the O rescale when no row max of the warp moved (see fwd_kernel.cuh)
-    bool reverse_m; // causal / local only: launch the m-blocks from the last (longest key range) to the first
+    bool reverse_m; // causal / local with split-KV only: launch the m-blocks from the last (longest key range) to
+                    // the first (one split: L2 sections, heaviest first, for every head dim; tile_order.h)
 };
 
 // Measured on H100 (bench/NOTES.md, CUDA section): 4 warps x 32 rows each (two m16 tiles per warp, so every
@@ -34,7 +35,9 @@ struct FwdTile {
 // K and V buffer (stages = 1: 64 KB of smem, more L1 left for its register spills), +2-3% over 2 stages.
 // rev_m (causal m-block order, A/B in one process, 2026-11-22): d128 +3-8% in launch order at 1k-16k (was
 // reversed), d64 neutral (+0-1%), d256 -2..-11% at 4k-16k in launch order -> reversed; d32/d96/d192 follow the
-// head dim with the same block_m (unmeasured).
+// head dim with the same block_m (unmeasured). Since session 11 one-split masked launches use L2 sections with
+// the heaviest m blocks of all the section's heads first (tile_order.h): +0-3% d64, +1.5-6% d128, +0.6-7% d256
+// over these orders at 1k-16k, and 6-8% ahead of the same sections lightest first at d128 (bench/NOTES.md).
 constexpr FwdTile kFwdTiles[] = {
     //  d  mask  bm   bn  w  st cta q_regs split lazy  rev_m
     {32, 0, 128, 64, 4, 2, 2, true, false, false, false},
