@@ -37,6 +37,10 @@ if has check; then
   FLASH_FWD_DECODE=0 timeout 300 python3 bench/gpu/check_fwd.py --json "$OUT/check_fwd_nodecode.json" > /tmp/check_fwd_nodecode.log 2>&1
   echo "check_fwd FLASH_FWD_DECODE=0 rc=$? $(grep -E 'passed in' /tmp/check_fwd_nodecode.log | tail -1)"
   grep -E "^FAIL" /tmp/check_fwd_nodecode.log | head -5
+  # every case on the sm80 kernel (the Hopper path off), as on sm80-class GPUs
+  FLASH_SM90=0 timeout 300 python3 bench/gpu/check_fwd.py --json "$OUT/check_fwd_sm80.json" > /tmp/check_fwd_sm80.log 2>&1
+  echo "check_fwd FLASH_SM90=0 rc=$? $(grep -E 'passed in' /tmp/check_fwd_sm80.log | tail -1)"
+  grep -E "^FAIL" /tmp/check_fwd_sm80.log | head -5
 fi
 if has sanitize; then
   {
