@@ -79,7 +79,7 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, false, 0, false},
     {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 1024, true},
     {256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 3072, true},
+    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 2048, true},
 };
 
 // Row `alt` (0 or 1) of (d, mask); d = 0 when there is none.
