@@ -65,7 +65,8 @@ struct Sm90Tile {
 //   masked blocks (-9..-16% >= 2k), half GEMMs on the diagonal block (step 19, -1..-36%).
 // - After the L2-section tile order (session 11, tile_order.h; +1-11% on the causal rows): d128 causal persistent
 //   at every length (persist_max_n 0) 0.98-1.0 at 2k-16k, d256 causal long row persistent + dynamic 1.03 at 2k,
-//   0.99 at 4k, 0.93 at 8k-16k: neither kept.
+//   0.99 at 4k, 0.93 at 8k-16k: neither kept. d64 causal 3 consumers below 2k: 0.89 at 512-1k (the 2k crossover
+//   stays); d256 causal block_n 128 row up to 3072 keys: 2k bf16 1.027, fp16 0.989 (not kept).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap
     {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true},
