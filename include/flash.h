@@ -111,12 +111,12 @@ FLASH_API int32_t flash_last_cuda_error(void);
  * a K/V head's query heads packed into the tiles: GQA with short queries), "cuda.sm90.fwd.split" and
  * "cuda.sm90.fwd.packgqa.split" (split-KV on the sm90 kernel), "cuda.fwd_kvcache", "cuda.sm80.bwd", "cuda.sm90.bwd".
  * flash_fwd takes the KV-cache decode kernel ("cuda.fwd_kvcache") for decode-shaped calls on any GPU: no
- * cu_seqlens, seqused or leftpad_k, no dropout, head dims <= 128, seqlen_q * h / h_k <= 32, and pack_gqa not -1
- * with GQA (FLASH_FWD_DECODE=0 in the environment turns this off). Otherwise it takes the sm90 kernel on an sm_90
- * GPU when the build has sm_90a code and the call has no dropout or ALiBi and 16-byte-aligned tensors (a split
- * also needs h / h_k <= its tile rows and pack_gqa not -1). flash_bwd takes the sm90 kernel for fp16/bf16 at head
- * dims <= 128 (instantiations 64 and 128), dense layouts, no dropout / ALiBi / softcap, deterministic = 0 and
- * 16-byte-aligned tensors. FLASH_SM90=0 in the environment keeps both on the sm80 kernels. */
+ * cu_seqlens (seqused and leftpad_k may be set), no dropout, head dims <= 128, seqlen_q * h / h_k <= 32, and
+ * pack_gqa not -1 with GQA (FLASH_FWD_DECODE=0 in the environment turns this off). Otherwise it takes the sm90
+ * kernel on an sm_90 GPU when the build has sm_90a code and the call has no dropout or ALiBi and 16-byte-aligned
+ * tensors (a split also needs h / h_k <= its tile rows and pack_gqa not -1). flash_bwd takes the sm90 kernel
+ * for fp16/bf16 at head dims <= 128 (instantiations 64 and 128), dense layouts, no dropout / ALiBi / softcap,
+ * deterministic = 0 and 16-byte-aligned tensors. FLASH_SM90=0 in the environment keeps both on the sm80 kernels. */
 FLASH_API const char* flash_last_kernel(void);
 
 /* ------------------------------------------------------------------------------------------------------ */

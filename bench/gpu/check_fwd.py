@@ -102,8 +102,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
     aligned = all(t.data_ptr() % 16 == 0 and all(s % 8 == 0 for s in t.stride()[:-1]) for t in (q, k, v, o))
     sm90_ok = HOPPER and dropout_p == 0 and not alibi_on and max(d, dv) > 32 and aligned
     # Decode-shaped dense calls run on the KV-cache decode kernel (fwd.cu decode_route) unless FLASH_FWD_DECODE=0.
-    decode = (DECODE and not varlen and dropout_p == 0 and max(d, dv) <= 128 and max(seqs_q) * (h // hk) <= 32
-              and not seqused_q_on and seqused_k_frac is None and not leftpad_on)
+    decode = DECODE and not varlen and dropout_p == 0 and max(d, dv) <= 128 and max(seqs_q) * (h // hk) <= 32
     want = "cuda.fwd_kvcache" if decode else "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
     if sm90_ok and not decode:
         # Splits: forced by the case, or the heuristic's choice (a case may assert it with split=True / False).
@@ -307,6 +306,10 @@ def build_cases(quick):
     cases.append(Case("split heuristic decode mha d128", dtype=dt, b=1, h=8, hk=8, d=128, seqs_q=[1], seqs_k=[8000], split=True))
     cases.append(Case("split heuristic decode gqa d64", dtype=torch.float16, b=2, h=32, hk=4, d=64, seqs_q=[1], seqs_k=[6000], causal=True, split=True))
     cases.append(Case("no split heuristic big grid d128", dtype=dt, b=8, h=16, hk=16, d=128, seqs_q=[256], seqs_k=[2000], split=False))
+    # Decode-shaped calls with seqused / leftpad (on the KV-cache decode kernel unless FLASH_FWD_DECODE=0).
+    cases.append(Case("decode seqused_k leftpad gqa d128", dtype=dt, b=3, h=16, hk=4, d=128, seqs_q=[1], seqs_k=[3000], seqused_k=0.7, leftpad=True))
+    cases.append(Case("decode seqused_q causal mqa d64", dtype=torch.float16, b=3, h=8, hk=1, d=64, seqs_q=[4], seqs_k=[900], seqused_q=True, seqused_k=0.9, causal=True))
+    cases.append(Case("decode leftpad local softcap d96", dtype=dt, b=2, h=4, hk=4, d=96, seqs_q=[5], seqs_k=[1300], leftpad=True, window=(200, 0), softcap=20.0))
     # Masked tiles in L2 sections (hopper/fwd_sm90.cu: 32 MB of K/V per section): several sections with a
     # shorter last one, on the one-CTA-per-tile and the persistent dynamic rows, local, packed GQA, varlen.
     cases.append(Case("l2 sections causal d128 4+4+4+3", dtype=dt, b=3, h=5, hk=5, d=128, seqs_q=[300], seqs_k=[16384], causal=True, num_splits=1))

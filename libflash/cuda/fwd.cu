@@ -33,16 +33,15 @@ namespace {
 // no dropout) run on the KV-cache decode kernel (kvcache/): its 16-row GQA-packed tiles beat both forward
 // kernels' 128-row tiles there (bench/NOTES.md "Hopper forward" step 26). FLASH_FWD_DECODE=0 turns it off
 // (A/B comparisons, the forward kernels' own small-query tests). pack_gqa = -1 keeps the forward kernels (the
-// decode kernel always packs); so do seqused_q / seqused_k / leftpad_k, whose combination with this route has
-// not been run on a GPU yet (the decode kernel reads its key count from cache_seqlens, else seqlen_k).
+// decode kernel always packs). seqused_q / seqused_k / leftpad_k take the route too: the decode kernel reads
+// them with api/seqinfo.h's rules (keys end at seqused_k, else seqlen_k, when there are no cache_seqlens).
 constexpr int64_t kDecodeRows = 32;
 bool decode_route(const FwdProblem& p) {
     static const bool off = [] {
         const char* e = std::getenv("FLASH_FWD_DECODE");
         return e && std::strcmp(e, "0") == 0;
     }();
-    return !off && p.cu_seqlens_q == nullptr && p.cu_seqlens_k == nullptr && p.seqused_q == nullptr &&
-           p.seqused_k == nullptr && p.leftpad_k == nullptr && p.dropout.p == 0.f &&
+    return !off && p.cu_seqlens_q == nullptr && p.cu_seqlens_k == nullptr && p.dropout.p == 0.f &&
            std::max(p.d, p.dv) <= 128 && int64_t(p.seqlen_q) * p.group <= kDecodeRows &&
            !(p.group > 1 && p.pack_gqa < 0);
 }

@@ -220,9 +220,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) kv_attn_kernel(const __grid_
     const int sq = p.seqused_q ? p.seqused_q[bi] : p.seqlen_q;
     const int leftpad = p.leftpad_k ? p.leftpad_k[bi] : 0;
     const int kv_batch = p.cache_batch_idx ? p.cache_batch_idx[bi] : bi;
-    // flash_fwd calls routed here (fwd.cu decode_route: dense, no seqused) have no cache_seqlens: their keys end
-    // at seqlen_k (api/seqinfo.h).
-    const int cache_len = p.cache_seqlens ? p.cache_seqlens[bi] : p.seqlen_k;
+    // flash_fwd calls routed here (fwd.cu decode_route: dense) have no cache_seqlens: their keys end at seqused_k,
+    // else seqlen_k (api/seqinfo.h; leftpad and seqused_q as for the cache).
+    const int cache_len = p.cache_seqlens ? p.cache_seqlens[bi] : p.seqused_k ? p.seqused_k[bi] : p.seqlen_k;
     const int sk = cache_len + p.seqlen_knew - leftpad;
     const int G = p.group;
     const int packed = sq * G;
