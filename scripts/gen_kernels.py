@@ -70,7 +70,7 @@ template int32_t run_bwd<{bf16}, {d}, {masked}, {small}>(const BwdParams&, bool,
 #include "../fwd_sm90_launch.cuh"
 
 namespace flash::cuda::sm90 {{
-template int32_t run_fwd_sm90<{bf16}, {d}, {masked}, {var}>(const Sm90Params&, dim3, bool, int, cudaStream_t);
+template int32_t run_fwd_sm90<{bf16}, {d}, {masked}, {var}>(const Sm90Params&, dim3, bool, int, bool, cudaStream_t);
 }} // namespace flash::cuda::sm90
 """,
     },

@@ -43,6 +43,8 @@ def run_case(lib, c, dev, results, repeat_check=True):
     noncontig = kw.pop("noncontig", False)
     pack = kw.pop("pack", None)  # True / False: the Hopper kernel must (not) pack the GQA group into its tiles
     split_want = kw.pop("split", None)  # True / False: the Hopper heuristic must (not) split the keys
+    tail_want = kw.pop("tail", None)  # True / False: the Hopper grid's partial last wave must (not) run as pieces
+    ws_short = kw.pop("ws_short", False)  # pass no workspace (what a call without a split needs at least)
     gen = seed_case(c.name)
     scale = 1.0 / math.sqrt(d)
     seed, offset = int(gen.integers(0, 2**63)), int(gen.integers(0, 2**40))
@@ -92,7 +94,9 @@ def run_case(lib, c, dev, results, repeat_check=True):
                     num_splits=num_splits)
     ws_n = lib.workspace_size(p)
     ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
-    lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)
+    if ws_short:
+        ws_n = 0
+    lib.fwd(p, ws.data_ptr() if ws_n else 0, ws_n, torch.cuda.current_stream().cuda_stream)
     kernel = lib.last_kernel()
     torch.cuda.synchronize()
     o1, lse1 = o.clone(), lse.clone()
@@ -107,13 +111,18 @@ def run_case(lib, c, dev, results, repeat_check=True):
     if sm90_ok and not decode:
         # Splits: forced by the case, or the heuristic's choice (a case may assert it with split=True / False).
         split = num_splits >= 2 if num_splits else (split_want if split_want is not None else kernel.endswith(".split"))
-        if split and h > hk or pack or (pack is None and not split and kernel == want + ".packgqa"):
+        if split and h > hk or pack or (pack is None and not split and kernel.startswith(want + ".packgqa")):
             want += ".packgqa"  # GQA packing is the host's choice (hopper/fwd_sm90.cu pack_gqa) unless the case says
         if split:
             want += ".split"
             if ws_n <= 256:
                 ok = False
                 msgs.append(f"split on Hopper with a {ws_n}-byte workspace (no room for the partials)")
+        elif not causal and window == (-1, -1):
+            # The tail split depends on the SM count (fwd_sm90.cu choose_tail): a case may assert it.
+            tail = tail_want if tail_want is not None else kernel == want + ".tail"
+            if tail:
+                want += ".tail"
     if kernel != want:
         ok = False
         msgs.append(f"ran {kernel!r}, expected {want!r}")
@@ -162,7 +171,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
     if repeat_check and ok:
         o.fill_(float("nan"))
         lse.fill_(float("nan"))
-        lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)
+        lib.fwd(p, ws.data_ptr() if ws_n else 0, ws_n, torch.cuda.current_stream().cuda_stream)
         torch.cuda.synchronize()
         same = torch.equal(o.view(torch.int16), o1.view(torch.int16)) and torch.equal(lse.view(torch.int32), lse1.view(torch.int32))
         if not same:
@@ -317,6 +326,17 @@ def build_cases(quick):
     cases.append(Case("l2 sections local d256 3+3", dtype=dt, b=2, h=3, hk=3, d=256, seqs_q=[600], seqs_k=[9000], window=(500, 100), num_splits=1))
     cases.append(Case("l2 sections packgqa causal d128 3+1", dtype=dt, b=2, h=16, hk=2, d=128, seqs_q=[50], seqs_k=[20000], causal=True, num_splits=1, pack=True))
     cases.append(Case("l2 sections varlen causal d128 5+5+2", dtype=dt, b=0, h=4, hk=4, d=128, seqs_q=[100, 700, 30], seqs_k=[9000, 12000, 500], varlen=True, causal=True, num_splits=1))
+    # The tail split (unmasked dense grids on the persistent static rows, 132 SMs): the last tiles mod SMs as
+    # key-range pieces on every SM, then the tail combine. Partial m blocks and key blocks in the tail tiles,
+    # the 3-consumer d64 row, packed GQA, both d256 rows' softcap one, d < the instantiated dim, dv < d; with no
+    # workspace the grid runs whole.
+    cases.append(Case("tail d128 partial blocks", dtype=dt, b=1, h=140, hk=140, d=128, seqs_q=[200], seqs_k=[2100], tail=True))
+    cases.append(Case("tail d64 3-consumer row", dtype=torch.float16, b=2, h=45, hk=45, d=64, seqs_q=[500], seqs_k=[3000], tail=True))
+    cases.append(Case("tail packgqa d128", dtype=dt, b=3, h=64, hk=16, d=128, seqs_q=[100], seqs_k=[4000], num_splits=1, pack=True, tail=True))
+    cases.append(Case("tail softcap d256", dtype=torch.float16, b=1, h=140, hk=140, d=256, seqs_q=[130], seqs_k=[1500], softcap=20.0, tail=True))
+    cases.append(Case("tail d160 on d192", dtype=dt, b=1, h=150, hk=150, d=160, seqs_q=[64], seqs_k=[2000], tail=True))
+    cases.append(Case("tail dv64 d128", dtype=dt, b=1, h=140, hk=140, d=128, dv=64, seqs_q=[130], seqs_k=[2100], tail=True))
+    cases.append(Case("tail no workspace d128", dtype=dt, b=1, h=140, hk=140, d=128, seqs_q=[200], seqs_k=[2100], tail=False, ws_short=True))
     return cases
 
 

@@ -2,7 +2,7 @@
 """libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
 Shapes cover every Hopper configuration (d64 3-consumer persistent, d128 ping-pong, causal, local, softcap,
-GQA unpacked and packed, varlen with skipped tiles, split-KV, several L2 sections) and run on whatever path the GPU takes. Exit 0 when every
+GQA unpacked and packed, varlen with skipped tiles, split-KV, several L2 sections, the tail split) and run on whatever path the GPU takes. Exit 0 when every
 call returned OK.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
 """
@@ -41,6 +41,10 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (128, 1, 8, 8, [1], [5000], False, (-1, -1), 0.0, torch.bfloat16, 12),
     (64, 2, 16, 2, [9], [3000], True, (-1, -1), 0.0, torch.float16, 5),  # packed, 3-consumer row
     (256, 0, 4, 2, [1, 30, 7], [1500, 300, 2600], True, (-1, -1), 0.0, torch.bfloat16, 4),  # varlen, empty splits
+    # tail split (hopper/fwd_sm90.cu choose_tail): the main grid, key-range pieces on every SM as programmatic
+    # dependents, the tail combine
+    (128, 1, 140, 140, [200], [2100], False, (-1, -1), 0.0, torch.bfloat16),  # 16 tail tiles, a partial m block
+    (64, 2, 45, 45, [500], [3000], False, (-1, -1), 0.0, torch.float16),  # the 3-consumer row, 6 tail tiles
 ]
 
 

@@ -12,6 +12,7 @@
 #include "api/error.h"
 #include "../attn_params.h"
 #include "../device_info.h"
+#include "../fwd_launch.h"
 #include "../split_heuristic.h"
 #include "../tile_order.h"
 #include "fwd_sm90_config.h"
@@ -76,6 +77,38 @@ bool pack_gqa(const FwdProblem& p, int bm) {
     return plain < 0.9 * packed;
 }
 
+// Tail split threshold (FLASH_SM90_TAIL: 0 turns it off, N sets it): the key blocks a tail tile's idle SMs
+// stand for, nblk * (ctas - tail) / ctas, must reach it, so the saving outweighs the pieces' prologues and the
+// combine (about 8-10 key blocks of a d128 tile; bench/NOTES.md "Hopper forward" step 28).
+#ifndef FLASH_SM90_TAIL_DEFAULT
+#define FLASH_SM90_TAIL_DEFAULT 12
+#endif
+int tail_min_blocks() {
+    static const int v = [] {
+        const char* e = std::getenv("FLASH_SM90_TAIL");
+        return e && *e ? std::atoi(e) : FLASH_SM90_TAIL_DEFAULT;
+    }();
+    return v;
+}
+
+// The tail split (Choice::tail_tiles) for an unmasked dense problem on a persistent static row.
+void choose_tail(const FwdProblem& p, const Sm90Tile& t, int sms, Choice* c) {
+    const bool dense = p.cu_seqlens_q == nullptr && p.cu_seqlens_k == nullptr && p.seqused_q == nullptr &&
+                       p.seqused_k == nullptr && p.leftpad_k == nullptr;
+    const int min_blocks = tail_min_blocks();
+    if (min_blocks <= 0 || c->splits != 1 || !dense || !(c->pack || p.group == 1) || !t.persistent || t.dynamic)
+        return;
+    const int64_t nblk = (int64_t(p.seqlen_k) + t.block_n - 1) / t.block_n;
+    if (t.persist_max_n > 0 && nblk > t.persist_max_n) return; // launched one CTA per tile: no partial wave
+    const int q_rows = c->pack ? c->block_m / p.group : c->block_m;
+    const int64_t tiles = int64_t(p.b) * (c->pack ? p.hk : p.h) * ((int64_t(p.seqlen_q) + q_rows - 1) / q_rows);
+    const int64_t tail = tiles % sms;
+    if (tiles <= sms || tail == 0 || tiles > INT_MAX || tail * nblk < sms) return;
+    if (nblk * (sms - tail) < int64_t(min_blocks) * sms) return;
+    c->tail_tiles = int(tail);
+    c->tail_ctas = sms;
+}
+
 } // namespace
 
 int32_t choose(const FwdProblem& p, Choice* c) {
@@ -115,14 +148,16 @@ int32_t choose(const FwdProblem& p, Choice* c) {
     c->splits = ns;
     c->pack = ns > 1 || pack_gqa(p, 64 * t.consumers);
     c->counter = t.persistent && t.dynamic;
+    c->block_m = 64 * t.consumers;
+    if (!masked) choose_tail(p, t, di.sms, c);
     return FLASH_OK;
 }
 
-int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d, int* counter, cudaStream_t stream,
-            bool* taken) {
+int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d, int* counter, void* tail_ws,
+            cudaStream_t stream, bool* taken) {
     *taken = false;
 #ifndef FLASH_HAS_SM90A
-    (void)p, (void)k, (void)c, (void)acc_d, (void)counter, (void)stream;
+    (void)p, (void)k, (void)c, (void)acc_d, (void)counter, (void)tail_ws, (void)stream;
     return FLASH_OK;
 #else
     DevInfo di;
@@ -143,8 +178,9 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     const uint64_t qrows_total = uint64_t(vq ? p.total_q : p.seqlen_q);
     // Packed: the head is the box's second dimension, so a box of group x q_rows lands in shared memory as
     // packed rows r * group + g.
-    const TensorView qv = pack ? TensorView{p.q, uint64_t(p.d), uint64_t(p.h), qrows_total, uint64_t(vq ? 1 : p.b),
-                                            p.sq_.head, p.sq_.row, p.sq_.batch}
+    const TensorView qv_packed{p.q, uint64_t(p.d), uint64_t(p.h), qrows_total, uint64_t(vq ? 1 : p.b),
+                               p.sq_.head, p.sq_.row, p.sq_.batch};
+    const TensorView qv = pack ? qv_packed
                                : TensorView{p.q, uint64_t(p.d), qrows_total, uint64_t(p.h), uint64_t(vq ? 1 : p.b),
                                             p.sq_.row, p.sq_.head, p.sq_.batch};
     const uint64_t krows = vk ? uint64_t(INT_MAX) : uint64_t(p.seqlen_k);
@@ -174,6 +210,7 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     const int64_t tile_heads = pack ? p.hk : p.h;
     const int64_t tiles = int64_t(sp.m_blocks) * tile_heads * c.splits * p.b;
     if (tiles > INT_MAX) return FLASH_OK;
+    sp.n_tiles = int(tiles);
     sp.div_mblocks = FastDiv(uint32_t(sp.m_blocks));
     sp.div_head_mblocks = FastDiv(uint32_t(sp.m_blocks * tile_heads * c.splits));
     { // L2 sections for masked tiles (tile_order.h; a packed pair is one K/V head, an unpacked one shares its
@@ -201,16 +238,70 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     const bool persist = t.persistent && (t.persist_max_n == 0 || tile_keys <= int64_t(t.persist_max_n) * t.block_n);
     const dim3 grid(unsigned(persist ? std::min<int64_t>(tiles, di.sms) : tiles));
     const bool softcap = p.softcap > 0.f;
+    // Tail split (choose_tail): the main launch stops before the last tail_tiles tiles, a second launch runs them
+    // as key-range pieces on every SM, a third merges the pieces. Both follow as programmatic dependents, so
+    // the pieces take the SMs the main grid's CTAs leave.
+#ifdef FLASH_SM90_TRACE
+    tail_ws = nullptr; // the trace buffer covers one launch
+#endif
+    bool tail = c.tail_tiles > 0 && tail_ws != nullptr && persist && !split && !dynamic;
+    Sm90Params tp{};
+    TailCombine tc{};
+    if (tail) {
+        tp = sp;
+        // The pieces run on the packed kernel: without packing (group 1) its Q map has the head as the box's
+        // second dimension.
+        if (!pack && make_tensor_map(&tp.tm_q, qv_packed, bf16, 64, 1u, uint32_t(q_rows)) != FLASH_OK) {
+            clear_error();
+            tail = false;
+        }
+    }
+    if (tail) {
+        tp.tma_o = 0;
+        tp.variant = kVarSplit;
+        tp.acc_d = acc_d;
+        tp.f.o_accum = static_cast<float*>(tail_ws);
+        tp.f.lse_accum = reinterpret_cast<float*>(static_cast<char*>(tail_ws) +
+                                                  ((tail_o_bytes(c, acc_d) + 255) & ~uint64_t(255)));
+        tp.tail_ctas = c.tail_ctas;
+        tp.tail_tiles = c.tail_tiles;
+        tp.tail_base = int(tiles) - c.tail_tiles;
+        tp.tail_nblk = (p.seqlen_k + t.block_n - 1) / t.block_n;
+        tp.tail_blocks = int64_t(tp.tail_nblk) * c.tail_tiles;
+        tp.n_tiles = 2 * c.tail_ctas;
+        sp.n_tiles = tp.tail_base;
+        tc = TailCombine{tp.tail_base, c.tail_tiles, tp.tail_nblk, c.tail_ctas, tp.tail_blocks, sp.m_blocks,
+                         int(tile_heads), q_rows, bm, acc_d, tp.f.o_accum, tp.f.lse_accum};
+    }
     int32_t st = FLASH_ERROR_INTERNAL;
+    auto launch = [&](const Sm90Params& lp, dim3 g, bool pdl) {
 #define FLASH_SM90_VAR(B, D, M)                                                                            \
-    (sp.variant == kVarSplit  ? run_fwd_sm90<B, D, M, kVarSplit>(sp, grid, softcap, alt, stream)           \
-     : sp.variant == kVarPack ? run_fwd_sm90<B, D, M, kVarPack>(sp, grid, softcap, alt, stream)            \
-                              : run_fwd_sm90<B, D, M, kVarPlain>(sp, grid, softcap, alt, stream))
+    (lp.variant == kVarSplit  ? run_fwd_sm90<B, D, M, kVarSplit>(lp, g, softcap, alt, pdl, stream)         \
+     : lp.variant == kVarPack ? run_fwd_sm90<B, D, M, kVarPack>(lp, g, softcap, alt, pdl, stream)          \
+                              : run_fwd_sm90<B, D, M, kVarPlain>(lp, g, softcap, alt, pdl, stream))
 #define FLASH_SM90_CASE(D)                                                                                 \
     case D:                                                                                                \
-        st = bf16 ? (masked ? FLASH_SM90_VAR(true, D, true) : FLASH_SM90_VAR(true, D, false))              \
-                  : (masked ? FLASH_SM90_VAR(false, D, true) : FLASH_SM90_VAR(false, D, false));           \
-        break;
+        return bf16 ? (masked ? FLASH_SM90_VAR(true, D, true) : FLASH_SM90_VAR(true, D, false))            \
+                    : (masked ? FLASH_SM90_VAR(false, D, true) : FLASH_SM90_VAR(false, D, false));
+        switch (dim) {
+#ifdef FLASH_HDIM_64
+            FLASH_SM90_CASE(64)
+#endif
+#ifdef FLASH_HDIM_128
+            FLASH_SM90_CASE(128)
+#endif
+#ifdef FLASH_HDIM_192
+            FLASH_SM90_CASE(192)
+#endif
+#ifdef FLASH_HDIM_256
+            FLASH_SM90_CASE(256)
+#endif
+        default:
+            return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: head dim %d not compiled", dim);
+        }
+#undef FLASH_SM90_CASE
+#undef FLASH_SM90_VAR
+    };
 #ifdef FLASH_SM90_TRACE
     // Diagnostic builds only (bench/gpu/trace_fwd.py): a buffer that grows with the grid, zeroed per call.
     static long long* trace_buf = nullptr;
@@ -227,24 +318,11 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
         return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(sm90 trace)");
     sp.trace = trace_buf;
 #endif
-    switch (dim) {
-#ifdef FLASH_HDIM_64
-        FLASH_SM90_CASE(64)
-#endif
-#ifdef FLASH_HDIM_128
-        FLASH_SM90_CASE(128)
-#endif
-#ifdef FLASH_HDIM_192
-        FLASH_SM90_CASE(192)
-#endif
-#ifdef FLASH_HDIM_256
-        FLASH_SM90_CASE(256)
-#endif
-    default:
-        return FLASH_OK;
+    st = launch(sp, grid, false);
+    if (st == FLASH_OK && tail) {
+        st = launch(tp, dim3(unsigned(c.tail_ctas)), true);
+        if (st == FLASH_OK) st = run_fwd_tail_combine(tp.f, tc, bf16, true, stream);
     }
-#undef FLASH_SM90_CASE
-#undef FLASH_SM90_VAR
 #ifdef FLASH_SM90_TRACE
     if (const char* f = std::getenv("FLASH_SM90_TRACE_FILE"); f && st == FLASH_OK) {
         std::vector<long long> h(trace_bytes / sizeof(long long));
@@ -260,7 +338,8 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     *taken = true;
     if (st == FLASH_OK)
         set_kernel(split ? (p.group > 1 ? "cuda.sm90.fwd.packgqa.split" : "cuda.sm90.fwd.split")
-                         : pack ? "cuda.sm90.fwd.packgqa" : "cuda.sm90.fwd");
+                   : pack ? (tail ? "cuda.sm90.fwd.packgqa.tail" : "cuda.sm90.fwd.packgqa")
+                          : (tail ? "cuda.sm90.fwd.tail" : "cuda.sm90.fwd"));
     return st;
 #endif
 }

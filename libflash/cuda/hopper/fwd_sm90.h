@@ -43,6 +43,15 @@ struct Sm90Params {
     int n_sec;                     // sections
     int* tile_counter; // dynamic schedule: tiles past the first gridDim.x are claimed with atomicAdd (zeroed
                        // before the launch); null: CTA c takes tiles c, c + gridDim.x, ...
+    int n_tiles;       // work tiles of this launch: tiles 0 .. n_tiles - 1 (the tail split's main launch stops
+                       // before its last tail_tiles)
+    // Tail split (kSplit launches with tail_ctas > 0; unmasked dense problems, TailPlan): the last tail_tiles
+    // tiles of the main numbering, from tail_base on, as one run of tail_tiles * tail_nblk key blocks cut into
+    // tail_ctas equal ranges (stream-K). CTA c's range meets at most two tiles: work tile c is its piece in the
+    // first, c + tail_ctas its piece in the second (or nothing). Piece `w` writes its partial rows to
+    // o_accum / lse_accum rows w * block_m + tile row; fwd_combine.cu's tail combine merges each tile's pieces.
+    int tail_ctas, tail_base, tail_tiles, tail_nblk;
+    int64_t tail_blocks; // tail_tiles * tail_nblk
 #ifdef FLASH_SM90_TRACE
     long long* trace;
 #endif
@@ -57,8 +66,23 @@ struct Choice {
     bool pack = false;
     int splits = 1; // resolved split count (>= 1)
     bool counter = false; // the dynamic schedule's tile counter lives in the workspace (kCounterBytes)
+    // Tail split: a persistent unmasked grid of `tiles` tiles on `ctas` SMs ends on a partial wave (tiles mod
+    // ctas of them); those tail_tiles tiles run as key-range pieces on every SM instead (a second launch, then a
+    // combine). 0: no tail split. It needs tail_bytes of workspace, the optional last part of the workspace.
+    int tail_tiles = 0;
+    int tail_ctas = 0;
+    int block_m = 0; // the row's block_m (the partial rows of one piece)
 };
 constexpr uint64_t kCounterBytes = 256;
+
+// Workspace of a tail split: fp32 partial O (acc_d floats per row) and LSE for 2 * ctas pieces of block_m rows.
+constexpr uint64_t tail_o_bytes(const Choice& c, int acc_d) {
+    return uint64_t(2) * c.tail_ctas * c.block_m * acc_d * sizeof(float);
+}
+constexpr uint64_t tail_bytes(const Choice& c, int acc_d) {
+    return c.tail_tiles == 0 ? 0 : ((tail_o_bytes(c, acc_d) + 255) & ~uint64_t(255)) +
+                                       uint64_t(2) * c.tail_ctas * c.block_m * sizeof(float);
+}
 
 // Whether the Hopper kernel takes p, and how: the split count is p.num_splits, or with 0 FA3's heuristic on the
 // Hopper tile geometry. c->dim == 0: it does not (sm_90 device, sm_90a compiled, no dropout / ALiBi,
@@ -69,12 +93,14 @@ int32_t choose(const FwdProblem& p, Choice* c);
 // launched (a stride the copy engine cannot describe: the caller runs the sm80 kernel with the same `k`).
 // `k` is the forward's complete parameter block (with c.splits > 1 its partials o_accum, row stride acc_d
 // floats, and lse_accum, which the caller combines); `counter` is the workspace's tile counter when c.counter.
-int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d, int* counter, cudaStream_t stream,
-            bool* taken);
+// `tail_ws`: tail_bytes(c, acc_d) of workspace for a tail split, or null (the grid then runs whole).
+int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d, int* counter, void* tail_ws,
+            cudaStream_t stream, bool* taken);
 
 // Defined in hopper/generated/fwd_sm90_*.cu. grid.x CTAs stride over the tiles; `alt` is the tile-table row
 // of (kD, kMasked) the problem runs on (sm90_pick).
+// `pdl`: a programmatic dependent launch (the tail split's pieces start on the SMs the main launch frees).
 template <bool kBf16, int kD, bool kMasked, int kVar>
-int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, cudaStream_t stream);
+int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, bool pdl, cudaStream_t stream);
 
 } // namespace flash::cuda::sm90

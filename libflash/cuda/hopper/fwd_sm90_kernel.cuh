@@ -41,6 +41,7 @@
 #include "../fwd_params.h"
 #include "../primitives/fastmath.cuh"
 #include "../primitives/fragment.cuh"
+#include "../primitives/griddep.cuh"
 #include "../primitives/ldmatrix.cuh"
 #include "../primitives/mbarrier.cuh"
 #include "../primitives/smem_io.cuh"
@@ -116,12 +117,13 @@ struct TileGeom {
 };
 
 template <int BM, int BN, bool kMasked, bool kPack, bool kSplit>
-__device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
+__device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { // tile: copied, rewritten for tail pieces
     const FwdParams& p = P.f;
     const int m_blocks = P.m_blocks;
     TileGeom t;
     // Host-prepared dividers: this decode sits at the start of every tile, before its first load is issued.
     int hs, mb_raw; // head slot (a query head, or packed a K/V head); m block in visiting order
+    int pb = 0, pe = 0; // tail split: this piece's key blocks inside its tile
     if constexpr (kMasked && !kSplit) {
         const uint32_t sec = P.div_sec_tiles.div(uint32_t(tile));
         const uint32_t within = uint32_t(tile) - sec * P.div_sec_tiles.d;
@@ -136,6 +138,24 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
         hs = pair - t.bi * int(P.div_heads.d);
         t.split = 0;
     } else {
+        if constexpr (kSplit) {
+            if (P.tail_ctas > 0) {
+                const int c = tile < P.tail_ctas ? tile : tile - P.tail_ctas;
+                const int64_t lo = int64_t(c) * P.tail_blocks / P.tail_ctas;
+                const int64_t hi = int64_t(c + 1) * P.tail_blocks / P.tail_ctas;
+                int lt = int(lo / P.tail_nblk); // the tile this CTA's range starts in
+                int64_t a = lo, b = min(hi, int64_t(lt + 1) * P.tail_nblk);
+                if (tile >= P.tail_ctas) { // the range's piece in the next tile, if it reaches it
+                    ++lt;
+                    a = int64_t(lt) * P.tail_nblk;
+                    b = hi;
+                }
+                pb = int(a - int64_t(lt) * P.tail_nblk);
+                pe = int(b - int64_t(lt) * P.tail_nblk);
+                if (lt >= P.tail_tiles) pe = pb; // only an empty range reaches past the last tile
+                tile = P.tail_base + (pe > pb ? lt : 0);
+            }
+        }
         t.bi = int(P.div_head_mblocks.div(uint32_t(tile)));
         const int rem = tile - t.bi * int(P.div_head_mblocks.d);
         const int hsp = int(P.div_mblocks.div(uint32_t(rem))); // head slot x splits
@@ -181,12 +201,19 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) {
         }
     }
     t.ntiles = t.n_end > t.n_begin ? t.n_end - t.n_begin : 0;
-    if constexpr (kSplit) { // split s takes the s-th of num_splits equal runs of the tile's key blocks
-        const int per = int(P.div_splits.div(uint32_t(t.ntiles) + P.div_splits.d - 1u));
-        const int lo = t.n_begin + t.split * per, hi = min(t.n_end, lo + per);
-        t.n_begin = lo;
-        t.n_end = hi;
-        t.ntiles = hi > lo ? hi - lo : 0;
+    if constexpr (kSplit) {
+        if (P.tail_ctas > 0) { // a tail piece (dense, unmasked: the tile's key blocks are 0 .. tail_nblk - 1)
+            t.n_begin = pb;
+            t.n_end = pe;
+            t.ntiles = pe - pb;
+            t.skip = t.skip || pe <= pb; // no piece: nothing to write, the combine does not read its rows
+        } else { // split s takes the s-th of num_splits equal runs of the tile's key blocks
+            const int per = int(P.div_splits.div(uint32_t(t.ntiles) + P.div_splits.d - 1u));
+            const int lo = t.n_begin + t.split * per, hi = min(t.n_end, lo + per);
+            t.n_begin = lo;
+            t.n_end = hi;
+            t.ntiles = hi > lo ? hi - lo : 0;
+        }
     }
     return t;
 }
@@ -200,7 +227,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     constexpr int kNT = BN / 8; // n8 column tiles of S
     constexpr float kLn2 = 0.6931471805599453f;
     const FwdParams& p = P.f;
-    const int total_tiles = int(P.div_head_mblocks.d) * p.b; // m blocks x heads (hk when packed) x splits x batch
+    const int total_tiles = P.n_tiles;
 
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = smem_u32addr(smem_raw);
@@ -242,6 +269,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         mbar_fence_init();
     }
     __syncthreads();
+    // A tail split's pieces (and after them its combine) are launched as programmatic dependents: they may take
+    // each SM as soon as this grid's CTA there exits. Neither reads what this grid writes.
+    griddep_launch_dependents();
 
     // Work tiles: blockIdx.x first, then blockIdx.x + gridDim.x, ... (static), or (kDynamic) the next one
     // claimed from the atomic counter, which the producer publishes through a two-slot ring in shared memory
@@ -604,7 +634,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // end in rows beyond q_rows * group that hold no query).
         float inv[2];
         int qi[2], qh[2];
-        const int64_t acc_row0 = p.cu_seqlens_q ? t.q_row0 : int64_t(t.bi) * p.seqlen_q; // split partials' rows
+        int64_t arow[2]; // split: the partial's row in o_accum / lse_accum
         bool rv[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
@@ -612,6 +642,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             qi[r] = t.m0 + qr;
             qh[r] = t.hi + (kPack ? pm - qr * p.group : 0);
             rv[r] = qi[r] < t.sq && (!kPack || qr < P.q_rows);
+            if constexpr (kSplit) {
+                const int64_t acc_row0 = p.cu_seqlens_q ? t.q_row0 : int64_t(t.bi) * p.seqlen_q;
+                arow[r] = P.tail_ctas > 0 ? int64_t(tile) * BM + pm
+                                          : (int64_t(t.split) * p.h + qh[r]) * p.acc_rows + acc_row0 + qi[r];
+            }
         }
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
@@ -620,9 +655,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             inv[r] = any ? 1.f / l : 0.f;
             const int i = qi[r];
             if constexpr (kSplit) { // this split's partial: natural-log LSE, -inf when it saw no key of the row
-                if (q == 0 && rv[r])
-                    p.lse_accum[(int64_t(t.split) * p.h + qh[r]) * p.acc_rows + acc_row0 + i] =
-                        any ? row_max[r] * sl2 * kLn2 + __logf(l) : -INFINITY;
+                if (q == 0 && rv[r]) p.lse_accum[arow[r]] = any ? row_max[r] * sl2 * kLn2 + __logf(l) : -INFINITY;
             } else if (p.lse && q == 0 && rv[r]) {
                 const int64_t idx = p.lse_unpadded ? int64_t(qh[r]) * p.total_q + t.q_row0 + i
                                                    : (int64_t(t.bi) * p.h + qh[r]) * p.seqlen_q + i;
@@ -663,7 +696,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
                     if (!rv[r]) continue;
-                    float* orow = p.o_accum + ((int64_t(t.split) * p.h + qh[r]) * p.acc_rows + acc_row0 + qi[r]) * P.acc_d;
+                    float* orow = p.o_accum + arow[r] * P.acc_d;
 #pragma unroll
                     for (int tt = 0; tt < D / 8; ++tt) {
                         const int col = 8 * tt + 2 * q;
@@ -702,6 +735,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if ((tid & 127) == 0) bulk_wait<0>(); // the last tile's O stores complete before the CTA retires
     }
     if (cw == 0) sched_wait(); // consume consumer 1's last hand-over (no barrier left half-arrived at exit)
+    // A tail split's pieces start while the main grid still runs; this CTA ends only once that grid has
+    // completed, so the combine after it (and whatever the stream runs next) sees the whole O written.
+    if constexpr (kSplit) {
+        if (tid == 128) griddep_wait();
+    }
 #else
     FLASH_ARCH_TRAP();
 #endif

@@ -9,12 +9,21 @@
 namespace flash::cuda::sm90 {
 
 template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, int kVar>
-int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
+int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, bool pdl, cudaStream_t stream) {
     auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, kVar != kVarPlain, kVar == kVarSplit>;
     static std::atomic<uint64_t> configured{0};
     if (int32_t st = ensure_smem_optin(kernel, Cfg::kSmem, configured, "cudaFuncSetAttribute(sm90 fwd smem)")) return st;
-    kernel<<<grid, Cfg::kThreads, Cfg::kSmem, stream>>>(p);
-    const cudaError_t e = cudaGetLastError();
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(Cfg::kThreads);
+    cfg.dynamicSmemBytes = Cfg::kSmem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, p);
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "sm90 fwd kernel launch");
     return FLASH_OK;
 }
@@ -22,23 +31,23 @@ int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, cudaStream_t stream) {
 // GQA packing and split-KV are their own instantiations (one file each, kVar), so the plain kernels carry none
 // of their index arithmetic.
 template <bool kBf16, int kD, bool kMasked, int kAlt, int kVar>
-int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, cudaStream_t stream) {
+int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, bool pdl, cudaStream_t stream) {
     using Cfg = Sm90Cfg<kD, kMasked, kAlt>;
     if constexpr (sm90_tile(kD, kMasked, kAlt).softcap) {
-        if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true, kVar>(p, grid, stream);
+        if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true, kVar>(p, grid, pdl, stream);
     } else if (softcap) {
         return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to tile row %d of d%d, which has no softcap "
                          "kernel (sm90_pick)", kAlt, kD);
     }
-    return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, stream);
+    return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, pdl, stream);
 }
 
 template <bool kBf16, int kD, bool kMasked, int kVar>
-int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, cudaStream_t stream) {
+int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, bool pdl, cudaStream_t stream) {
     if constexpr (sm90_alts(kD, kMasked) == 2) {
-        if (alt == 1) return run_fwd_sm90_row<kBf16, kD, kMasked, 1, kVar>(p, grid, softcap, stream);
+        if (alt == 1) return run_fwd_sm90_row<kBf16, kD, kMasked, 1, kVar>(p, grid, softcap, pdl, stream);
     }
-    return run_fwd_sm90_row<kBf16, kD, kMasked, 0, kVar>(p, grid, softcap, stream);
+    return run_fwd_sm90_row<kBf16, kD, kMasked, 0, kVar>(p, grid, softcap, pdl, stream);
 }
 
 } // namespace flash::cuda::sm90
