@@ -53,16 +53,15 @@ struct Plan {
     int m_blocks = 0;
     int num_splits = 1;
     int64_t acc_rows = 0;
-    uint64_t ws_bytes = 0;       // what fwd_workspace_size reports
-    uint64_t ws_required = 0;    // the part a call cannot run without
+    uint64_t ws_bytes = 0;
     uint64_t lse_accum_offset = 0;
     uint64_t counter_offset = 0; // the Hopper dynamic schedule's tile counter, after the partials
-    uint64_t tail_offset = 0;    // the Hopper tail split's partials (optional: without them the grid runs whole)
+    uint64_t tail_offset = 0;    // the Hopper tail split's partials
 };
 
 // Everything both fwd_workspace_size and fwd must agree on. Workspace: [o_accum][lse_accum] (split-KV
 // partials, either path), the Hopper tile counter (256 bytes, when its row schedules dynamically), then the
-// Hopper tail split's partials: reported, but a workspace that ends before them runs the grid whole.
+// Hopper tail split's partials (sm90::tail_bytes).
 int32_t make_plan(const FwdProblem& p, Plan* plan) {
     plan->dim = pick_dim(p.d, p.dv);
     if (plan->dim == 0)
@@ -101,7 +100,7 @@ int32_t make_plan(const FwdProblem& p, Plan* plan) {
         plan->counter_offset = (end + 255) & ~uint64_t(255);
         end = plan->counter_offset + sm90::kCounterBytes;
     }
-    plan->ws_required = plan->ws_bytes = end;
+    plan->ws_bytes = end;
     if (plan->hopper.dim > 0 && plan->hopper.tail_tiles > 0) {
         plan->tail_offset = (end + 255) & ~uint64_t(255);
         plan->ws_bytes = plan->tail_offset + sm90::tail_bytes(plan->hopper, plan->dim);
@@ -135,10 +134,10 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     }
     Plan plan;
     if (int32_t st = make_plan(p, &plan); st != FLASH_OK) return st;
-    if (plan.ws_required > 0 && (workspace == nullptr || workspace_bytes < plan.ws_required))
+    if (plan.ws_bytes > 0 && (workspace == nullptr || workspace_bytes < plan.ws_bytes))
         return set_error(FLASH_ERROR_INVALID_ARGUMENT,
                          "workspace_bytes=%llu: this call needs %llu bytes (num_splits=%d; ask flash_fwd_workspace_size)",
-                         (unsigned long long)workspace_bytes, (unsigned long long)plan.ws_required, plan.num_splits);
+                         (unsigned long long)workspace_bytes, (unsigned long long)plan.ws_bytes, plan.num_splits);
     cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
 
     if (plan.acc_rows > INT32_MAX)
@@ -159,9 +158,7 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
         int* counter = plan.hopper.counter
                            ? reinterpret_cast<int*>(static_cast<char*>(workspace) + plan.counter_offset)
                            : nullptr;
-        void* tail_ws = plan.hopper.tail_tiles > 0 && workspace != nullptr && workspace_bytes >= plan.ws_bytes
-                            ? static_cast<char*>(workspace) + plan.tail_offset
-                            : nullptr;
+        void* tail_ws = plan.hopper.tail_tiles > 0 ? static_cast<char*>(workspace) + plan.tail_offset : nullptr;
         if (int32_t st = sm90::run(p, k, plan.hopper, plan.dim, counter, tail_ws, stream, &taken); st != FLASH_OK)
             return st;
         if (taken) return plan.num_splits > 1 ? run_fwd_combine(k, plan.dim, bf16, stream) : FLASH_OK;
