@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Device timeline of flash_fwd calls (torch.profiler / CUPTI): per build and grid cell, `--iters` calls back to
+back, then for each kernel of a call its start relative to the call's first kernel and its duration (medians
+over the calls), and the span from the first kernel's start to the last one's end. Shows where a multi-launch
+path (the Hopper tail split: main grid, pieces, combine) spends its time and whether the launches overlap.
+Usage: kernel_timeline.py --libs A=path[,B=path] [--dtype bf16] [--hdims 128] [--seqlens 4096] [--causal 0]
+"""
+import argparse
+import os
+import statistics
+import sys
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flashlib import FwdCall, Lib  # noqa: E402
+
+
+def short(name):
+    for key in ("fwd_tail_combine", "fwd_combine", "fwd_sm90_kernel", "fwd_kernel"):
+        if key in name:
+            return key + ("<split>" if key == "fwd_sm90_kernel" and "Lb1ELb1EEEv" in name else "")
+    return name[:40]
+
+
+def timeline(call, iters):
+    for _ in range(3):
+        call()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            call()
+        torch.cuda.synchronize()
+    ev = sorted((e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
+                 and "Memset" not in e.name and "memset" not in e.name),
+                key=lambda e: e.time_range.start)
+    names = []
+    for e in ev:  # one call's kernels: the names until the first one repeats
+        if names and short(e.name) == names[0]:
+            break
+        names.append(short(e.name))
+    n = len(names)
+    calls = [ev[i:i + n] for i in range(0, len(ev) - n + 1, n)]
+    rows = []
+    for j, nm in enumerate(names):
+        starts = [c[j].time_range.start - c[0].time_range.start for c in calls]
+        durs = [c[j].time_range.end - c[j].time_range.start for c in calls]
+        rows.append((nm, statistics.median(starts), statistics.median(durs)))
+    span = statistics.median([max(e.time_range.end for e in c) - c[0].time_range.start for c in calls])
+    return rows, span
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--libs", required=True)
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--hdims", default="128")
+    ap.add_argument("--seqlens", default="4096")
+    ap.add_argument("--causal", default="0")
+    ap.add_argument("--iters", type=int, default=20)
+    args = ap.parse_args()
+    libs = [(n, Lib(p)) for n, p in (x.split("=", 1) for x in args.libs.split(","))]
+    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    for hd in map(int, args.hdims.split(",")):
+        for s in map(int, args.seqlens.split(",")):
+            for causal in map(int, args.causal.split(",")):
+                b, h = 16384 // s, 2048 // hd
+                torch.manual_seed(0)
+                q, k, v = (torch.randn(b, s, h, hd, device="cuda", dtype=dt) for _ in range(3))
+                lse = torch.empty(b, h, s, device="cuda", dtype=torch.float32)
+                for name, lib in libs:
+                    call = FwdCall(lib, q=q, k=k, v=v, lse=lse, causal=bool(causal))
+                    rows, span = timeline(call, args.iters)
+                    parts = "  ".join(f"{nm} @{st:.1f} +{du:.1f}" for nm, st, du in rows)
+                    print(f"{args.dtype} d{hd} s{s} causal{causal} {name}: span {span:.1f} us | {parts}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
