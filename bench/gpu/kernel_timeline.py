@@ -18,13 +18,18 @@ from flashlib import FwdCall, Lib  # noqa: E402
 
 
 def short(name):
-    for key in ("fwd_tail_combine", "fwd_combine", "fwd_sm90_kernel", "fwd_kernel"):
-        if key in name:
-            return key + ("<split>" if key == "fwd_sm90_kernel" and "Lb1ELb1EEEv" in name else "")
+    if "fwd_tail_combine" in name:
+        return "tail_combine"
+    if "fwd_combine" in name:
+        return "combine"
+    if "fwd_sm90_kernel" in name:  # template args end ... kPack, kSplit
+        return "sm90_split" if name.endswith("Lb1ELb1EEEvNS1_10Sm90ParamsE") else "sm90"
     return name[:40]
 
 
 def timeline(call, iters):
+    """Per kernel of one call: (name, start, duration, end) in us relative to the call's first kernel start
+    (medians over the calls), and the median span of a call."""
     for _ in range(3):
         call()
     torch.cuda.synchronize()
@@ -33,21 +38,17 @@ def timeline(call, iters):
             call()
         torch.cuda.synchronize()
     ev = sorted((e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
-                 and "Memset" not in e.name and "memset" not in e.name),
-                key=lambda e: e.time_range.start)
-    names = []
-    for e in ev:  # one call's kernels: the names until the first one repeats
-        if names and short(e.name) == names[0]:
-            break
-        names.append(short(e.name))
-    n = len(names)
-    calls = [ev[i:i + n] for i in range(0, len(ev) - n + 1, n)]
+                 and "emset" not in e.name), key=lambda e: e.time_range.start)
+    n = len(ev) // iters
+    calls = [ev[i * n:(i + 1) * n] for i in range(iters)]
     rows = []
-    for j, nm in enumerate(names):
-        starts = [c[j].time_range.start - c[0].time_range.start for c in calls]
-        durs = [c[j].time_range.end - c[j].time_range.start for c in calls]
-        rows.append((nm, statistics.median(starts), statistics.median(durs)))
-    span = statistics.median([max(e.time_range.end for e in c) - c[0].time_range.start for c in calls])
+    for j in range(n):
+        t0 = [c[0].time_range.start for c in calls]
+        st = statistics.median(c[j].time_range.start - a for c, a in zip(calls, t0))
+        du = statistics.median(c[j].time_range.end - c[j].time_range.start for c in calls)
+        en = statistics.median(c[j].time_range.end - a for c, a in zip(calls, t0))
+        rows.append((short(calls[0][j].name), st, du, en))
+    span = statistics.median(max(e.time_range.end for e in c) - c[0].time_range.start for c in calls)
     return rows, span
 
 
@@ -72,7 +73,7 @@ def main():
                 for name, lib in libs:
                     call = FwdCall(lib, q=q, k=k, v=v, lse=lse, causal=bool(causal))
                     rows, span = timeline(call, args.iters)
-                    parts = "  ".join(f"{nm} @{st:.1f} +{du:.1f}" for nm, st, du in rows)
+                    parts = "  ".join(f"{nm} {st:.1f}-{en:.1f} ({du:.1f})" for nm, st, du, en in rows)
                     print(f"{args.dtype} d{hd} s{s} causal{causal} {name}: span {span:.1f} us | {parts}", flush=True)
 
 

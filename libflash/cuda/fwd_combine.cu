@@ -75,66 +75,93 @@ __global__ void __launch_bounds__(32 * kCombineWarps) fwd_combine_kernel(const _
     }
 }
 
-// One CTA per (tail tile, 16 rows); the rows of a tile are packed (query row * group + head in the group; group 1
-// when the grid is not packed). Tile i's key blocks [i nblk, (i + 1) nblk) meet the ranges of CTAs c0 .. c1.
+// One warp per row, four rows per CTA: grid (tail tile, block_m / 4). The rows of a tile are packed (query row *
+// group + head in the group; group 1 when the grid is not packed). Tile i's key blocks [i nblk, (i + 1) nblk)
+// meet the ranges of CTAs c0 .. c1: usually 2-3 pieces, whose LSEs and O chunks are all loaded before any is
+// used (a row is two dependent rounds of loads, not one per piece: latency, not bandwidth, bounds this kernel).
+constexpr int kTailRowsPerCta = 4;
+constexpr int kTailPieces = 4; // pieces held in registers; a tile with more (ranges much shorter than a tile) loops
 template <bool kBf16>
-__global__ void __launch_bounds__(32 * kCombineWarps)
+__global__ void __launch_bounds__(32 * kTailRowsPerCta)
     fwd_tail_combine_kernel(const __grid_constant__ FwdParams p, const __grid_constant__ TailCombine tc) {
     prim::griddep_wait(); // launched while the pieces ran: their partials are complete and visible after this
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int lane = threadIdx.x & 31;
+    const int pm = blockIdx.y * kTailRowsPerCta + (threadIdx.x >> 5);
+    if (pm >= tc.block_m) return;
     const int i = blockIdx.x, tile = tc.base + i;
     const int per_batch = tc.m_blocks * tc.heads;
     const int bi = tile / per_batch, hs = (tile - bi * per_batch) / tc.m_blocks;
     const int mb = tile - bi * per_batch - hs * tc.m_blocks;
+    const int qr = pm / p.group, qi = mb * tc.q_rows + qr, qh = hs * p.group + pm - qr * p.group;
+    if (qr >= tc.q_rows || qi >= p.seqlen_q) return;
     const int64_t x0 = int64_t(i) * tc.nblk;
     // The CTA whose range [c blocks / ctas, (c + 1) blocks / ctas) holds key block x.
     auto cta_of = [&](int64_t x) { return int(((x + 1) * tc.ctas + tc.blocks - 1) / tc.blocks) - 1; };
-    const int c0 = cta_of(x0), c1 = cta_of(x0 + tc.nblk - 1);
-    // CTA c's piece here is its first one (row c) if its range starts in this tile, else its second.
-    auto slot = [&](int c) { return int64_t(c) * tc.blocks / tc.ctas < x0 ? tc.ctas + c : c; };
-    uint16_t* gO = static_cast<uint16_t*>(p.o) + int64_t(bi) * p.o_batch;
+    const int c0 = cta_of(x0), n = cta_of(x0 + tc.nblk - 1) - c0 + 1;
+    // CTA c's piece here is its first one (partial row c) if its range starts in this tile, else its second; only
+    // c0's range can start before the tile.
+    const int64_t first = int64_t(c0) * tc.blocks / tc.ctas < x0 ? tc.ctas + c0 : c0;
+    auto row_of = [&](int j) { return ((j == 0 ? first : c0 + j)) * tc.block_m + pm; };
 
-    for (int rr = 0; rr < kCombineRowsPerWarp; ++rr) {
-        const int pm = blockIdx.y * kCombineRows + warp * kCombineRowsPerWarp + rr;
-        if (pm >= tc.block_m) break;
-        const int qr = pm / p.group, qi = mb * tc.q_rows + qr, qh = hs * p.group + pm - qr * p.group;
-        if (qr >= tc.q_rows || qi >= p.seqlen_q) continue;
-        float mx = -INFINITY;
-        for (int c = c0 + lane; c <= c1; c += 32) mx = fmaxf(mx, tc.lse_acc[slot(c) * tc.block_m + pm]);
+    float lse[kTailPieces];
+    float mx = -INFINITY;
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-        float sum = 0.f;
-        if (mx != -INFINITY)
-            for (int c = c0 + lane; c <= c1; c += 32) sum += __expf(tc.lse_acc[slot(c) * tc.block_m + pm] - mx);
+    for (int j = 0; j < kTailPieces; ++j) {
+        lse[j] = j < n ? tc.lse_acc[row_of(j)] : -INFINITY;
+        mx = fmaxf(mx, lse[j]);
+    }
+    for (int j = kTailPieces; j < n; ++j) mx = fmaxf(mx, tc.lse_acc[row_of(j)]);
+    float sum = 0.f;
+    if (mx != -INFINITY) {
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        const bool any = mx != -INFINITY && sum > 0.f && sum == sum;
-        const float L = any ? mx + __logf(sum) : INFINITY;
+        for (int j = 0; j < kTailPieces; ++j) sum += j < n ? __expf(lse[j] - mx) : 0.f;
+        for (int j = kTailPieces; j < n; ++j) sum += __expf(tc.lse_acc[row_of(j)] - mx);
+    }
+    const bool any = mx != -INFINITY && sum > 0.f && sum == sum;
+    const float L = any ? mx + __logf(sum) : INFINITY;
+    float w[kTailPieces];
+#pragma unroll
+    for (int j = 0; j < kTailPieces; ++j) w[j] = any && j < n ? __expf(lse[j] - L) : 0.f;
 
-        uint16_t* orow = gO + int64_t(qi) * p.o_row + int64_t(qh) * p.o_head;
-        for (int col = lane * 4; col < p.dv; col += 128) {
-            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (any) {
-                for (int c = c0; c <= c1; ++c) {
-                    const int64_t r = slot(c) * tc.block_m + pm;
-                    const float w = __expf(tc.lse_acc[r] - L);
-                    if (w == 0.f) continue;
-                    const float4 v = *reinterpret_cast<const float4*>(tc.o_acc + r * tc.acc_d + col);
-                    acc.x += w * v.x;
-                    acc.y += w * v.y;
-                    acc.z += w * v.z;
-                    acc.w += w * v.w;
-                }
+    uint16_t* orow = static_cast<uint16_t*>(p.o) + int64_t(bi) * p.o_batch + int64_t(qi) * p.o_row + int64_t(qh) * p.o_head;
+    for (int col = lane * 4; col < p.dv; col += 128) {
+        float4 v[kTailPieces];
+#pragma unroll
+        for (int j = 0; j < kTailPieces; ++j)
+            v[j] = j < n ? *reinterpret_cast<const float4*>(tc.o_acc + row_of(j) * tc.acc_d + col)
+                         : make_float4(0.f, 0.f, 0.f, 0.f);
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int j = 0; j < kTailPieces; ++j) {
+            acc.x += w[j] * v[j].x;
+            acc.y += w[j] * v[j].y;
+            acc.z += w[j] * v[j].z;
+            acc.w += w[j] * v[j].w;
+        }
+        for (int j = kTailPieces; j < n && any; ++j) {
+            const int64_t r = row_of(j);
+            const float wj = __expf(tc.lse_acc[r] - L);
+            const float4 vj = *reinterpret_cast<const float4*>(tc.o_acc + r * tc.acc_d + col);
+            acc.x += wj * vj.x;
+            acc.y += wj * vj.y;
+            acc.z += wj * vj.z;
+            acc.w += wj * vj.w;
+        }
+        if (col + 4 <= p.dv) { // 8-byte store when the row allows it
+            const uint32_t lo = prim::pack2<kBf16>(acc.x, acc.y), hi = prim::pack2<kBf16>(acc.z, acc.w);
+            if ((reinterpret_cast<uintptr_t>(orow + col) & 7u) == 0) {
+                *reinterpret_cast<uint2*>(orow + col) = make_uint2(lo, hi);
+                continue;
             }
-            const float vals[4] = {acc.x, acc.y, acc.z, acc.w};
+        }
+        const float vals[4] = {acc.x, acc.y, acc.z, acc.w};
 #pragma unroll
-            for (int k = 0; k < 4; ++k)
-                if (col + k < p.dv) orow[col + k] = prim::from_float<kBf16>(vals[k]);
-        }
-        if (p.lse && lane == 0) {
-            const int64_t idx = p.lse_unpadded ? int64_t(qh) * p.total_q + qi : (int64_t(bi) * p.h + qh) * p.seqlen_q + qi;
-            p.lse[idx] = L;
-        }
+        for (int k = 0; k < 4; ++k)
+            if (col + k < p.dv) orow[col + k] = prim::from_float<kBf16>(vals[k]);
+    }
+    if (p.lse && lane == 0) {
+        const int64_t idx = p.lse_unpadded ? int64_t(qh) * p.total_q + qi : (int64_t(bi) * p.h + qh) * p.seqlen_q + qi;
+        p.lse[idx] = L;
     }
 }
 
@@ -142,8 +169,8 @@ __global__ void __launch_bounds__(32 * kCombineWarps)
 
 int32_t run_fwd_tail_combine(const FwdParams& p, const TailCombine& tc, bool bf16, bool pdl, cudaStream_t stream) {
     cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(tc.tiles), unsigned((tc.block_m + kCombineRows - 1) / kCombineRows));
-    cfg.blockDim = dim3(32 * kCombineWarps);
+    cfg.gridDim = dim3(unsigned(tc.tiles), unsigned((tc.block_m + kTailRowsPerCta - 1) / kTailRowsPerCta));
+    cfg.blockDim = dim3(32 * kTailRowsPerCta);
     cfg.stream = stream;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
