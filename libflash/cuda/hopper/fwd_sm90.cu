@@ -77,9 +77,11 @@ bool pack_gqa(const FwdProblem& p, int bm) {
     return plain < 0.9 * packed;
 }
 
-// Tail split threshold (FLASH_SM90_TAIL: 0 turns it off, N sets it): the key blocks a tail tile's idle SMs
-// stand for, nblk * (ctas - tail) / ctas, must reach it, so the saving outweighs the pieces' prologues and the
-// combine (about 8-10 key blocks of a d128 tile; bench/NOTES.md "Hopper forward" step 28).
+// Tail split threshold (FLASH_SM90_TAIL: 0 turns it off, N sets it): the work the partial last wave leaves
+// idle, nblk * (ctas - tail) / ctas key blocks of one tile, counted in d128 blocks (128 x 128 x (128 + 128)
+// multiply-adds, ~1.7 us on an H200 SM), must reach it. The split costs about 10-20 us whatever the size (the
+// pieces' prologues, the combine after them): measured 0.94-0.97x at 4 such blocks, ~0.97-1.0 at 8,
+// 1.01-1.02 at 16, up to 1.03 at 62 (bench/NOTES.md "Hopper forward" step 28).
 #ifndef FLASH_SM90_TAIL_DEFAULT
 #define FLASH_SM90_TAIL_DEFAULT 12
 #endif
@@ -104,7 +106,8 @@ void choose_tail(const FwdProblem& p, const Sm90Tile& t, int sms, Choice* c) {
     const int64_t tiles = int64_t(p.b) * (c->pack ? p.hk : p.h) * ((int64_t(p.seqlen_q) + q_rows - 1) / q_rows);
     const int64_t tail = tiles % sms;
     if (tiles <= sms || tail == 0 || tiles > INT_MAX || tail * nblk < sms) return;
-    if (nblk * (sms - tail) < int64_t(min_blocks) * sms) return;
+    const double block = double(c->block_m) * t.block_n * 2 * t.d / (128.0 * 128.0 * 256.0);
+    if (double(nblk) * double(sms - tail) / sms * block < min_blocks) return;
     c->tail_tiles = int(tail);
     c->tail_ctas = sms;
 }

@@ -271,9 +271,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     __syncthreads();
     // A tail split's pieces (and after them its combine) are launched as programmatic dependents: they may take
     // each SM as soon as this grid's CTA there exits. Neither reads what this grid writes.
-#ifndef FLASH_SM90_PDL_LATE
     griddep_launch_dependents();
-#endif
 
     // Work tiles: blockIdx.x first, then blockIdx.x + gridDim.x, ... (static), or (kDynamic) the next one
     // claimed from the atomic counter, which the producer publishes through a two-slot ring in shared memory
@@ -299,9 +297,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const int cur = tile;
                 // Claim the next tile now: the atomic's latency hides under this tile's loads.
                 tile = Cfg::kDynamic ? int(gridDim.x) + atomicAdd(P.tile_counter, 1) : tile + int(gridDim.x);
-#ifdef FLASH_SM90_PDL_LATE
-                if (!kSplit && tile >= total_tiles) griddep_launch_dependents(); // this CTA's last tile
-#endif
                 const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit>(P, cur);
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
@@ -745,9 +740,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     if constexpr (kSplit) {
         if (tid == 128) {
             griddep_wait();
-#ifdef FLASH_SM90_PDL_LATE
-            griddep_launch_dependents();
-#endif
         }
     }
 #else
