@@ -109,7 +109,10 @@ FLASH_API int32_t flash_last_cuda_error(void);
  * For tests and benchmarks that must know which path ran; the names are informative, not a stable ABI:
  * "cpu", "cuda.sm80.fwd" (mma.sync), "cuda.sm90.fwd" (wgmma + TMA, sm_90a), "cuda.sm90.fwd.packgqa" (the same with
  * a K/V head's query heads packed into the tiles: GQA with short queries), "cuda.sm90.fwd.split" and
- * "cuda.sm90.fwd.packgqa.split" (split-KV on the sm90 kernel), "cuda.fwd_kvcache", "cuda.sm80.bwd", "cuda.sm90.bwd".
+ * "cuda.sm90.fwd.packgqa.split" (split-KV on the sm90 kernel), "cuda.sm90.fwd.tail" and "cuda.sm90.fwd.packgqa.tail"
+ * (a dense unmasked grid whose last partial wave of tiles ran as key-range pieces on every SM, then a merge; the
+ * workspace holds their fp32 partials; FLASH_SM90_TAIL=0 in the environment turns it off), "cuda.fwd_kvcache",
+ * "cuda.sm80.bwd", "cuda.sm90.bwd".
  * flash_fwd takes the KV-cache decode kernel ("cuda.fwd_kvcache") for decode-shaped calls on any GPU: no
  * cu_seqlens (seqused and leftpad_k may be set), no dropout, head dims <= 128, seqlen_q * h / h_k <= 32, and
  * pack_gqa not -1 with GQA (FLASH_FWD_DECODE=0 in the environment turns this off). Otherwise it takes the sm90

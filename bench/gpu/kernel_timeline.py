@@ -7,6 +7,7 @@ Usage: kernel_timeline.py --libs A=path[,B=path] [--dtype bf16] [--hdims 128] [-
 """
 import argparse
 import os
+import re
 import statistics
 import sys
 
@@ -22,8 +23,9 @@ def short(name):
         return "tail_combine"
     if "fwd_combine" in name:
         return "combine"
-    if "fwd_sm90_kernel" in name:  # template args end ... kPack, kSplit
-        return "sm90_split" if name.endswith("Lb1ELb1EEEvNS1_10Sm90ParamsE") else "sm90"
+    if "fwd_sm90_kernel" in name:  # the last template arguments are kPack, kSplit (demangled or mangled)
+        split = re.search(r"(true|1), (true|1)>\(", name) or name.endswith("Lb1ELb1EEEvNS1_10Sm90ParamsE")
+        return "sm90_split" if split else "sm90"
     return name[:40]
 
 
