@@ -4,6 +4,7 @@
 
 #include "api/error.h"
 #include "fwd_launch.h"
+#include "launch_ex.h"
 #include "primitives/fragment.cuh"
 #include "primitives/griddep.cuh"
 
@@ -168,17 +169,10 @@ __global__ void __launch_bounds__(32 * kTailRowsPerCta)
 } // namespace
 
 int32_t run_fwd_tail_combine(const FwdParams& p, const TailCombine& tc, bool bf16, bool pdl, cudaStream_t stream) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(tc.tiles), unsigned((tc.block_m + kTailRowsPerCta - 1) / kTailRowsPerCta));
-    cfg.blockDim = dim3(32 * kTailRowsPerCta);
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
-    const cudaError_t e = bf16 ? cudaLaunchKernelEx(&cfg, fwd_tail_combine_kernel<true>, p, tc)
-                               : cudaLaunchKernelEx(&cfg, fwd_tail_combine_kernel<false>, p, tc);
+    const dim3 grid(unsigned(tc.tiles), unsigned((tc.block_m + kTailRowsPerCta - 1) / kTailRowsPerCta));
+    const dim3 block(32 * kTailRowsPerCta);
+    const cudaError_t e = bf16 ? launch_ex(fwd_tail_combine_kernel<true>, grid, block, 0, stream, pdl, p, tc)
+                               : launch_ex(fwd_tail_combine_kernel<false>, grid, block, 0, stream, pdl, p, tc);
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "fwd tail combine launch");
     return FLASH_OK;
 }

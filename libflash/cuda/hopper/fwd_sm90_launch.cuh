@@ -3,6 +3,7 @@
 
 #include <atomic>
 
+#include "../launch_ex.h"
 #include "../smem_optin.h"
 #include "fwd_sm90_kernel.cuh"
 
@@ -13,17 +14,7 @@ int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, bool pdl, cudaStream_t s
     auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, kVar != kVarPlain, kVar == kVarSplit>;
     static std::atomic<uint64_t> configured{0};
     if (int32_t st = ensure_smem_optin(kernel, Cfg::kSmem, configured, "cudaFuncSetAttribute(sm90 fwd smem)")) return st;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(Cfg::kThreads);
-    cfg.dynamicSmemBytes = Cfg::kSmem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
-    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, p);
+    const cudaError_t e = launch_ex(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmem, stream, pdl, p);
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "sm90 fwd kernel launch");
     return FLASH_OK;
 }

@@ -10,6 +10,7 @@
 #include "../../api/error.h"
 #include "../cuda_backend.h"
 #include "../device_info.h"
+#include "../launch_ex.h"
 #include "../primitives/griddep.cuh"
 #include "kv_kernel.cuh"
 #include "kv_launch.h"
@@ -397,18 +398,9 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
     // 3. Split combine: one CTA per output row; a programmatic dependent launch on sm90+ (hides the launch).
     const int64_t rows = int64_t(p.b) * p.h * p.seqlen_q;
     if (rows > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "b*h*seqlen_q=%lld: combine grid too large", (long long)rows);
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(rows));
-    cfg.blockDim = dim3(128);
-    cfg.dynamicSmemBytes = 0;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
-    const cudaError_t e = bf16 ? cudaLaunchKernelEx(&cfg, kv::kv_combine_kernel<true>, k)
-                               : cudaLaunchKernelEx(&cfg, kv::kv_combine_kernel<false>, k);
+    const dim3 cgrid{unsigned(rows)}, cblock{128};
+    const cudaError_t e = bf16 ? launch_ex(kv::kv_combine_kernel<true>, cgrid, cblock, 0, stream, pdl, k)
+                               : launch_ex(kv::kv_combine_kernel<false>, cgrid, cblock, 0, stream, pdl, k);
     if (e != cudaSuccess) return set_cuda_error(e, cudaGetErrorString(e), "kvcache combine launch");
     return FLASH_OK;
 }
