@@ -1,0 +1,73 @@
+// Host checks of the index arithmetic the CUDA kernels share with the host (built and run by
+// test/index_math.test.ts with the host C++ compiler: no GPU, no CUDA toolkit). Prints one line per failure and
+// "ok <checks>" at the end; exits 1 on any failure.
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "cuda/fastdiv.h"
+#include "cuda/tile_order.h"
+
+using flash::cuda::FastDiv;
+
+static long checks = 0, failures = 0;
+
+#define EXPECT(cond, ...)                                                                                        \
+    do {                                                                                                         \
+        ++checks;                                                                                                \
+        if (!(cond)) {                                                                                           \
+            if (++failures <= 20) std::printf(__VA_ARGS__);                                                      \
+        }                                                                                                        \
+    } while (0)
+
+// FastDiv's claim: exact for every 0 <= n < 2^31 and 1 <= d < 2^31.
+static void fastdiv() {
+    std::mt19937_64 rng(7);
+    std::vector<uint32_t> ds;
+    for (uint32_t d = 1; d <= 4096; ++d) ds.push_back(d);
+    for (int k = 12; k <= 30; ++k)
+        for (int64_t e = -3; e <= 3; ++e) ds.push_back(uint32_t((int64_t(1) << k) + e));
+    ds.push_back(0x7fffffffu);
+    for (int i = 0; i < 2000; ++i) ds.push_back(1u + uint32_t(rng() % 0x7ffffffeu));
+    for (uint32_t d : ds) {
+        const FastDiv f(d);
+        std::vector<uint32_t> ns = {0u, 1u, d - 1u, d, d + 1u, 2u * d - 1u, 2u * d, 0x7ffffffeu, 0x7fffffffu};
+        for (uint32_t m = 1; m < 64; ++m) ns.push_back(uint32_t((uint64_t(0x7fffffffu) / d) * d - m % d));
+        for (int i = 0; i < 64; ++i) ns.push_back(uint32_t(rng() % 0x80000000u));
+        for (uint32_t n : ns) {
+            if (n > 0x7fffffffu) continue;
+            EXPECT(f.div(n) == n / d, "FastDiv(%u).div(%u) = %u, want %u\n", d, n, f.div(n), n / d);
+        }
+    }
+}
+
+// l2_section_pairs: at least one pair and at most all of them; a section of several pairs holds at most 32 MB
+// of K/V, and one more pair would not fit.
+static void sections() {
+    const int64_t budget = int64_t(32) << 20;
+    for (int64_t pairs : {1, 2, 7, 16, 64, 100000})
+        for (int64_t sk : {1, 64, 1000, 16384, 131072, 1 << 22})
+            for (int d : {32, 64, 128, 256})
+                for (int share : {1, 4, 8}) {
+                    const int64_t s = flash::cuda::l2_section_pairs(pairs, sk, d, d, share);
+                    const int64_t kv = std::max<int64_t>(1, sk * (2 * d) * 2 / share);
+                    EXPECT(s >= 1 && s <= std::max<int64_t>(1, pairs), "sections: %lld pairs of %lld\n",
+                           (long long)s, (long long)pairs);
+                    EXPECT(s == 1 || s * kv <= budget, "sections: %lld pairs x %lld B > 32 MB\n", (long long)s,
+                           (long long)kv);
+                    EXPECT(s == pairs || (s + 1) * kv > budget, "sections: %lld pairs leave room (sk %lld d %d)\n",
+                           (long long)s, (long long)sk, d);
+                }
+}
+
+int main() {
+    fastdiv();
+    sections();
+    if (failures) {
+        std::printf("%ld of %ld checks failed\n", failures, checks);
+        return 1;
+    }
+    std::printf("ok %ld\n", checks);
+    return 0;
+}
