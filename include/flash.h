@@ -382,7 +382,8 @@ FLASH_API int32_t flash_bwd_params_init(flash_bwd_params* params);
 /* Entry points                                                                                          */
 /*
  * workspace: caller-owned scratch on the params' device (host memory for the CPU) of at least the size the
- * matching *_workspace_size() reports for the same params; may be NULL when that size is 0. The library
+ * matching *_workspace_size() reports for the same params, 16-byte aligned on CUDA (cudaMalloc's pointers are;
+ * a misaligned one is refused with FLASH_ERROR_INVALID_ARGUMENT); may be NULL when that size is 0. The library
  * allocates nothing on these paths. stream: a cudaStream_t (NULL = the legacy default stream); ignored by the
  * CPU backend, which runs synchronously on the calling thread plus its worker threads.
  * GPU calls are asynchronous: a FLASH_OK means validated and enqueued.

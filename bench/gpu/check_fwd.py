@@ -207,6 +207,33 @@ def dropout_mask_case(lib, dev, results, dtype, sq, sk, h, b, p_drop, seed, offs
     return record(results, name, ok, msgs)
 
 
+def misaligned_workspace_case(lib, dev, results):
+    """A workspace pointer off 16-byte alignment is refused (FLASH_ERROR_INVALID_ARGUMENT naming it) before any
+    launch: O stays as poisoned, and the context stays usable."""
+    from flashlib import FlashError
+    q = torch.randn(1, 4, 8, 128, device=dev, dtype=torch.bfloat16)
+    k = torch.randn(1, 3000, 2, 128, device=dev, dtype=torch.bfloat16)
+    o = torch.full_like(q, float("nan"))
+    p = fill_params(lib, q=q, k=k, v=k, o=o, num_splits=3)
+    ws_n = lib.workspace_size(p)
+    ws = torch.empty(ws_n + 64, dtype=torch.uint8, device=dev)
+    msgs = []
+    try:
+        lib.fwd(p, ws.data_ptr() + 4, ws_n, torch.cuda.current_stream().cuda_stream)
+        msgs.append("a workspace at +4 bytes was accepted")
+    except FlashError as e:
+        if "16-byte aligned" not in str(e) or "INVALID_ARGUMENT" not in str(e):
+            msgs.append(f"unexpected error: {e}")
+    torch.cuda.synchronize()
+    if not torch.isnan(o.float()).all():
+        msgs.append("O was written")
+    lib.fwd(p, ws.data_ptr(), ws_n, torch.cuda.current_stream().cuda_stream)  # the context still works
+    torch.cuda.synchronize()
+    if ws_n == 0:
+        msgs.append("the case needs a workspace (a split) to test")
+    return record(results, "misaligned workspace refused", not msgs, msgs)
+
+
 def build_cases(quick):
     cases = []
     dts = [torch.bfloat16, torch.float16]
@@ -376,6 +403,8 @@ def main():
                                          (torch.bfloat16, 1, 9, 1, 1, 0.3, True)][: 1 if args.sanitize else 3]:
         nfail += run_checked(results, "dropout-mask", lambda: dropout_mask_case(
             lib, dev, results, dt, sq, sk, h, b, pd, 0x123456789ABCDEF, 2**33 + 5, cpu))
+    if not args.only:
+        nfail += run_checked(results, "misaligned workspace", lambda: misaligned_workspace_case(lib, dev, results))
     print(f"{len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")
     if args.json:
         write_results(args.json, results, nfail)

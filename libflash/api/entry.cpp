@@ -1,5 +1,6 @@
 // The three attention entry points: validate into a problem, check the workspace, pick the backend, run.
 // Nothing escapes as an exception: a C++ exception from any layer becomes FLASH_ERROR_INTERNAL.
+#include <cstdint>
 #include <exception>
 #include <new>
 
@@ -88,6 +89,11 @@ int32_t run(const char* name, const Backend<Problem>& be, const Problem& p, void
     if (int32_t st = check_workspace(name, need, ws, bytes)) return st;
 #ifdef FLASH_WITH_CUDA_KERNELS
     if (device_of(p) == FLASH_DEVICE_CUDA) {
+        // The kernels read and write fp32 partials in the workspace as float2 / float4: a misaligned pointer
+        // would fault on the device (a sticky error that ends the context), so it is refused here.
+        if (need > 0 && (reinterpret_cast<uintptr_t>(ws) & 15u) != 0)
+            return set_error(FLASH_ERROR_INVALID_ARGUMENT,
+                             "%s: workspace=%p is not 16-byte aligned (cudaMalloc's pointers are)", name, ws);
         DeviceGuard g;
         if (int32_t st = g.enter(device_id_of(p))) return st;
         const int32_t st = be.cuda_run(p, ws, bytes, stream);
