@@ -350,6 +350,12 @@ def build_cases(quick):
     cases.append(Case("l2 sections local d256 3+3", dtype=dt, b=2, h=3, hk=3, d=256, seqs_q=[600], seqs_k=[9000], window=(500, 100), num_splits=1))
     cases.append(Case("l2 sections packgqa causal d128 3+1", dtype=dt, b=2, h=16, hk=2, d=128, seqs_q=[50], seqs_k=[20000], causal=True, num_splits=1, pack=True))
     cases.append(Case("l2 sections varlen causal d128 5+5+2", dtype=dt, b=0, h=4, hk=4, d=128, seqs_q=[100, 700, 30], seqs_k=[9000, 12000, 500], varlen=True, causal=True, num_splits=1))
+    # Masked tiles aligned to the sequence's end (the partial tile is the first one, its rows above the sequence
+    # empty): the 3-consumer d64 row (block_m 192) dense and varlen (a first tile reading its neighbour's rows),
+    # the TMA store of O on a tile that starts above the sequence (d128, 203 rows).
+    cases.append(Case("shifted causal d64 3-consumer", dtype=dt, b=2, h=4, hk=4, d=64, seqs_q=[2100], seqs_k=[2100], causal=True))
+    cases.append(Case("shifted varlen causal d64 3-consumer", dtype=torch.float16, b=0, h=4, hk=2, d=64, seqs_q=[2100, 5, 700], seqs_k=[2100, 3000, 2050], varlen=True, causal=True))
+    cases.append(Case("shifted local d128 tma store", dtype=dt, b=2, h=4, hk=4, d=128, seqs_q=[203], seqs_k=[203], window=(40, 0)))
     # The tail split (unmasked dense grids on the persistent static rows, 132 SMs): the last tiles mod SMs as
     # key-range pieces on every SM, then the tail combine. Partial m blocks and key blocks in the tail tiles,
     # the 3-consumer d64 row, packed GQA, the d256 row that takes softcap, d < the instantiated dim, dv < d.
