@@ -189,8 +189,8 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
         // Causal / local tiles end at the sequence's last row, so a partial tile is the first (lightest) one, not
         // the last, whose keys run to the diagonal: its empty rows cost that tile's whole key range (block_m 192
         // at 2k-4k causal: 5-6% of the grid's work). Rows above the sequence (m0 < 0) hold no query: TMA fills
-        // their Q with zeros (dense) or a neighbour's rows (varlen), the mask hides every key from them, and
-        // nothing of theirs is stored.
+        // their Q with zeros (dense) or a neighbour's rows (varlen); like the empty rows below a sequence's end
+        // before, they are computed (all keys masked unless sk > sq) and never stored.
         t.m0 -= (BM - t.sq % BM) % BM;
     }
     t.skip = t.m0 >= t.sq;
