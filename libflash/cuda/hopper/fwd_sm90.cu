@@ -204,7 +204,9 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
         sp.tma_o = make_tensor_map(&sp.tm_o, ov, bf16, 64, 64) == FLASH_OK ? 1 : 0;
         if (!sp.tma_o) clear_error();
     }
-    sp.variant = split ? kVarSplit : pack ? kVarPack : kVarPlain;
+    const bool dense = !vq && !vk && p.seqused_q == nullptr && p.seqused_k == nullptr && p.leftpad_k == nullptr &&
+                       p.softcap == 0.f;
+    sp.variant = split ? kVarSplit : pack ? kVarPack : dense ? kVarDense : kVarPlain;
     sp.q_rows = q_rows;
     sp.acc_d = acc_d;
     sp.div_group = FastDiv(uint32_t(p.group));
@@ -279,9 +281,10 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     int32_t st = FLASH_ERROR_INTERNAL;
     auto launch = [&](const Sm90Params& lp, dim3 g, bool pdl) {
 #define FLASH_SM90_VAR(B, D, M)                                                                            \
-    (lp.variant == kVarSplit  ? run_fwd_sm90<B, D, M, kVarSplit>(lp, g, softcap, alt, pdl, stream)         \
-     : lp.variant == kVarPack ? run_fwd_sm90<B, D, M, kVarPack>(lp, g, softcap, alt, pdl, stream)          \
-                              : run_fwd_sm90<B, D, M, kVarPlain>(lp, g, softcap, alt, pdl, stream))
+    (lp.variant == kVarSplit   ? run_fwd_sm90<B, D, M, kVarSplit>(lp, g, softcap, alt, pdl, stream)        \
+     : lp.variant == kVarPack  ? run_fwd_sm90<B, D, M, kVarPack>(lp, g, softcap, alt, pdl, stream)         \
+     : lp.variant == kVarDense ? run_fwd_sm90<B, D, M, kVarDense>(lp, g, softcap, alt, pdl, stream)        \
+                               : run_fwd_sm90<B, D, M, kVarPlain>(lp, g, softcap, alt, pdl, stream))
 #define FLASH_SM90_CASE(D)                                                                                 \
     case D:                                                                                                \
         return bf16 ? (masked ? FLASH_SM90_VAR(true, D, true) : FLASH_SM90_VAR(true, D, false))            \

@@ -25,7 +25,7 @@ struct Sm90Params {
     // work tile each, writing fp32 partials (f.o_accum, f.lse_accum) that fwd_combine.cu merges. It always runs
     // on the packed kernel (FA3's rule: with splits the grid is small, so packing never costs; group 1 packs
     // trivially).
-    int variant;       // kVarPlain / kVarPack / kVarSplit: the instantiation (hopper/fwd_sm90_launch.cuh)
+    int variant;       // kVarPlain / kVarDense / kVarPack / kVarSplit: the instantiation (hopper/fwd_sm90_launch.cuh)
     int q_rows;        // query rows per tile: block_m, or block_m / group when packed
     int acc_d;         // split: row stride (floats) of o_accum
     FastDiv div_group; // by the GQA group: a packed row's query row
@@ -57,7 +57,9 @@ struct Sm90Params {
 #endif
 };
 
-enum : int { kVarPlain = 0, kVarPack = 1, kVarSplit = 2 };
+// kVarDense: kVarPlain for calls without cu_seqlens, seqused, leftpad_k or softcap, whose tile geometry then needs
+// none of their loads and 64-bit row origins (the causal grid's short tiles pay for them once per tile).
+enum : int { kVarPlain = 0, kVarPack = 1, kVarSplit = 2, kVarDense = 3 };
 
 // How the Hopper path runs a problem (choose): which instantiation and tile row, and the split count.
 struct Choice {

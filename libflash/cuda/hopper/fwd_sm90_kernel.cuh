@@ -116,7 +116,7 @@ struct TileGeom {
     bool skip; // the m block starts past this sequence's query rows
 };
 
-template <int BM, int BN, bool kMasked, bool kPack, bool kSplit>
+template <int BM, int BN, bool kMasked, bool kPack, bool kSplit, bool kDense>
 __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { // tile: copied, rewritten for tail pieces
     const FwdParams& p = P.f;
     const int m_blocks = P.m_blocks;
@@ -168,21 +168,24 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
     t.hi = kPack ? hs * p.group : hs;
     t.q_row0 = 0;
     t.sq = p.seqlen_q;
-    if (p.cu_seqlens_q) {
-        t.q_row0 = p.cu_seqlens_q[t.bi];
-        t.sq = p.cu_seqlens_q[t.bi + 1] - p.cu_seqlens_q[t.bi];
-    }
-    if (p.seqused_q) t.sq = p.seqused_q[t.bi];
-    const int leftpad = p.leftpad_k ? p.leftpad_k[t.bi] : 0;
     t.k_row0 = 0;
-    int kend = p.seqlen_k;
-    if (p.cu_seqlens_k) {
-        t.k_row0 = p.cu_seqlens_k[t.bi];
-        kend = p.cu_seqlens_k[t.bi + 1] - p.cu_seqlens_k[t.bi];
+    t.sk = p.seqlen_k;
+    if constexpr (!kDense) { // kDense: no cu_seqlens, seqused or leftpad (the host's promise): none of their loads
+        if (p.cu_seqlens_q) {
+            t.q_row0 = p.cu_seqlens_q[t.bi];
+            t.sq = p.cu_seqlens_q[t.bi + 1] - p.cu_seqlens_q[t.bi];
+        }
+        if (p.seqused_q) t.sq = p.seqused_q[t.bi];
+        const int leftpad = p.leftpad_k ? p.leftpad_k[t.bi] : 0;
+        int kend = p.seqlen_k;
+        if (p.cu_seqlens_k) {
+            t.k_row0 = p.cu_seqlens_k[t.bi];
+            kend = p.cu_seqlens_k[t.bi + 1] - p.cu_seqlens_k[t.bi];
+        }
+        if (p.seqused_k) kend = p.seqused_k[t.bi];
+        t.k_row0 += leftpad;
+        t.sk = kend - leftpad;
     }
-    if (p.seqused_k) kend = p.seqused_k[t.bi];
-    t.k_row0 += leftpad;
-    t.sk = kend - leftpad;
     const int rows = kPack ? P.q_rows : BM;
     t.m0 = m_block * rows;
     if constexpr (kMasked && !kPack && !kSplit) {
@@ -226,7 +229,7 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
     return t;
 }
 
-template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack, bool kSplit>
+template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack, bool kSplit, bool kDense>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid_constant__ Sm90Params P) {
     static_assert(!kSplit || kPack, "split tiles use the packed row map");
 #if FLASH_SM90A
@@ -305,9 +308,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 const int cur = tile;
                 // Claim the next tile now: the atomic's latency hides under this tile's loads.
                 tile = Cfg::kDynamic ? int(gridDim.x) + atomicAdd(P.tile_counter, 1) : tile + int(gridDim.x);
-                const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit>(P, cur);
+                const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit, kDense>(P, cur);
                 if (t.skip || t.ntiles == 0) continue;
-                const int qb = p.cu_seqlens_q ? 0 : t.bi, kb = p.cu_seqlens_k ? 0 : t.bi;
+                const int qb = !kDense && p.cu_seqlens_q ? 0 : t.bi, kb = !kDense && p.cu_seqlens_k ? 0 : t.bi;
                 const int qs = u % QS;
                 FLASH_TRACE(8, 0, u);
                 mbar_wait(q_empty(qs), ((u / QS) & 1) ^ 1);
@@ -551,7 +554,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             mbar_arrive(tile_empty(slot));
         }
         if (tile >= total_tiles) break;
-        const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit>(P, tile);
+        const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit, kDense>(P, tile);
         if (t.skip) continue;
         FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
@@ -696,7 +699,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 #pragma unroll
                 for (int c = 0; c < CB; ++c)
                     tma_store_4d(&P.tm_o, ob + uint32_t(c) * uint32_t(BM * 128), c * 64, int(t.q_row0) + t.m0 + 64 * cw,
-                                 t.hi, p.cu_seqlens_q ? 0 : t.bi);
+                                 t.hi, !kDense && p.cu_seqlens_q ? 0 : t.bi);
                 bulk_commit();
             }
             q_pend = qs_e; // released under the next tile's first S GEMM
@@ -715,7 +718,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     }
                 }
             } else {
-                uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
+                uint16_t* gO = static_cast<uint16_t*>(p.o) + (!kDense && p.cu_seqlens_q ? 0 : int64_t(t.bi) * p.o_batch) +
                                t.q_row0 * p.o_row;
 #pragma unroll
                 for (int r = 0; r < 2; ++r) {

@@ -11,7 +11,8 @@ namespace flash::cuda::sm90 {
 
 template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, int kVar>
 int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, bool pdl, cudaStream_t stream) {
-    auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, kVar != kVarPlain, kVar == kVarSplit>;
+    auto kernel = fwd_sm90_kernel<Cfg, kBf16, kMasked, kSoftcap, kVar == kVarPack || kVar == kVarSplit,
+                                  kVar == kVarSplit, kVar == kVarDense>;
     static std::atomic<uint64_t> configured{0};
     if (int32_t st = ensure_smem_optin(kernel, Cfg::kSmem, configured, "cudaFuncSetAttribute(sm90 fwd smem)")) return st;
     const cudaError_t e = launch_ex(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmem, stream, pdl, p);
@@ -20,11 +21,14 @@ int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, bool pdl, cudaStream_t s
 }
 
 // GQA packing and split-KV are their own instantiations (one file each, kVar), so the plain kernels carry none
-// of their index arithmetic.
+// of their index arithmetic; so is the dense plain kernel, which has no softcap kernel (softcap calls take the
+// plain one: the d64 3-consumer row's dense softcap kernel spilled 52 B).
 template <bool kBf16, int kD, bool kMasked, int kAlt, int kVar>
 int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, bool pdl, cudaStream_t stream) {
     using Cfg = Sm90Cfg<kD, kMasked, kAlt>;
-    if constexpr (sm90_tile(kD, kMasked, kAlt).softcap) {
+    if constexpr (kVar == kVarDense) {
+        if (softcap) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to the dense kernel");
+    } else if constexpr (sm90_tile(kD, kMasked, kAlt).softcap) {
         if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true, kVar>(p, grid, pdl, stream);
     } else if (softcap) {
         return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to tile row %d of d%d, which has no softcap "
