@@ -204,8 +204,8 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
         sp.tma_o = make_tensor_map(&sp.tm_o, ov, bf16, 64, 64) == FLASH_OK ? 1 : 0;
         if (!sp.tma_o) clear_error();
     }
-    const bool dense = !vq && !vk && p.seqused_q == nullptr && p.seqused_k == nullptr && p.leftpad_k == nullptr &&
-                       p.softcap == 0.f;
+    const bool dense = t.dense && !vq && !vk && p.seqused_q == nullptr && p.seqused_k == nullptr &&
+                       p.leftpad_k == nullptr && p.softcap == 0.f;
     sp.variant = split ? kVarSplit : pack ? kVarPack : dense ? kVarDense : kVarPlain;
     sp.q_rows = q_rows;
     sp.acc_d = acc_d;

@@ -116,6 +116,10 @@ struct TileGeom {
     bool skip; // the m block starts past this sequence's query rows
 };
 
+// Masked plain tiles aligned to the sequence's end (tile_geom): rows above the sequence then exist (m0 < 0).
+template <int BM, int BN, bool kMasked, bool kPack, bool kSplit>
+inline constexpr bool kEndAligned = kMasked && !kPack && !kSplit && BM % BN != 0;
+
 template <int BM, int BN, bool kMasked, bool kPack, bool kSplit, bool kDense>
 __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { // tile: copied, rewritten for tail pieces
     const FwdParams& p = P.f;
@@ -188,12 +192,14 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
     }
     const int rows = kPack ? P.q_rows : BM;
     t.m0 = m_block * rows;
-    if constexpr (kMasked && !kPack && !kSplit) {
+    if constexpr (kEndAligned<BM, BN, kMasked, kPack, kSplit>) {
         // Causal / local tiles end at the sequence's last row, so a partial tile is the first (lightest) one, not
-        // the last, whose keys run to the diagonal: its empty rows cost that tile's whole key range (block_m 192
-        // at 2k-4k causal: 5-6% of the grid's work). Rows above the sequence (m0 < 0) hold no query: TMA fills
-        // their Q with zeros (dense) or a neighbour's rows (varlen); like the empty rows below a sequence's end
-        // before, they are computed (all keys masked unless sk > sq) and never stored.
+        // the last, whose keys run to the diagonal. That saves key blocks only where block_m is not a multiple of
+        // block_n (d64's 192 x 128 row: 5% of the blocks at 2k causal); at 128 x 128 the block count stays and
+        // the diagonal then crosses two key blocks per tile (-4..-5% at 1000 keys on an H200, bench/NOTES.md).
+        // Rows above the sequence (m0 < 0) hold no query: TMA fills their Q with zeros (dense) or a neighbour's
+        // rows (varlen); like the empty rows below a sequence's end before, they are computed (all keys masked
+        // unless sk > sq) and never stored.
         t.m0 -= (BM - t.sq % BM) % BM;
     }
     t.skip = t.m0 >= t.sq;
@@ -652,7 +658,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             const int pm = row_l + 8 * r, qr = qrow_of(pm);
             qi[r] = t.m0 + qr;
             qh[r] = t.hi + (kPack ? pm - qr * p.group : 0);
-            rv[r] = qi[r] < t.sq && qi[r] >= 0 && (!kPack || qr < P.q_rows);
+            rv[r] = qi[r] < t.sq && (!kEndAligned<BM, BN, kMasked, kPack, kSplit> || qi[r] >= 0) &&
+                    (!kPack || qr < P.q_rows);
             if constexpr (kSplit) {
                 const int64_t acc_row0 = p.cu_seqlens_q ? t.q_row0 : int64_t(t.bi) * p.seqlen_q;
                 arow[r] = P.tail_ctas > 0 ? int64_t(tile) * BM + pm
@@ -676,7 +683,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         const int qs_e = (u + QS - 1) % QS; // this tile's Q slot (u counts it already when nt > 0)
         bool via_tma = false;
         if constexpr (Cfg::kTmaO && !kSplit)
-            via_tma = nt > 0 && P.tma_o != 0 && t.m0 + 64 * cw >= 0 && t.m0 + 64 * (cw + 1) <= t.sq;
+            via_tma = nt > 0 && P.tma_o != 0 && t.m0 + 64 * (cw + 1) <= t.sq &&
+                      (!kEndAligned<BM, BN, kMasked, kPack, kSplit> || t.m0 + 64 * cw >= 0);
         if (via_tma) {
             const uint32_t ob = sQ + uint32_t(qs_e) * Cfg::kQBytes + uint32_t(cw) * 64u * 128u;
             const int mi = lane >> 3, rr = lane & 7;

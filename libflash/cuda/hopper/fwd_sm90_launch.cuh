@@ -21,20 +21,29 @@ int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, bool pdl, cudaStream_t s
 }
 
 // GQA packing and split-KV are their own instantiations (one file each, kVar), so the plain kernels carry none
-// of their index arithmetic; so is the dense plain kernel, which has no softcap kernel (softcap calls take the
-// plain one: the d64 3-consumer row's dense softcap kernel spilled 52 B).
+// of their index arithmetic; so is the dense plain kernel, compiled only for the rows whose `dense` flag is set
+// (kSm90Tiles), without a softcap kernel (softcap calls take the plain one: the d64 3-consumer row's dense softcap
+// kernel spilled 52 B).
 template <bool kBf16, int kD, bool kMasked, int kAlt, int kVar>
 int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, bool pdl, cudaStream_t stream) {
     using Cfg = Sm90Cfg<kD, kMasked, kAlt>;
     if constexpr (kVar == kVarDense) {
-        if (softcap) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to the dense kernel");
-    } else if constexpr (sm90_tile(kD, kMasked, kAlt).softcap) {
-        if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true, kVar>(p, grid, pdl, stream);
-    } else if (softcap) {
-        return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to tile row %d of d%d, which has no softcap "
-                         "kernel (sm90_pick)", kAlt, kD);
+        if constexpr (!sm90_tile(kD, kMasked, kAlt).dense) {
+            return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: tile row %d of d%d has no dense kernel (its dense flag "
+                             "is off)", kAlt, kD);
+        } else {
+            if (softcap) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to the dense kernel");
+            return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, pdl, stream);
+        }
+    } else {
+        if constexpr (sm90_tile(kD, kMasked, kAlt).softcap) {
+            if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true, kVar>(p, grid, pdl, stream);
+        } else if (softcap) {
+            return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to tile row %d of d%d, which has no "
+                             "softcap kernel (sm90_pick)", kAlt, kD);
+        }
+        return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, pdl, stream);
     }
-    return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, pdl, stream);
 }
 
 template <bool kBf16, int kD, bool kMasked, int kVar>
