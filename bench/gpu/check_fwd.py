@@ -352,11 +352,12 @@ def build_cases(quick):
     cases.append(Case("l2 sections varlen causal d128 5+5+2", dtype=dt, b=0, h=4, hk=4, d=128, seqs_q=[100, 700, 30], seqs_k=[9000, 12000, 500], varlen=True, causal=True, num_splits=1))
     # Masked tiles aligned to the sequence's end (the partial tile is the first one, its rows above the sequence
     # empty; rows whose block_m is not a multiple of block_n): the 3-consumer d64 row (192 x 128) dense and varlen
-    # (a first tile reading its neighbour's rows), d256's long row (128 x 80) local, d192 (128 x 112) causal.
-    cases.append(Case("shifted causal d64 3-consumer", dtype=dt, b=2, h=4, hk=4, d=64, seqs_q=[2100], seqs_k=[2100], causal=True))
+    # (a first tile reading its neighbour's rows), d256's long row (128 x 80) local, d192 (128 x 112) causal; one
+    # split and no packing, else these small grids take the split / packed kernels, which keep the plain order.
+    cases.append(Case("shifted causal d64 3-consumer", dtype=dt, b=2, h=4, hk=4, d=64, seqs_q=[2100], seqs_k=[2100], causal=True, num_splits=1, pack=False))
     cases.append(Case("shifted varlen causal d64 3-consumer", dtype=torch.float16, b=0, h=4, hk=2, d=64, seqs_q=[2100, 5, 700], seqs_k=[2100, 3000, 2050], varlen=True, causal=True))
-    cases.append(Case("shifted local d256 block_n 80", dtype=dt, b=1, h=3, hk=3, d=256, seqs_q=[2100], seqs_k=[2100], window=(300, 0)))
-    cases.append(Case("shifted causal d192", dtype=torch.float16, b=2, h=2, hk=1, d=192, seqs_q=[203], seqs_k=[203], causal=True))
+    cases.append(Case("shifted local d256 block_n 80", dtype=dt, b=1, h=3, hk=3, d=256, seqs_q=[2100], seqs_k=[2100], window=(300, 0), num_splits=1, pack=False))
+    cases.append(Case("shifted causal d192", dtype=torch.float16, b=2, h=2, hk=2, d=192, seqs_q=[203], seqs_k=[203], causal=True, num_splits=1, pack=False))
     # The tail split (unmasked dense grids on the persistent static rows, 132 SMs): the last tiles mod SMs as
     # key-range pieces on every SM, then the tail combine. Partial m blocks and key blocks in the tail tiles,
     # the 3-consumer d64 row, packed GQA, the d256 row that takes softcap, d < the instantiated dim, dv < d.
