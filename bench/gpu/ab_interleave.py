@@ -6,8 +6,10 @@ rounds (A B .. then reversed, repeated), each timing a triton do_bench median; t
 FA2) once per cell. Grid as bench/peers.py (16k tokens, hidden 2048). Prints one JSON line per cell (also
 appended to --json) and a table of medians; the first build is the reference.
 Usage: ab_interleave.py --libs A=path,B=path [--dtypes bf16,fp16] [--hdims 64,128] [--seqlens 1024,16384]
-       [--causal 0,1] [--rounds 4] [--rep 60] [--peer cudnn|flash] [--json out.jsonl]
+       [--causal 0,1] [--rounds 4] [--rep 60] [--peer cudnn|flash] [--json out.jsonl] [--bwd]
 Set FLASH_SM90=0 to time the mma.sync forward on Hopper (read once per library).
+--bwd: the backward instead: each build's flash_bwd (atomic dQ) on its own forward's O and LSE, TFLOP/s at
+2.5 x the forward's FLOPs; the peer is SDPA's backward (torch.autograd.grad on a retained graph).
 """
 import argparse
 import json
@@ -20,7 +22,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flashlib import FwdCall, Lib  # noqa: E402
+from flashlib import BwdLib, FwdCall, Lib, fill_bwd_params  # noqa: E402
 
 
 def cell(libs, a, dn, hd, causal, s):
@@ -61,6 +63,56 @@ def cell(libs, a, dn, hd, causal, s):
             "tflops": tf, "maxdiff_vs_first": diff, "kernel": kernel}
 
 
+def cell_bwd(libs, a, dn, hd, causal, s):
+    """--bwd: times every build's backward and the peer's on one grid cell; returns the cell's row."""
+    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}[dn]
+    b, h = 16384 // s, 2048 // hd
+    torch.manual_seed(0)
+    q, k, v, dout = (torch.randn(b, s, h, hd, device="cuda", dtype=dt) for _ in range(4))
+    stream = torch.cuda.current_stream().cuda_stream
+    names = [n for n, _ in libs]
+    fns, kernel, grads = {}, {}, {}
+    for name, lib in libs:
+        fwd = FwdCall(lib, q=q, k=k, v=v, lse=torch.empty(b, h, s, device="cuda", dtype=torch.float32),
+                      causal=causal, stream=stream)
+        fwd()
+        dq, dk, dv = (torch.full_like(q, float("nan")) for _ in range(3))
+        bp = fill_bwd_params(lib, fwd.p, dout=dout, dq=dq, dk=dk, dv=dv)
+        n = lib.bwd_workspace_size(bp)
+        ws = torch.empty(max(n, 1), dtype=torch.uint8, device="cuda")
+        # fwd stays referenced: bp points at its O and LSE
+        fns[name] = lambda lib=lib, bp=bp, ws=ws, n=n, fwd=fwd: lib.bwd_checked(bp, ws.data_ptr(), n, stream)
+        fns[name]()
+        kernel[name] = lib.last_kernel()
+        grads[name] = (dq, dk, dv)
+    torch.cuda.synchronize()
+    diff = {n: max((x.float() - y.float()).abs().max().item() for x, y in zip(grads[n], grads[names[0]]))
+            for n in names[1:]}
+    qt, kt, vt = (x.transpose(1, 2).detach().requires_grad_() for x in (q, k, v))
+    backend = SDPBackend.CUDNN_ATTENTION if a.peer == "cudnn" else SDPBackend.FLASH_ATTENTION
+    try:
+        with sdpa_kernel(backend):
+            out = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+        gout = dout.transpose(1, 2)
+
+        def peer():
+            return torch.autograd.grad(out, (qt, kt, vt), gout, retain_graph=True)
+    except Exception:  # the backend refuses the shape: the row says nan
+        peer = None
+
+    def bench(fn):
+        return triton.testing.do_bench(fn, warmup=10, rep=a.rep, return_mode="median")
+
+    flops = 2.5 * 4 * b * h * s * s * hd / (2 if causal else 1)
+    tf = {n: [] for n in names}
+    for r in range(a.rounds):
+        for n in names if r % 2 == 0 else names[::-1]:
+            tf[n].append(flops / bench(fns[n]) / 1e9)
+    peer_tf = flops / bench(peer) / 1e9 if peer else float("nan")
+    return {"dtype": dn, "hdim": hd, "causal": causal, "seqlen": s, "peer": a.peer, "peer_tflops": peer_tf,
+            "tflops": tf, "maxdiff_vs_first": diff, "kernel": kernel, "bwd": True}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--libs", required=True)
@@ -72,8 +124,10 @@ def main():
     ap.add_argument("--rep", type=float, default=60.0, help="ms per do_bench timing")
     ap.add_argument("--peer", default="cudnn", choices=["cudnn", "flash"], help="SDPA backend timed beside (flash = FA2)")
     ap.add_argument("--json", help="append the rows to this JSON-lines file")
+    ap.add_argument("--bwd", action="store_true", help="time flash_bwd instead of flash_fwd")
     a = ap.parse_args()
-    libs = [(kv.split("=", 1)[0], Lib(kv.split("=", 1)[1])) for kv in a.libs.split(",")]
+    kind = BwdLib if a.bwd else Lib
+    libs = [(kv.split("=", 1)[0], kind(kv.split("=", 1)[1])) for kv in a.libs.split(",")]
     names = [n for n, _ in libs]
     out = open(a.json, "a") if a.json else None
     table = []
@@ -81,7 +135,7 @@ def main():
         for hd in [int(x) for x in a.hdims.split(",")]:
             for causal in [bool(int(x)) for x in a.causal.split(",")]:
                 for s in [int(x) for x in a.seqlens.split(",")]:
-                    row = cell(libs, a, dn, hd, causal, s)
+                    row = (cell_bwd if a.bwd else cell)(libs, a, dn, hd, causal, s)
                     print(json.dumps(row), flush=True)
                     if out:
                         out.write(json.dumps(row) + "\n")
