@@ -1,5 +1,5 @@
 // Host checks of the index arithmetic the CUDA kernels share with the host (built and run by
-// test/index_math.test.ts with the host C++ compiler: no GPU, no CUDA toolkit). Prints one line per failure and
+// test/native_host.test.ts with the host C++ compiler: no GPU, no CUDA toolkit). Prints one line per failure and
 // "ok <checks>" at the end; exits 1 on any failure.
 #include <cstdint>
 #include <cstdio>

@@ -134,8 +134,48 @@ constexpr bool sm90_softcap_covered() {
         if (!sm90_tile(t.d, t.masked != 0, 0).softcap && !sm90_tile(t.d, t.masked != 0, 1).softcap) return false;
     return true;
 }
-static_assert(sm90_softcap_covered(), "a (d, mask) pair of kSm90Tiles has no row with softcap = true");
 
+// The kernel's shared memory for a row (fwd_sm90_kernel.cuh's layout: 1 KB of alignment slack, 1 KB of barriers
+// and the tile ring, q_slots Q tiles of block_m x d, a ring of `stages` K and V tiles of block_n x d; 16-bit).
+constexpr int sm90_smem_bytes(const Sm90Tile& t) {
+    return 1024 + 1024 + t.q_slots * 64 * t.consumers * t.d * 2 + 2 * t.stages * t.block_n * t.d * 2;
+}
+
+// Registers per thread at launch: 65536 / threads, rounded down to a multiple of 8 (setmaxnreg then moves them
+// between the warpgroups; an increase beyond what the decreases freed never returns).
+constexpr int sm90_launch_regs(const Sm90Tile& t) { return (65536 / (128 * (t.consumers + 1))) / 8 * 8; }
+
+// Why a row cannot be compiled, or nullptr. The kernel asserts it per instantiation (tuning rows included);
+// the table is asserted below, so the host build (and CI's host test, test/native/tile_table.cpp) catch a bad
+// edit without compiling for sm_90a.
+constexpr const char* sm90_tile_error(const Sm90Tile& t) {
+    if (t.d % 64 != 0 || t.block_n % 16 != 0 || t.block_n > 256 || t.consumers < 1 || 64 * t.consumers > 256)
+        return "tile shape";
+    if ((t.block_n * 128) % 1024 != 0) return "block_n must keep column blocks 1024-byte aligned";
+    if (t.stages < 1 || sm90_smem_bytes(t) > 227 * 1024) return "shared memory";
+    if (t.q_slots != 1 && !(t.q_slots == 2 && t.persistent)) return "a second Q slot serves persistent CTAs only";
+    if (t.tma_o && t.persistent && t.q_slots != 2)
+        return "a persistent CTA staging O in its Q slot needs the second slot for the next tile's Q";
+    if (t.reg_producer + t.consumers * t.reg_consumer > (t.consumers + 1) * sm90_launch_regs(t))
+        return "setmaxnreg budget exceeds the launch allocation";
+    if (t.pingpong && t.consumers != 2) return "ping-pong needs two consumer warpgroups";
+    return nullptr;
+}
+
+// The table as a whole: every row valid; per (d, mask) one or two rows, the first from 0 keys and the second
+// from a positive min_sk (sm90_pick's assumption); a softcap row per pair (sm90_softcap_covered).
+constexpr const char* sm90_table_error() {
+    for (const Sm90Tile& t : kSm90Tiles) {
+        if (const char* e = sm90_tile_error(t)) return e;
+        int rows = 0;
+        for (const Sm90Tile& u : kSm90Tiles) rows += u.d == t.d && u.masked == t.masked;
+        if (rows > 2) return "more than two rows for a (d, mask) pair";
+        if (sm90_tile(t.d, t.masked != 0, 0).min_sk != 0) return "a pair's first row must start at 0 keys";
+        if (rows == 2 && sm90_tile(t.d, t.masked != 0, 1).min_sk <= 0) return "a pair's second row needs min_sk > 0";
+    }
+    return sm90_softcap_covered() ? nullptr : "a (d, mask) pair has no row with softcap = true";
+}
+static_assert(sm90_table_error() == nullptr, "kSm90Tiles: a row breaks a rule of sm90_table_error");
 
 // The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,
 // whose d32 tile wastes no MMA work).

@@ -85,23 +85,12 @@ struct Sm90Cfg {
     static constexpr int kQBytes = kBM * kD * 2;      // Q tile: kCB blocks of [kBM rows][128 B]
     static constexpr int kKVBytes = kBN * kD * 2;     // one K or V slot: kCB blocks of [kBN rows][128 B]
     static constexpr int kBarBytes = 1024;            // mbarriers + the tile ring (at +512), padded so the tiles stay 1024-aligned
-    static constexpr int kSmem1 = 1024 /* alignment slack */ + kBarBytes + kQBytes + 2 * kStages * kKVBytes;
     static constexpr bool kDescBase = kTile.desc_base;
     static constexpr int kQSlots = kTile.q_slots;
     static constexpr bool kTmaO = kTile.tma_o;
-    static_assert(!kTmaO || kTile.q_slots == 2 || !kTile.persistent,
-                  "a persistent CTA staging O in its Q slot needs the second slot for the next tile's Q");
-    static constexpr int kSmem = kSmem1 + (kQSlots - 1) * kQBytes;
+    static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_, "head dim missing from kSm90Tiles");
-    static_assert(kD % 64 == 0 && kBN % 16 == 0 && kBN <= 256 && kBM <= 256, "tile shape");
-    static_assert(kSmem <= 227 * 1024, "shared memory");
-    static_assert(kQSlots == 1 || (kQSlots == 2 && kTile.persistent), "a second Q slot serves persistent CTAs only");
-    // setmaxnreg moves registers between warpgroups inside the CTA's launch allocation (65536 / threads,
-    // rounded down to a multiple of 8, per thread); an increase beyond what the decreases freed never returns.
-    static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8;
-    static_assert(kRegP + kCons * kRegC <= (kCons + 1) * kLaunchRegs, "setmaxnreg budget exceeds the launch allocation");
-    static_assert((kBN * 128) % 1024 == 0, "block_n must keep column blocks 1024-byte aligned");
-    static_assert(!kPingpong || kCons == 2, "ping-pong needs two consumer warpgroups");
+    static_assert(sm90_tile_error(kTile) == nullptr, "this tile row breaks a rule of sm90_tile_error");
 };
 
 // One work tile's geometry (api/seqinfo.h, as in fwd_kernel.cuh). Unmasked and split tiles are numbered m

@@ -1,0 +1,93 @@
+// Host checks of the Hopper forward's tile table (hopper/fwd_sm90_config.h), built and run by
+// test/native_host.test.ts with the host C++ compiler. Including the header already asserts the table's rules
+// at compile time (sm90_table_error; CI compiles no sm_90a code, so this is where a bad edit is caught); here the
+// row choice is checked against its contract. Prints one line per failure and "ok <checks>"; exits 1 on any failure.
+#include <cstdint>
+#include <cstdio>
+
+#include "cuda/hopper/fwd_sm90_config.h"
+
+using namespace flash::cuda::sm90;
+
+static long checks = 0, failures = 0;
+
+#define EXPECT(cond, ...)                                                                                        \
+    do {                                                                                                         \
+        ++checks;                                                                                                \
+        if (!(cond)) {                                                                                           \
+            if (++failures <= 20) std::printf(__VA_ARGS__);                                                      \
+        }                                                                                                        \
+    } while (0)
+
+// sm90_pick: without softcap, the last row whose min_sk the length reaches; with softcap, a row that has a
+// softcap kernel (the length's row if it has one).
+static void pick() {
+    const int64_t lengths[] = {1, 17, 97, 511, 512, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 16384, int64_t(1) << 31};
+    for (const Sm90Tile& row : kSm90Tiles) {
+        const int d = row.d;
+        const bool masked = row.masked != 0;
+        const int alts = sm90_alts(d, masked);
+        for (int64_t sk : lengths) {
+            int want = 0;
+            for (int a = 0; a < alts; ++a)
+                if (sk >= sm90_tile(d, masked, a).min_sk) want = a;
+            const int got = sm90_pick(d, masked, sk, false);
+            EXPECT(got == want, "d%d masked %d sk %lld: row %d, expected %d\n", d, int(masked), (long long)sk, got, want);
+            const int sc = sm90_pick(d, masked, sk, true);
+            EXPECT(sm90_tile(d, masked, sc).softcap, "d%d masked %d sk %lld: softcap on row %d without softcap\n", d,
+                   int(masked), (long long)sk, sc);
+            if (sm90_tile(d, masked, want).softcap)
+                EXPECT(sc == want, "d%d masked %d sk %lld: softcap left its length's row %d for %d\n", d, int(masked),
+                       (long long)sk, want, sc);
+        }
+    }
+}
+
+// Every row passes its own rules (the static_assert covers the table; this names the rule if one ever fails).
+static void rows() {
+    for (const Sm90Tile& t : kSm90Tiles) {
+        const char* e = sm90_tile_error(t);
+        EXPECT(e == nullptr, "row d%d masked %d consumers %d block_n %d: %s\n", t.d, t.masked, t.consumers, t.block_n,
+               e ? e : "");
+    }
+    // The rules reject what they name (a rule that accepts everything would pass the table too).
+    Sm90Tile t = kSm90Tiles[0];
+    t.stages = 8;
+    EXPECT(sm90_tile_error(t) != nullptr, "8 K/V stages at d%d accepted (%d bytes)\n", t.d, sm90_smem_bytes(t));
+    t = kSm90Tiles[0];
+    t.reg_consumer = 256;
+    EXPECT(sm90_tile_error(t) != nullptr, "256 consumer registers accepted\n");
+    t = kSm90Tiles[0];
+    t.block_n = 72;
+    EXPECT(sm90_tile_error(t) != nullptr, "block_n 72 accepted\n");
+    t = kSm90Tiles[0];
+    t.consumers = 3;
+    t.pingpong = true;
+    EXPECT(sm90_tile_error(t) != nullptr, "ping-pong with 3 consumers accepted\n");
+}
+
+// The instantiated head dims: max(d, dv) in (32, 256] runs on the smallest head dim of the table that holds it
+// (both masks have rows there); d <= 32 and d > 256 stay off the Hopper path (0).
+static void dims() {
+    for (int dm = 1; dm <= 300; ++dm) {
+        int want = 0;
+        if (dm > 32)
+            for (const Sm90Tile& t : kSm90Tiles)
+                if (t.d >= dm && (want == 0 || t.d < want)) want = t.d;
+        const int got = sm90_dim(dm);
+        EXPECT(got == want, "sm90_dim(%d) = %d, the table's smallest holding it is %d\n", dm, got, want);
+        if (got) EXPECT(sm90_tile(got, false).d == got && sm90_tile(got, true).d == got, "d%d has no rows\n", got);
+    }
+}
+
+int main() {
+    pick();
+    rows();
+    dims();
+    if (failures) {
+        std::printf("%ld of %ld checks failed\n", failures, checks);
+        return 1;
+    }
+    std::printf("ok %ld\n", checks);
+    return 0;
+}
