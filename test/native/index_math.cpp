@@ -8,18 +8,9 @@
 
 #include "cuda/fastdiv.h"
 #include "cuda/tile_order.h"
+#include "expect.h"
 
 using flash::cuda::FastDiv;
-
-static long checks = 0, failures = 0;
-
-#define EXPECT(cond, ...)                                                                                        \
-    do {                                                                                                         \
-        ++checks;                                                                                                \
-        if (!(cond)) {                                                                                           \
-            if (++failures <= 20) std::printf(__VA_ARGS__);                                                      \
-        }                                                                                                        \
-    } while (0)
 
 // FastDiv's claim: exact for every 0 <= n < 2^31 and 1 <= d < 2^31.
 static void fastdiv() {
@@ -64,10 +55,5 @@ static void sections() {
 int main() {
     fastdiv();
     sections();
-    if (failures) {
-        std::printf("%ld of %ld checks failed\n", failures, checks);
-        return 1;
-    }
-    std::printf("ok %ld\n", checks);
-    return 0;
+    return native_test::finish();
 }

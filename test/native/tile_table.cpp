@@ -6,18 +6,9 @@
 #include <cstdio>
 
 #include "cuda/hopper/fwd_sm90_config.h"
+#include "expect.h"
 
 using namespace flash::cuda::sm90;
-
-static long checks = 0, failures = 0;
-
-#define EXPECT(cond, ...)                                                                                        \
-    do {                                                                                                         \
-        ++checks;                                                                                                \
-        if (!(cond)) {                                                                                           \
-            if (++failures <= 20) std::printf(__VA_ARGS__);                                                      \
-        }                                                                                                        \
-    } while (0)
 
 // sm90_pick: without softcap, the last row whose min_sk the length reaches; with softcap, a row that has a
 // softcap kernel (the length's row if it has one).
@@ -84,10 +75,5 @@ int main() {
     pick();
     rows();
     dims();
-    if (failures) {
-        std::printf("%ld of %ld checks failed\n", failures, checks);
-        return 1;
-    }
-    std::printf("ok %ld\n", checks);
-    return 0;
+    return native_test::finish();
 }
