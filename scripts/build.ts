@@ -29,8 +29,12 @@ function run(cmd: string[]) {
 }
 
 const generator = Bun.which("ninja") ? ["-G", "Ninja"] : [];
+const cached = existsSync(join(dir, "CMakeCache.txt"));
+// A configure interrupted after writing its cache leaves no build files: configure again (the cache keeps the
+// generator), else `cmake --build` fails on a missing build.ninja.
+const generated = existsSync(join(dir, "build.ninja")) || existsSync(join(dir, "Makefile"));
 // Re-run configure when options are given or nothing is configured yet; otherwise let the build re-check.
-if (!existsSync(join(dir, "CMakeCache.txt")) || args.some((a) => a.startsWith("--") && a !== "--zig"))
-  run(["cmake", "-S", root, "-B", dir, ...(existsSync(join(dir, "CMakeCache.txt")) ? [] : generator), ...defs]);
+if (!cached || !generated || args.some((a) => a.startsWith("--") && a !== "--zig"))
+  run(["cmake", "-S", root, "-B", dir, ...(cached ? [] : generator), ...defs]);
 run(["cmake", "--build", dir, "--parallel", String(navigator.hardwareConcurrency || 2)]);
 console.error(`built ${join(dir, "libflash.so")}`);
