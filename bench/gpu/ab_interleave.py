@@ -25,6 +25,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from flashlib import BwdLib, FwdCall, Lib, fill_bwd_params  # noqa: E402
 
 
+def bench(a, fn):
+    return triton.testing.do_bench(fn, warmup=10, rep=a.rep, return_mode="median")
+
+
+def rounds(a, fns, names, flops):
+    """TFLOP/s of every build per round; the order reverses every other round, so drift hits all alike."""
+    tf = {n: [] for n in names}
+    for r in range(a.rounds):
+        for n in names if r % 2 == 0 else names[::-1]:
+            tf[n].append(flops / bench(a, fns[n]) / 1e9)
+    return tf
+
+
 def cell(libs, a, dn, hd, causal, s):
     """Times every build and the peer on one grid cell; returns the cell's row."""
     dt = {"bf16": torch.bfloat16, "fp16": torch.float16}[dn]
@@ -47,16 +60,10 @@ def cell(libs, a, dn, hd, causal, s):
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION if a.peer == "cudnn" else SDPBackend.FLASH_ATTENTION):
             return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
 
-    def bench(fn):
-        return triton.testing.do_bench(fn, warmup=10, rep=a.rep, return_mode="median")
-
     flops = 4 * b * h * s * s * hd / (2 if causal else 1)
-    tf = {n: [] for n in names}
-    for r in range(a.rounds):
-        for n in names if r % 2 == 0 else names[::-1]:
-            tf[n].append(flops / bench(fns[n]) / 1e9)
+    tf = rounds(a, fns, names, flops)
     try:
-        peer_tf = flops / bench(peer) / 1e9
+        peer_tf = flops / bench(a, peer) / 1e9
     except Exception:  # the backend refuses the shape: the row says nan
         peer_tf = float("nan")
     return {"dtype": dn, "hdim": hd, "causal": causal, "seqlen": s, "peer": a.peer, "peer_tflops": peer_tf,
@@ -100,15 +107,9 @@ def cell_bwd(libs, a, dn, hd, causal, s):
     except Exception:  # the backend refuses the shape: the row says nan
         peer = None
 
-    def bench(fn):
-        return triton.testing.do_bench(fn, warmup=10, rep=a.rep, return_mode="median")
-
     flops = 2.5 * 4 * b * h * s * s * hd / (2 if causal else 1)
-    tf = {n: [] for n in names}
-    for r in range(a.rounds):
-        for n in names if r % 2 == 0 else names[::-1]:
-            tf[n].append(flops / bench(fns[n]) / 1e9)
-    peer_tf = flops / bench(peer) / 1e9 if peer else float("nan")
+    tf = rounds(a, fns, names, flops)
+    peer_tf = flops / bench(a, peer) / 1e9 if peer else float("nan")
     return {"dtype": dn, "hdim": hd, "causal": causal, "seqlen": s, "peer": a.peer, "peer_tflops": peer_tf,
             "tflops": tf, "maxdiff_vs_first": diff, "kernel": kernel, "bwd": True}
 

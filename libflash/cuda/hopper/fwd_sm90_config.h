@@ -135,10 +135,13 @@ constexpr bool sm90_softcap_covered() {
     return true;
 }
 
-// The kernel's shared memory for a row (fwd_sm90_kernel.cuh's layout: 1 KB of alignment slack, 1 KB of barriers
-// and the tile ring, q_slots Q tiles of block_m x d, a ring of `stages` K and V tiles of block_n x d; 16-bit).
+// The kernel's barrier block: mbarriers + the tile ring (at +512), padded so the tiles after it stay 1024-aligned.
+inline constexpr int kSm90BarBytes = 1024;
+
+// The kernel's shared memory for a row (fwd_sm90_kernel.cuh's layout: 1 KB of alignment slack, the barrier block,
+// q_slots Q tiles of block_m x d, a ring of `stages` K and V tiles of block_n x d; 16-bit elements).
 constexpr int sm90_smem_bytes(const Sm90Tile& t) {
-    return 1024 + 1024 + t.q_slots * 64 * t.consumers * t.d * 2 + 2 * t.stages * t.block_n * t.d * 2;
+    return 1024 + kSm90BarBytes + t.q_slots * 64 * t.consumers * t.d * 2 + 2 * t.stages * t.block_n * t.d * 2;
 }
 
 // Registers per thread at launch: 65536 / threads, rounded down to a multiple of 8 (setmaxnreg then moves them

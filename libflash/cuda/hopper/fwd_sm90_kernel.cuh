@@ -84,7 +84,7 @@ struct Sm90Cfg {
     static constexpr int kCB = kD / 64;               // 64-element (128-byte) column blocks of a row
     static constexpr int kQBytes = kBM * kD * 2;      // Q tile: kCB blocks of [kBM rows][128 B]
     static constexpr int kKVBytes = kBN * kD * 2;     // one K or V slot: kCB blocks of [kBN rows][128 B]
-    static constexpr int kBarBytes = 1024;            // mbarriers + the tile ring (at +512), padded so the tiles stay 1024-aligned
+    static constexpr int kBarBytes = kSm90BarBytes;   // mbarriers + the tile ring (fwd_sm90_config.h)
     static constexpr bool kDescBase = kTile.desc_base;
     static constexpr int kQSlots = kTile.q_slots;
     static constexpr bool kTmaO = kTile.tma_o;
