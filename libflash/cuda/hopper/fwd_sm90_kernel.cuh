@@ -556,7 +556,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
         row_max[0] = row_max[1] = -INFINITY;
         row_sum[0] = row_sum[1] = 0.f;
-        const int nt = t.ntiles;
+        // Re-read from lane 0: ptxas cannot prove a value loaded from shared or global memory warp-uniform; after
+        // the shuffle the ring positions (it + j) % S derived from it are, and so is every wgmma descriptor built
+        // from them (uniform registers, no vector adds and R2UR before each HGMMA: bench/NOTES.md step 30).
+        const int nt = __shfl_sync(0xffffffffu, t.ntiles, 0);
         auto nblk = [&](int j) { return t.n_end - 1 - j; };
         if (nt > 0) {
             const int qs = u % QS;
