@@ -32,6 +32,9 @@ struct Sm90Tile {
                     // length (the tanh's registers make this row spill; its softcap kernel is not compiled)
     bool dense;     // calls without cu_seqlens, seqused, leftpad_k or softcap run on a kernel compiled without their
                     // geometry loads (kVarDense); false: that kernel is not compiled and they take the plain one
+    bool uniform;   // the tile's key-block count is re-read from lane 0, so ptxas proves the K/V ring position warp-
+                    // uniform and builds every wgmma descriptor in uniform registers (fewer vector integer ops and
+                    // R2UR per GEMM); false: the consumers derive it from the tile as loaded
 };
 
 // Shared memory: Q block_m*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer
@@ -69,23 +72,26 @@ struct Sm90Tile {
 //   at every length (persist_max_n 0) 0.98-1.0 at 2k-16k, d256 causal long row persistent + dynamic 1.03 at 2k,
 //   0.99 at 4k, 0.93 at 8k-16k: neither kept. d64 causal 3 consumers below 2k: 0.89 at 512-1k (the 2k crossover
 //   stays); d256 causal block_n 128 row up to 3072 keys: 2k bf16 1.027, fp16 0.989 (not kept).
+// - uniform (session 14, H200, one-process A/B, 4 rounds): d64 causal +3% at 512-1k, 0 from 2k; d128 +1..+4%
+//   (non-causal +4% from 2k); d64 non-causal -2% at 512-1k (the ping-pong row), 0 from 2k; d256 -2..+2% (off);
+//   d192 not measured (off). Static SASS: d64 causal 2984 -> 2832 instructions, d128 causal 3488 -> 3272.
 // - dense (session 13, H200, one-process A/B against the plain kernel on every row): d64 2-consumer causal +4% /
 //   +3% at 512 / 1k, non-causal +1%; d64 3-consumer non-causal +1%, causal -3..-4% at 2k-16k (off there); d128
 //   non-causal +3% / +2% at 512 / 1k, -1..+1% elsewhere; d256 -1.5..+1% (off); d192 not measured (off).
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense
-    {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true},
-    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, 2048, true, true},
-    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, true, 0, true, true},
-    {64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, 2048, true, false},
-    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true},
-    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true},
-    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true, false},
-    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0, true, false},
-    {256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, false, 0, false, false},
-    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 1024, true, false},
-    {256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false, false},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 2048, true, false},
+    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform
+    {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, false},
+    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, 2048, true, true, false},
+    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, true, 0, true, true, true},
+    {64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, 2048, true, false, true},
+    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
+    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
+    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true, false, false},
+    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0, true, false, false},
+    {256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, false, 0, false, false, false},
+    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 1024, true, false, false},
+    {256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false, false, false},
+    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 2048, true, false, false},
 };
 
 // Row `alt` (0 or 1) of (d, mask); d = 0 when there is none.
@@ -103,17 +109,20 @@ constexpr Sm90Tile sm90_tile(int d, bool masked, int alt = 0) {
 #ifndef FLASH_SM90_TUNE_TO
 #define FLASH_SM90_TUNE_TO 0
 #endif
+#ifndef FLASH_SM90_TUNE_UN
+#define FLASH_SM90_TUNE_UN 0
+#endif
     // Tuning builds only (scripts/device_run.sh tune90): one head dim's rows replaced from the command line.
     if (d == FLASH_SM90_TUNE_D)
         return Sm90Tile{FLASH_SM90_TUNE_D, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
-                        FLASH_SM90_TUNE_TO != 0, alt == 0 ? 0 : 1 << 30, true, false};
+                        FLASH_SM90_TUNE_TO != 0, alt == 0 ? 0 : 1 << 30, true, false, FLASH_SM90_TUNE_UN != 0};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false, 0, false, false};
+    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false, 0, false, false, false};
 }
 
 // Rows of (d, mask): 1 or 2.

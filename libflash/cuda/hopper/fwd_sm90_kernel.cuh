@@ -86,6 +86,7 @@ struct Sm90Cfg {
     static constexpr int kKVBytes = kBN * kD * 2;     // one K or V slot: kCB blocks of [kBN rows][128 B]
     static constexpr int kBarBytes = kSm90BarBytes;   // mbarriers + the tile ring (fwd_sm90_config.h)
     static constexpr bool kDescBase = kTile.desc_base;
+    static constexpr bool kUniform = kTile.uniform;
     static constexpr int kQSlots = kTile.q_slots;
     static constexpr bool kTmaO = kTile.tma_o;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
@@ -556,10 +557,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
         row_max[0] = row_max[1] = -INFINITY;
         row_sum[0] = row_sum[1] = 0.f;
-        // Re-read from lane 0: ptxas cannot prove a value loaded from shared or global memory warp-uniform; after
-        // the shuffle the ring positions (it + j) % S derived from it are, and so is every wgmma descriptor built
-        // from them (uniform registers, no vector adds and R2UR before each HGMMA: bench/NOTES.md step 30).
-        const int nt = __shfl_sync(0xffffffffu, t.ntiles, 0);
+        // Cfg::kUniform: re-read from lane 0. ptxas cannot prove a value loaded from shared or global memory
+        // warp-uniform; after the shuffle the ring positions (it + j) % S derived from it are, and so is every wgmma
+        // descriptor built from them (uniform registers, no vector adds and R2UR before each HGMMA).
+        const int nt = Cfg::kUniform ? __shfl_sync(0xffffffffu, t.ntiles, 0) : t.ntiles;
         auto nblk = [&](int j) { return t.n_end - 1 - j; };
         if (nt > 0) {
             const int qs = u % QS;
