@@ -43,6 +43,7 @@ struct FwdCfg {
     static constexpr bool kQInRegs = kTile.q_in_regs;
     static constexpr bool kSplitBody = kTile.split_body;
     static constexpr bool kLazyRescale = kTile.lazy_rescale;
+    static constexpr bool kTwoChains = kTile.two_chains;
     static constexpr bool kReverseM = kTile.reverse_m;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kMT = kBM / (16 * kWarps); // m16 tiles per warp
@@ -415,10 +416,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
                 const float old = row_max[mt][r];
-                float mx = old;
+                // kTwoChains: even and odd column tiles in separate max and sum chains. At two warps per scheduler
+                // the other warp does not hide these chains' latency (bench/NOTES.md, mma.sync step 11).
+                constexpr int kCh = Cfg::kTwoChains ? 2 : 1;
+                float m2[2] = {old, -INFINITY};
 #pragma unroll
-                for (int t = 0; t < kNT; ++t) mx = fmaxf(mx, fmaxf(acc_s[mt][t][2 * r], acc_s[mt][t][2 * r + 1]));
-                mx = quad_max(mx);
+                for (int t = 0; t < kNT; ++t)
+                    m2[t % kCh] = fmaxf(m2[t % kCh], fmaxf(acc_s[mt][t][2 * r], acc_s[mt][t][2 * r + 1]));
+                const float mx = quad_max(kCh == 2 ? fmaxf(m2[0], m2[1]) : m2[0]);
                 const float m_use = mx == -INFINITY ? 0.f : mx;
                 const float ms = m_use * sl2;
                 if constexpr (Cfg::kLazyRescale) {
@@ -433,17 +438,17 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                     }
                 }
                 row_max[mt][r] = mx;
-                float sum = 0.f;
+                float sum2[2] = {0.f, 0.f};
 #pragma unroll
                 for (int t = 0; t < kNT; ++t) {
 #pragma unroll
                     for (int e = 2 * r; e < 2 * r + 2; ++e) {
                         const float pe = exp2_approx(fmaf(acc_s[mt][t][e], sl2, -ms));
                         acc_s[mt][t][e] = pe;
-                        sum += pe;
+                        sum2[kCh == 2 ? e & 1 : 0] += pe;
                     }
                 }
-                row_sum[mt][r] = row_sum[mt][r] * alpha[mt][r] + sum;
+                row_sum[mt][r] = row_sum[mt][r] * alpha[mt][r] + (kCh == 2 ? sum2[0] + sum2[1] : sum2[0]);
             }
         }
         if constexpr (Cfg::kLazyRescale) {
