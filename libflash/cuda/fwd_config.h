@@ -27,6 +27,8 @@ struct FwdTile {
                     // the first (one split: L2 sections, heaviest first, for every head dim; tile_order.h)
     bool two_chains; // the softmax's row max and row sum as two independent chains per row (shorter dependency
                      // chains; the sum's order, so its rounding, differs from one chain)
+    bool full_load;  // tiles that lie wholly inside the sequence are copied without per-row bounds checks (3 instead
+                     // of 6 instructions per 16-byte cp.async; a second copy of the loader's code)
 };
 
 // Measured on H100 (bench/NOTES.md, CUDA section): 4 warps x 32 rows each (two m16 tiles per warp, so every
@@ -40,22 +42,24 @@ struct FwdTile {
 // head dim with the same block_m (unmeasured). Since session 11 one-split masked launches use L2 sections with
 // the heaviest m blocks of all the section's heads first (tile_order.h): +0-3% d64, +1.5-6% d128, +0.6-7% d256
 // over these orders at 1k-16k, and 6-8% ahead of the same sections lightest first at d128 (bench/NOTES.md).
+// full_load (session 14, not yet measured: off on every row; FLASH_TUNE_FULL=1 turns it on in a tuning build):
+// predicted +0.5-1% at d128 non-causal 1k, where the next-K/V copies' address checks sit among the HMMAs.
 // two_chains (session 14, H200, one-process A/B against one chain, bench/NOTES.md mma step 11): d128 +0.7..+4.2% at
 // 1k-16k (causal 4k-16k +4%), d64 -0.3..-2.6%, d256 -0.1..-1.6% -> on at d128 only (d96 unmeasured).
 constexpr FwdTile kFwdTiles[] = {
-    //  d  mask  bm   bn  w  st cta q_regs split lazy  rev_m two_chains
-    {32, 0, 128, 64, 4, 2, 2, true, false, false, false, false},
-    {32, 1, 128, 64, 4, 2, 2, true, false, false, false, false},
-    {64, 0, 128, 128, 4, 2, 2, false, false, true, false, false},
-    {64, 1, 128, 128, 4, 2, 2, false, false, false, false, false},
-    {96, 0, 128, 64, 4, 1, 2, false, false, true, false, false},
-    {96, 1, 128, 64, 4, 1, 2, false, false, true, false, false},
-    {128, 0, 128, 64, 4, 1, 2, false, false, true, false, true},
-    {128, 1, 128, 64, 4, 1, 2, false, false, true, false, true},
-    {192, 0, 64, 64, 4, 1, 2, false, true, false, false, false},
-    {192, 1, 64, 64, 4, 1, 2, false, true, false, true, false},
-    {256, 0, 64, 64, 4, 1, 2, false, true, true, false, false},
-    {256, 1, 64, 64, 4, 1, 2, false, true, true, true, false},
+    //  d  mask  bm   bn  w  st cta q_regs split lazy  rev_m two_chains full_load
+    {32, 0, 128, 64, 4, 2, 2, true, false, false, false, false, false},
+    {32, 1, 128, 64, 4, 2, 2, true, false, false, false, false, false},
+    {64, 0, 128, 128, 4, 2, 2, false, false, true, false, false, false},
+    {64, 1, 128, 128, 4, 2, 2, false, false, false, false, false, false},
+    {96, 0, 128, 64, 4, 1, 2, false, false, true, false, false, false},
+    {96, 1, 128, 64, 4, 1, 2, false, false, true, false, false, false},
+    {128, 0, 128, 64, 4, 1, 2, false, false, true, false, true, false},
+    {128, 1, 128, 64, 4, 1, 2, false, false, true, false, true, false},
+    {192, 0, 64, 64, 4, 1, 2, false, true, false, false, false, false},
+    {192, 1, 64, 64, 4, 1, 2, false, true, false, true, false, false},
+    {256, 0, 64, 64, 4, 1, 2, false, true, true, false, false, false},
+    {256, 1, 64, 64, 4, 1, 2, false, true, true, true, false, false},
 };
 
 constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
@@ -72,15 +76,18 @@ constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
 #ifndef FLASH_TUNE_CHAINS
 #define FLASH_TUNE_CHAINS 0
 #endif
+#ifndef FLASH_TUNE_FULL
+#define FLASH_TUNE_FULL 0
+#endif
     // Tuning builds only (scripts/device_run.sh tune): one head dim's rows replaced from the command line.
     if (d == FLASH_TUNE_D)
         return FwdTile{FLASH_TUNE_D, masked ? 1 : 0, FLASH_TUNE_BM, FLASH_TUNE_BN, FLASH_TUNE_W, FLASH_TUNE_ST,
                        FLASH_TUNE_CTA, false, FLASH_TUNE_SPLIT != 0, FLASH_TUNE_LAZY != 0, FLASH_TUNE_REV != 0,
-                       FLASH_TUNE_CHAINS != 0};
+                       FLASH_TUNE_CHAINS != 0, FLASH_TUNE_FULL != 0};
 #endif
     for (const FwdTile& t : kFwdTiles)
         if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false, false, false};
+    return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false, false, false, false};
 }
 
 } // namespace flash::cuda

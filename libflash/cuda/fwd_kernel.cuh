@@ -44,6 +44,7 @@ struct FwdCfg {
     static constexpr bool kSplitBody = kTile.split_body;
     static constexpr bool kLazyRescale = kTile.lazy_rescale;
     static constexpr bool kTwoChains = kTile.two_chains;
+    static constexpr bool kFullLoad = kTile.full_load;
     static constexpr bool kReverseM = kTile.reverse_m;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kMT = kBM / (16 * kWarps); // m16 tiles per warp
@@ -75,7 +76,8 @@ struct LaneChunks {
 // Copies rows [0, kRows) x elements [0, kD) of a strided global tile into the swizzled shared tile:
 // rows >= rows_valid and columns >= cols_valid are zero-filled. Full 16-byte chunks of an aligned tensor go
 // through cp.async (part of the caller's next commit group); everything else through scalar loads.
-template <class Cfg, int kRows>
+// kWhole: a tile whose rows all exist takes a copy of the fast path without per-row checks (fwd_config.h full_load).
+template <class Cfg, int kRows, bool kWhole = false>
 __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, int64_t row_stride, int rows_valid,
                                           int cols_valid, bool aligned) {
     using Lay = typename Cfg::Lay;
@@ -91,6 +93,16 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
             const bool cv = col < cols_valid;
             const uint16_t* gp = g + r0 * row_stride + col;
             const int64_t gstep = kStep * row_stride;
+            if constexpr (kWhole) {
+                if (cv && rows_valid >= kRows) { // every row of the tile exists: no per-row check or select
+#pragma unroll
+                    for (int it = 0; it < kRows / kStep; ++it) {
+                        prim::cp_async_16(s_addr + Lay::chunk(r0 + it * kStep, c) * 16, gp, 16u);
+                        gp += gstep;
+                    }
+                    return;
+                }
+            }
 #pragma unroll
             for (int it = 0; it < kRows / kStep; ++it) {
                 const int r = r0 + it * kStep;
@@ -236,18 +248,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     auto nblk = [&](int j) { return n_end - 1 - j; };
     auto load_k = [&](int j, int slot) {
         const int n = nblk(j);
-        detail::load_tile<Cfg, BN>(sK + slot * Cfg::kKVBytes, gK + int64_t(n) * BN * p.k_row, p.k_row, sk - n * BN,
+        detail::load_tile<Cfg, BN, Cfg::kFullLoad>(sK + slot * Cfg::kKVBytes, gK + int64_t(n) * BN * p.k_row, p.k_row, sk - n * BN,
                                    p.d, al_k);
     };
     auto load_v = [&](int j, int slot) {
         const int n = nblk(j);
-        detail::load_tile<Cfg, BN>(sV + slot * Cfg::kKVBytes, gV + int64_t(n) * BN * p.v_row, p.v_row, sk - n * BN,
+        detail::load_tile<Cfg, BN, Cfg::kFullLoad>(sV + slot * Cfg::kKVBytes, gV + int64_t(n) * BN * p.v_row, p.v_row, sk - n * BN,
                                    p.dv, al_v);
     };
 
     // ---- prologue: [Q, K0], [V0], [K1], ..., [V_{S-2}], [K_{S-1}] ----
     if (ntiles > 0) {
-        detail::load_tile<Cfg, BM>(sQ, gQ, p.q_row, sq - m0, p.d, p.aligned_q);
+        detail::load_tile<Cfg, BM, Cfg::kFullLoad>(sQ, gQ, p.q_row, sq - m0, p.d, p.aligned_q);
         load_k(0, 0);
     }
     cp_async_commit();
