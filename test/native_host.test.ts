@@ -1,7 +1,7 @@
 // Host-side C++ drivers of code the CUDA kernels share with the host, built with the system C++ compiler so they
 // run on machines without a GPU or nvcc (CI compiles no sm_90a code): test/native/index_math.cpp (FastDiv, the
-// L2-section tile order) and test/native/tile_table.cpp (the Hopper forward's tile table: its rules are
-// static_asserts of the header, its row choice is checked at run time). Each prints "ok <checks>" when it passes.
+// L2-section tile order) and test/native/tile_table.cpp (the forward tile tables, mma.sync and Hopper: their rules are
+// static_asserts of the headers, the row choice and the rules themselves are checked at run time). Each prints "ok <checks>" when it passes.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 
@@ -23,7 +23,7 @@ test("FastDiv and the L2 sections hold their contracts on the host", () => {
   expect(r.exitCode).toBe(0);
 });
 
-test("the Hopper tile table keeps its rules and picks rows as documented", () => {
+test("the forward tile tables keep their rules and the Hopper one picks rows as documented", () => {
   const r = buildAndRun("tile_table");
   expect(r.stdout).toMatch(/^ok \d+\n$/);
   expect(r.exitCode).toBe(0);

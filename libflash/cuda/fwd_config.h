@@ -90,4 +90,42 @@ constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
     return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false, false, false, false};
 }
 
+// Shared memory of a row: the Q tile (block_m rows) and `stages` K and V tiles (block_n rows), each row d / 8
+// 16-byte chunks at prim::SwizzledRows' pitch (an odd chunk count other than 1 gets one chunk of padding;
+// FwdCfg asserts that this equals its kSmem).
+constexpr int fwd_smem_bytes(const FwdTile& t) {
+    const int c = t.d / 8;
+    const int pitch = (c % 8 == 0 || c == 4 || c == 2) ? c : (c | 1);
+    return (t.block_m + 2 * t.stages * t.block_n) * pitch * 16;
+}
+
+// Why a row cannot be compiled or launched as promised, or nullptr. Asserted for the table below (so the host
+// build and CI's host test, test/native/tile_table.cpp, catch a bad edit) and per instantiation by FwdCfg.
+constexpr const char* fwd_tile_error(const FwdTile& t) {
+    if (t.d % 16 != 0 || t.d > 256 || t.warps < 1 || t.block_n % 16 != 0 || t.block_n < 16 ||
+        t.block_m % (16 * t.warps) != 0 || t.block_m < 16)
+        return "tile shape";
+    if (t.stages < 1) return "stages";
+    if (fwd_smem_bytes(t) > 99 * 1024) return "shared memory beyond the 99 KB of the small arch class";
+    if (t.ctas_per_sm < 1 || t.ctas_per_sm * fwd_smem_bytes(t) > 227 * 1024)
+        return "ctas_per_sm CTAs do not fit one SM's shared memory";
+    return nullptr;
+}
+
+// The table as a whole: every row valid, and exactly one row per (head dim, mask) for the instantiated head dims
+// (scripts/gen_kernels.py: 32, 64, 96, 128, 192, 256).
+constexpr const char* fwd_table_error() {
+    for (const FwdTile& t : kFwdTiles)
+        if (const char* e = fwd_tile_error(t)) return e;
+    constexpr int kDims[] = {32, 64, 96, 128, 192, 256};
+    for (int d : kDims)
+        for (int m = 0; m < 2; ++m) {
+            int rows = 0;
+            for (const FwdTile& t : kFwdTiles) rows += t.d == d && t.masked == m;
+            if (rows != 1) return "a (head dim, mask) pair without exactly one row";
+        }
+    return nullptr;
+}
+static_assert(fwd_table_error() == nullptr, "kFwdTiles: a row breaks a rule of fwd_table_error");
+
 } // namespace flash::cuda

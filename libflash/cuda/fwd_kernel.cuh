@@ -54,7 +54,8 @@ struct FwdCfg {
     static constexpr int kKVBytes = Lay::bytes(kBN);
     static constexpr int kSmem = kQBytes + 2 * kStages * kKVBytes;
     static_assert(kTile.d == kD_, "head dim missing from kFwdTiles");
-    static_assert(kD % 16 == 0 && kBN % 16 == 0 && kBM % (16 * kWarps) == 0, "tile shape");
+    static_assert(fwd_tile_error(kTile) == nullptr, "this tile row breaks a rule of fwd_tile_error");
+    static_assert(kSmem == fwd_smem_bytes(kTile), "fwd_smem_bytes out of step with the kernel's layout");
 };
 
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }

@@ -1,14 +1,17 @@
-// Host checks of the Hopper forward's tile table (hopper/fwd_sm90_config.h), built and run by
+// Host checks of the forward tile tables (mma.sync: cuda/fwd_config.h; Hopper: hopper/fwd_sm90_config.h), built and run by
 // test/native_host.test.ts with the host C++ compiler. Including the header already asserts the table's rules
 // at compile time (sm90_table_error; CI compiles no sm_90a code, so this is where a bad edit is caught); here the
 // row choice is checked against its contract. Prints one line per failure and "ok <checks>"; exits 1 on any failure.
 #include <cstdint>
 #include <cstdio>
 
+#include "cuda/fwd_config.h"
 #include "cuda/hopper/fwd_sm90_config.h"
 #include "expect.h"
 
 using namespace flash::cuda::sm90;
+using flash::cuda::FwdTile;
+using flash::cuda::kFwdTiles;
 
 // sm90_pick: without softcap, the last row whose min_sk the length reaches; with softcap, a row that has a
 // softcap kernel (the length's row if it has one).
@@ -71,9 +74,36 @@ static void dims() {
     }
 }
 
+// The mma.sync table: its rows pass fwd_tile_error, the shared-memory figure is the layout's (pitch padding at
+// d96), and the rules reject what they name.
+static void fwd_rows() {
+    using flash::cuda::fwd_smem_bytes;
+    using flash::cuda::fwd_tile_error;
+    for (const FwdTile& t : kFwdTiles) {
+        const char* e = fwd_tile_error(t);
+        EXPECT(e == nullptr, "mma row d%d masked %d: %s\n", t.d, t.masked, e ? e : "");
+    }
+    const FwdTile d128 = flash::cuda::fwd_tile(128, false), d96 = flash::cuda::fwd_tile(96, false);
+    EXPECT(fwd_smem_bytes(d128) == (d128.block_m + 2 * d128.stages * d128.block_n) * 16 * 16,
+           "d128 shared memory %d\n", fwd_smem_bytes(d128));
+    EXPECT(fwd_smem_bytes(d96) == (d96.block_m + 2 * d96.stages * d96.block_n) * 13 * 16,
+           "d96 shared memory %d (12 chunks per row at pitch 13)\n", fwd_smem_bytes(d96));
+    FwdTile t = flash::cuda::fwd_tile(256, true);
+    t.stages = 8;
+    EXPECT(fwd_tile_error(t) != nullptr, "8 stages at d256 accepted (%d bytes)\n", fwd_smem_bytes(t));
+    t = flash::cuda::fwd_tile(256, true);
+    t.ctas_per_sm = 3;
+    EXPECT(fwd_tile_error(t) != nullptr, "3 CTAs of %d bytes per SM accepted\n", fwd_smem_bytes(t));
+    t = flash::cuda::fwd_tile(128, false);
+    t.block_m = 80;
+    EXPECT(fwd_tile_error(t) != nullptr, "block_m 80 with %d warps accepted\n", t.warps);
+    EXPECT(flash::cuda::fwd_table_error() == nullptr, "fwd_table_error: %s\n", flash::cuda::fwd_table_error());
+}
+
 int main() {
     pick();
     rows();
     dims();
+    fwd_rows();
     return native_test::finish();
 }
