@@ -16,7 +16,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-HEAD_DIMS = [32, 64, 96, 128, 192, 256]
+HEAD_DIMS = [32, 64, 96, 128, 192, 256]  # keep equal to fwd_config.h fwd_table_error kDims
 DTYPES = [{"dtype": "fp16", "bf16": "false"}, {"dtype": "bf16", "bf16": "true"}]
 # "causal" = any window (causal or local).
 MASKS = [{"mask": "noncausal", "masked": "false"}, {"mask": "causal", "masked": "true"}]

@@ -44,8 +44,8 @@ struct FwdTile {
 // over these orders at 1k-16k, and 6-8% ahead of the same sections lightest first at d128 (bench/NOTES.md).
 // full_load (session 14, not yet measured: off on every row; FLASH_TUNE_FULL=1 turns it on in a tuning build):
 // predicted +0.5-1% at d128 non-causal 1k, where the next-K/V copies' address checks sit among the HMMAs.
-// two_chains (session 14, H200, one-process A/B against one chain, bench/NOTES.md mma step 11): d128 +0.7..+4.2% at
-// 1k-16k (causal 4k-16k +4%), d64 -0.3..-2.6%, d256 -0.1..-1.6% -> on at d128 only (d96 unmeasured).
+// two_chains (session 14, H200, one-process A/B against one chain, bench/NOTES.md mma step 11): d128 +0..+4.2% at
+// 1k-16k (causal 4k-16k +4%), d64 -0.3..-2.6%, d256 -1.6..+0.1% -> on at d128 only (d96 unmeasured).
 constexpr FwdTile kFwdTiles[] = {
     //  d  mask  bm   bn  w  st cta q_regs split lazy  rev_m two_chains full_load
     {32, 0, 128, 64, 4, 2, 2, true, false, false, false, false, false},
@@ -91,8 +91,9 @@ constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
 }
 
 // Shared memory of a row: the Q tile (block_m rows) and `stages` K and V tiles (block_n rows), each row d / 8
-// 16-byte chunks at prim::SwizzledRows' pitch (an odd chunk count other than 1 gets one chunk of padding;
-// FwdCfg asserts that this equals its kSmem).
+// 16-byte chunks at prim::SwizzledRows' pitch (chunk counts that are neither a multiple of 8 nor 2 or 4 get an odd
+// pitch, c | 1: one chunk of padding when c is even, d96's 12 chunks at pitch 13). A plain-C++ mirror of that rule
+// (the host cannot include swizzle.cuh); FwdCfg asserts that this equals its kSmem.
 constexpr int fwd_smem_bytes(const FwdTile& t) {
     const int c = t.d / 8;
     const int pitch = (c % 8 == 0 || c == 4 || c == 2) ? c : (c | 1);
@@ -107,13 +108,15 @@ constexpr const char* fwd_tile_error(const FwdTile& t) {
         return "tile shape";
     if (t.stages < 1) return "stages";
     if (fwd_smem_bytes(t) > 99 * 1024) return "shared memory beyond the 99 KB of the small arch class";
-    if (t.ctas_per_sm < 1 || t.ctas_per_sm * fwd_smem_bytes(t) > 227 * 1024)
-        return "ctas_per_sm CTAs do not fit one SM's shared memory";
+    // ctas_per_sm is what the split heuristic assumes; checked against sm90's 228 KB per SM with the 1 KB each CTA
+    // reserves. sm80 / sm87 (164 KB) hold one d256 CTA (96 KB) where this says two.
+    if (t.ctas_per_sm < 1 || t.ctas_per_sm * (fwd_smem_bytes(t) + 1024) > 228 * 1024)
+        return "ctas_per_sm CTAs do not fit one sm90 SM's shared memory";
     return nullptr;
 }
 
 // The table as a whole: every row valid, and exactly one row per (head dim, mask) for the instantiated head dims
-// (scripts/gen_kernels.py: 32, 64, 96, 128, 192, 256).
+// (scripts/gen_kernels.py's HEAD_DIMS: 32, 64, 96, 128, 192, 256).
 constexpr const char* fwd_table_error() {
     for (const FwdTile& t : kFwdTiles)
         if (const char* e = fwd_tile_error(t)) return e;

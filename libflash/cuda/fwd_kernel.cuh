@@ -90,20 +90,24 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
         // Fast path: each thread owns one chunk column c and rows r0, r0 + kStep, ...; one pointer walks down.
         constexpr int kStep = Cfg::kThreads / kC;
         const int r0 = threadIdx.x / kC, c = threadIdx.x % kC, col = c * 8;
+        if constexpr (kWhole) {
+            // Every row and column of the tile exists (the same answer for the whole CTA, so no warp splits
+            // between the two loops): no per-row check or select.
+            if (aligned && rows_valid >= kRows && cols_valid >= kC * 8) {
+                const uint16_t* gp = g + r0 * row_stride + col;
+                const int64_t gstep = kStep * row_stride;
+#pragma unroll
+                for (int it = 0; it < kRows / kStep; ++it) {
+                    prim::cp_async_16(s_addr + Lay::chunk(r0 + it * kStep, c) * 16, gp, 16u);
+                    gp += gstep;
+                }
+                return;
+            }
+        }
         if (aligned && (col + 8 <= cols_valid || col >= cols_valid)) {
             const bool cv = col < cols_valid;
             const uint16_t* gp = g + r0 * row_stride + col;
             const int64_t gstep = kStep * row_stride;
-            if constexpr (kWhole) {
-                if (cv && rows_valid >= kRows) { // every row of the tile exists: no per-row check or select
-#pragma unroll
-                    for (int it = 0; it < kRows / kStep; ++it) {
-                        prim::cp_async_16(s_addr + Lay::chunk(r0 + it * kStep, c) * 16, gp, 16u);
-                        gp += gstep;
-                    }
-                    return;
-                }
-            }
 #pragma unroll
             for (int it = 0; it < kRows / kStep; ++it) {
                 const int r = r0 + it * kStep;
@@ -249,13 +253,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     auto nblk = [&](int j) { return n_end - 1 - j; };
     auto load_k = [&](int j, int slot) {
         const int n = nblk(j);
-        detail::load_tile<Cfg, BN, Cfg::kFullLoad>(sK + slot * Cfg::kKVBytes, gK + int64_t(n) * BN * p.k_row, p.k_row, sk - n * BN,
-                                   p.d, al_k);
+        detail::load_tile<Cfg, BN, Cfg::kFullLoad>(sK + slot * Cfg::kKVBytes, gK + int64_t(n) * BN * p.k_row, p.k_row,
+                                                   sk - n * BN, p.d, al_k);
     };
     auto load_v = [&](int j, int slot) {
         const int n = nblk(j);
-        detail::load_tile<Cfg, BN, Cfg::kFullLoad>(sV + slot * Cfg::kKVBytes, gV + int64_t(n) * BN * p.v_row, p.v_row, sk - n * BN,
-                                   p.dv, al_v);
+        detail::load_tile<Cfg, BN, Cfg::kFullLoad>(sV + slot * Cfg::kKVBytes, gV + int64_t(n) * BN * p.v_row, p.v_row,
+                                                   sk - n * BN, p.dv, al_v);
     };
 
     // ---- prologue: [Q, K0], [V0], [K1], ..., [V_{S-2}], [K_{S-1}] ----
@@ -429,8 +433,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
                 const float old = row_max[mt][r];
-                // kTwoChains: even and odd column tiles in separate max and sum chains. At two warps per scheduler
-                // the other warp does not hide these chains' latency (bench/NOTES.md, mma.sync step 11).
+                // kTwoChains: two max chains (even / odd column tiles) and two sum chains (a thread's even / odd
+                // column). At two warps per scheduler the other warp does not hide their latency (bench/NOTES.md,
+                // mma.sync step 11).
                 constexpr int kCh = Cfg::kTwoChains ? 2 : 1;
                 float m2[2] = {old, -INFINITY};
 #pragma unroll

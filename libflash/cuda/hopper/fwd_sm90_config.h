@@ -72,7 +72,7 @@ struct Sm90Tile {
 //   at every length (persist_max_n 0) 0.98-1.0 at 2k-16k, d256 causal long row persistent + dynamic 1.03 at 2k,
 //   0.99 at 4k, 0.93 at 8k-16k: neither kept. d64 causal 3 consumers below 2k: 0.89 at 512-1k (the 2k crossover
 //   stays); d256 causal block_n 128 row up to 3072 keys: 2k bf16 1.027, fp16 0.989 (not kept).
-// - uniform (session 14, H200, one-process A/B, 4 rounds): d64 causal +3% at 512-1k, 0 from 2k; d128 +1..+4%
+// - uniform (session 14, H200, one-process A/B, 4 rounds): d64 causal +3% at 512-1k, 0 from 2k; d128 +0..+4%
 //   (non-causal +4% from 2k); d64 non-causal -2% at 512-1k (the ping-pong row), 0 from 2k; d256 -2..+2% (off);
 //   d192 not measured (off). Static SASS: d64 causal 2984 -> 2832 instructions, d128 causal 3488 -> 3272.
 // - dense (session 13, H200, one-process A/B against the plain kernel on every row): d64 2-consumer causal +4% /
