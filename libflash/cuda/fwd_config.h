@@ -27,8 +27,9 @@ struct FwdTile {
                     // the first (one split: L2 sections, heaviest first, for every head dim; tile_order.h)
     bool two_chains; // the softmax's row max and row sum as two independent chains per row (shorter dependency
                      // chains; the sum's order, so its rounding, differs from one chain)
-    bool full_load;  // tiles that lie wholly inside the sequence are copied without per-row bounds checks (3 instead
-                     // of 6 instructions per 16-byte cp.async; a second copy of the loader's code)
+    bool full_load;  // tiles that lie wholly inside the sequence (and head dim) are copied without per-row bounds
+                     // checks (the checked copy spends ~6 integer instructions per 16-byte cp.async, ncu source
+                     // counters; this one only the pointer step); costs a second copy of the loader's code
 };
 
 // Measured on H100 (bench/NOTES.md, CUDA section): 4 warps x 32 rows each (two m16 tiles per warp, so every

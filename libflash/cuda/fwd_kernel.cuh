@@ -77,7 +77,8 @@ struct LaneChunks {
 // Copies rows [0, kRows) x elements [0, kD) of a strided global tile into the swizzled shared tile:
 // rows >= rows_valid and columns >= cols_valid are zero-filled. Full 16-byte chunks of an aligned tensor go
 // through cp.async (part of the caller's next commit group); everything else through scalar loads.
-// kWhole: a tile whose rows all exist takes a copy of the fast path without per-row checks (fwd_config.h full_load).
+// kWhole: a tile whose rows and columns all exist takes a copy of the fast path without per-row checks (fwd_config.h
+// full_load).
 template <class Cfg, int kRows, bool kWhole = false>
 __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, int64_t row_stride, int rows_valid,
                                           int cols_valid, bool aligned) {
