@@ -30,6 +30,9 @@ struct FwdTile {
     bool full_load;  // tiles that lie wholly inside the sequence (and head dim) are copied without per-row bounds
                      // checks (the checked copy spends ~6 integer instructions per 16-byte cp.async, ncu source
                      // counters; this one only the pointer step); costs a second copy of the loader's code
+    bool late_sync;  // wait for V(j) and issue K(j + stages) after the softmax instead of between the two GEMMs
+                     // (FA2's place): the row max then follows the S HMMAs with no barrier between them, and
+                     // ptxas allocates the plain d128 kernel without spills (52 B before)
 };
 
 // Measured on H100 (bench/NOTES.md, CUDA section): 4 warps x 32 rows each (two m16 tiles per warp, so every
@@ -43,24 +46,27 @@ struct FwdTile {
 // head dim with the same block_m (unmeasured). Since session 11 one-split masked launches use L2 sections with
 // the heaviest m blocks of all the section's heads first (tile_order.h): +0-3% d64, +1.5-6% d128, +0.6-7% d256
 // over these orders at 1k-16k, and 6-8% ahead of the same sections lightest first at d128 (bench/NOTES.md).
-// full_load (session 14, not yet measured: off on every row; FLASH_TUNE_FULL=1 turns it on in a tuning build):
-// predicted +0.5-1% at d128 non-causal 1k, where the next-K/V copies' address checks sit among the HMMAs.
+// full_load and late_sync (session 15, H200, one-process A/B of tuning builds, bench/NOTES.md mma.sync step 12):
+// full_load d64 +1.2..+3.3% non-causal, +1.2..+1.9% causal (1k-16k); d128 -0.2..-2%, d256 -1.4..+0.4% -> off there.
+// d64 non-causal with lazy rescale off (and full_load) +0.8..+4.4% over lazy on. late_sync d128 non-causal +4.4 /
+// +3.0 / +2.1 / +1.3% at 1k / 2k / 4k / 16k, causal +0.2..+0.9%; d64 non-causal +1.4..+1.9%, causal -0.9..-1.6%;
+// d256 -2..-3.7% -> on at d128 (d64 non-causal with lazy off: step 12). d32 / d96 / d192 unmeasured: off.
 // two_chains (session 14, H200, one-process A/B against one chain, bench/NOTES.md mma step 11): d128 +0..+4.2% at
 // 1k-16k (causal 4k-16k +4%), d64 -0.3..-2.6%, d256 -1.6..+0.1% -> on at d128 only (d96 unmeasured).
 constexpr FwdTile kFwdTiles[] = {
-    //  d  mask  bm   bn  w  st cta q_regs split lazy  rev_m two_chains full_load
-    {32, 0, 128, 64, 4, 2, 2, true, false, false, false, false, false},
-    {32, 1, 128, 64, 4, 2, 2, true, false, false, false, false, false},
-    {64, 0, 128, 128, 4, 2, 2, false, false, true, false, false, false},
-    {64, 1, 128, 128, 4, 2, 2, false, false, false, false, false, false},
-    {96, 0, 128, 64, 4, 1, 2, false, false, true, false, false, false},
-    {96, 1, 128, 64, 4, 1, 2, false, false, true, false, false, false},
-    {128, 0, 128, 64, 4, 1, 2, false, false, true, false, true, false},
-    {128, 1, 128, 64, 4, 1, 2, false, false, true, false, true, false},
-    {192, 0, 64, 64, 4, 1, 2, false, true, false, false, false, false},
-    {192, 1, 64, 64, 4, 1, 2, false, true, false, true, false, false},
-    {256, 0, 64, 64, 4, 1, 2, false, true, true, false, false, false},
-    {256, 1, 64, 64, 4, 1, 2, false, true, true, true, false, false},
+    //  d  mask  bm   bn  w  st cta q_regs split lazy  rev_m two_chains full_load late_sync
+    {32, 0, 128, 64, 4, 2, 2, true, false, false, false, false, false, false},
+    {32, 1, 128, 64, 4, 2, 2, true, false, false, false, false, false, false},
+    {64, 0, 128, 128, 4, 2, 2, false, false, false, false, false, true, false},
+    {64, 1, 128, 128, 4, 2, 2, false, false, false, false, false, true, false},
+    {96, 0, 128, 64, 4, 1, 2, false, false, true, false, false, false, false},
+    {96, 1, 128, 64, 4, 1, 2, false, false, true, false, false, false, false},
+    {128, 0, 128, 64, 4, 1, 2, false, false, true, false, true, false, true},
+    {128, 1, 128, 64, 4, 1, 2, false, false, true, false, true, false, true},
+    {192, 0, 64, 64, 4, 1, 2, false, true, false, false, false, false, false},
+    {192, 1, 64, 64, 4, 1, 2, false, true, false, true, false, false, false},
+    {256, 0, 64, 64, 4, 1, 2, false, true, true, false, false, false, false},
+    {256, 1, 64, 64, 4, 1, 2, false, true, true, true, false, false, false},
 };
 
 constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
@@ -80,15 +86,18 @@ constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
 #ifndef FLASH_TUNE_FULL
 #define FLASH_TUNE_FULL 0
 #endif
+#ifndef FLASH_TUNE_LATE
+#define FLASH_TUNE_LATE 0
+#endif
     // Tuning builds only (scripts/device_run.sh tune): one head dim's rows replaced from the command line.
     if (d == FLASH_TUNE_D)
         return FwdTile{FLASH_TUNE_D, masked ? 1 : 0, FLASH_TUNE_BM, FLASH_TUNE_BN, FLASH_TUNE_W, FLASH_TUNE_ST,
                        FLASH_TUNE_CTA, false, FLASH_TUNE_SPLIT != 0, FLASH_TUNE_LAZY != 0, FLASH_TUNE_REV != 0,
-                       FLASH_TUNE_CHAINS != 0, FLASH_TUNE_FULL != 0};
+                       FLASH_TUNE_CHAINS != 0, FLASH_TUNE_FULL != 0, FLASH_TUNE_LATE != 0};
 #endif
     for (const FwdTile& t : kFwdTiles)
         if (t.d == d && t.masked == (masked ? 1 : 0)) return t;
-    return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false, false, false, false};
+    return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false, false, false, false, false};
 }
 
 // Shared memory of a row: the Q tile (block_m rows) and `stages` K and V tiles (block_n rows), each row d / 8

@@ -46,6 +46,7 @@ struct FwdCfg {
     static constexpr bool kTwoChains = kTile.two_chains;
     static constexpr bool kFullLoad = kTile.full_load;
     static constexpr bool kReverseM = kTile.reverse_m;
+    static constexpr bool kLateSync = kTile.late_sync;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kMT = kBM / (16 * kWarps); // m16 tiles per warp
     static constexpr int kChunks = kD / 8;          // 16-byte chunks per row
@@ -368,10 +369,16 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
             }
         }
 
-        cp_async_wait<2 * S - 2>();
-        __syncthreads();
-        if (j + S < ntiles) load_k(j + S, slot);
-        cp_async_commit();
+        // V(j) is waited for and K(j + S) issued into the slot S = Q K^T just read: FA2's place, between the two
+        // GEMMs, or (kLateSync, fwd_config.h late_sync) after the softmax, so that the softmax follows the S HMMAs
+        // without a barrier between them.
+        auto next_k = [&] {
+            cp_async_wait<2 * S - 2>();
+            __syncthreads();
+            if (j + S < ntiles) load_k(j + S, slot);
+            cp_async_commit();
+        };
+        if constexpr (!Cfg::kLateSync) next_k();
 
         // ---- scores -> probabilities (online softmax) ----
         const int n0 = nblk(j) * BN;
@@ -500,6 +507,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
                     }
             }
         }
+
+        if constexpr (Cfg::kLateSync) next_k();
 
         // ---- O += P V ----
         const uint32_t sVs = sV_a + slot * Cfg::kKVBytes + v_row_off;
