@@ -50,6 +50,9 @@ if has sanitize; then
     done
     echo "== racecheck fwd_sm90"; timeout 200 compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 \
       --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
+    # the same calls on the mma.sync kernels (the Hopper path off): their cp.async ring and barriers
+    echo "== racecheck fwd_kernel (FLASH_SM90=0)"; FLASH_SM90=0 timeout 200 compute-sanitizer --tool racecheck \
+      --kernel-name kns=fwd_kernel --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
     # memcheck on the forward kernels and the split-KV combine (their global stores: partials, packed rows)
     echo "== memcheck fwd"; timeout 200 compute-sanitizer --tool memcheck --kernel-name kns=fwd \
       --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
