@@ -87,15 +87,24 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
     constexpr int kC = Cfg::kChunks;
     constexpr int kTotal = kRows * kC;
     constexpr int kIters = (kTotal + Cfg::kThreads - 1) / Cfg::kThreads;
+    // Fast-path lanes per row: the chunk count, or the next power of two when the threads are not a multiple of
+    // it (d96: 12 -> 16, d192: 24 -> 32; lanes c >= kC idle). Without the padding those head dims ran every copy
+    // through the general loop below (bench/NOTES.md mma.sync step 13).
+#ifdef FLASH_TUNE_NOPAD // A/B builds only: the layout before the padding
+    constexpr int kCP = kC;
+#else
+    constexpr int kCP = Cfg::kThreads % kC == 0 ? kC : kC <= 16 ? 16 : kC <= 32 ? 32 : kC;
+#endif
     const uint32_t s_addr = prim::smem_u32addr(s);
-    if constexpr (Cfg::kThreads % kC == 0 && kRows % (Cfg::kThreads / kC) == 0) {
+    if constexpr (Cfg::kThreads % kCP == 0 && kRows % (Cfg::kThreads / kCP) == 0) {
         // Fast path: each thread owns one chunk column c and rows r0, r0 + kStep, ...; one pointer walks down.
-        constexpr int kStep = Cfg::kThreads / kC;
-        const int r0 = threadIdx.x / kC, c = threadIdx.x % kC, col = c * 8;
+        constexpr int kStep = Cfg::kThreads / kCP;
+        const int r0 = threadIdx.x / kCP, c = threadIdx.x % kCP, col = c * 8;
         if constexpr (kWhole) {
             // Every row and column of the tile exists (the same answer for the whole CTA, so no warp splits
             // between the two loops): no per-row check or select.
             if (aligned && rows_valid >= kRows && cols_valid >= kC * 8) {
+                if (kCP != kC && c >= kC) return;
                 const uint16_t* gp = g + r0 * row_stride + col;
                 const int64_t gstep = kStep * row_stride;
 #pragma unroll
@@ -106,7 +115,13 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
                 return;
             }
         }
-        if (aligned && (col + 8 <= cols_valid || col >= cols_valid)) {
+        // Unpadded, a thread whose chunk straddles cols_valid takes the general loop alone: its chunks there are
+        // the same ones (kThreads is a multiple of kC). Padded, the two mappings differ, so the whole CTA takes
+        // one path: this one when no chunk straddles.
+        const bool cols_ok = kCP == kC ? (col + 8 <= cols_valid || col >= cols_valid)
+                                       : (cols_valid % 8 == 0 || cols_valid >= kC * 8);
+        if (aligned && cols_ok) {
+            if (kCP != kC && c >= kC) return;
             const bool cv = col < cols_valid;
             const uint16_t* gp = g + r0 * row_stride + col;
             const int64_t gstep = kStep * row_stride;
