@@ -59,11 +59,11 @@ template int32_t run_bwd<{bf16}, {d}, {masked}, {small}>(const BwdParams&, bool,
     {
         # run_fwd_sm90<kBf16, kD, kMasked, kVar> (hopper/fwd_sm90_launch.cuh) holds the plain and the softcap
         # kernels of every tile row; kVar: plain, plain without varlen / seqused / leftpad (dense), GQA-packed,
-        # split-KV (packed); head dims 64/128/192/256 only
+        # split-KV (packed); head dims 64/96/128/192/256 only
         # (fwd_sm90_config.h); compiled only for sm_90a (hopper/sources.cmake).
         "dir": "libflash/cuda/hopper/generated",
         "glob": "fwd_sm90_*.cu",
-        "axes": [DTYPES, [{"d": d} for d in (64, 128, 192, 256)], MASKS,
+        "axes": [DTYPES, [{"d": d} for d in (64, 96, 128, 192, 256)], MASKS,
                  [{"var": "kVarPlain", "vname": "plain"}, {"var": "kVarDense", "vname": "dense"},
                   {"var": "kVarPack", "vname": "packgqa"}, {"var": "kVarSplit", "vname": "split"}]],
         "name": "fwd_sm90_{dtype}_hdim{d}_{mask}_{vname}.cu",

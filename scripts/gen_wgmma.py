@@ -11,7 +11,7 @@ import sys
 
 # N values: the tile widths the Hopper forward uses (S = Q K^T: block_n; O = P V: head dim) and the
 # alternatives tried while tuning. N must be a multiple of 8 in [8, 256] for f16/bf16.
-NS = [32, 64, 80, 96, 112, 128, 160, 176, 192, 256]
+NS = [32, 64, 80, 96, 112, 128, 144, 160, 176, 192, 256]
 TYPES = [("bf16", "true"), ("f16", "false")]
 
 

@@ -266,6 +266,13 @@ def build_cases(quick):
     cases.append(Case("varlen seqused_k leftpad d96", dtype=dt, b=0, h=2, hk=2, d=96, seqs_q=[40, 70, 3], seqs_k=[120, 80, 50], varlen=True, seqused_k=0.8, leftpad=True, causal=True))
     cases.append(Case("dense seqused_q/k leftpad d64", dtype=dt, b=3, h=2, hk=1, d=64, seqs_q=[150], seqs_k=[260], seqused_q=True, seqused_k=0.9, leftpad=True))
     cases.append(Case("dv48 d64", dtype=dt, b=2, h=2, hk=2, d=64, dv=48, seqs_q=[97], seqs_k=[203]))
+    # d96's Hopper kernel (64-column smem blocks, the last half zeros; N = 96 P V): its other row features
+    cases.append(Case("gqa dv64 d96", dtype=dt, b=2, h=6, hk=2, d=96, dv=64, seqs_q=[97], seqs_k=[203]))
+    cases.append(Case("softcap local d96", dtype=torch.float16, b=2, h=2, hk=2, d=96, seqs_q=[203], seqs_k=[311],
+                      softcap=5.0, window=(37, 11)))
+    cases.append(Case("splits3 causal d96", dtype=dt, b=2, h=2, hk=2, d=96, seqs_q=[50], seqs_k=[1500], num_splits=3,
+                      causal=True))
+    cases.append(Case("d80 causal long", dtype=dt, b=1, h=4, hk=4, d=80, seqs_q=[1100], seqs_k=[1300], causal=True))
     cases.append(Case("dv100 d128 causal", dtype=dt, b=2, h=2, hk=2, d=128, dv=100, seqs_q=[97], seqs_k=[203], causal=True))
     cases.append(Case("noncontig d64", dtype=dt, b=2, h=3, hk=3, d=64, seqs_q=[113], seqs_k=[203], noncontig=True))
     cases.append(Case("noncontig d40 causal", dtype=torch.float16, b=2, h=3, hk=3, d=40, seqs_q=[113], seqs_k=[203], noncontig=True, causal=True))

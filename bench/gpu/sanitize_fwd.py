@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
-Shapes cover every Hopper configuration (d64 3-consumer persistent, d128 ping-pong, causal, local, softcap,
+Shapes cover every Hopper configuration (d64 3-consumer persistent, d96 / d128 ping-pong, causal, local, softcap,
 GQA unpacked and packed, varlen with skipped tiles, split-KV, several L2 sections, the tail split) and run on whatever path the GPU takes. Exit 0 when every
 call returned OK.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
@@ -24,6 +24,8 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (128, 2, 8, 2, [600], [900], False, (-1, -1), 0.0, torch.bfloat16),
     (128, 2, 4, 4, [513], [513], True, (-1, -1), 30.0, torch.bfloat16),
     (192, 1, 4, 4, [300], [700], False, (50, 20), 0.0, torch.float16),
+    (96, 2, 8, 8, [600], [900], False, (-1, -1), 0.0, torch.bfloat16),  # d96: half-used column block, TMA O
+    (96, 2, 4, 2, [513], [513], True, (-1, -1), 30.0, torch.float16),
     (256, 1, 4, 1, [257], [257], True, (-1, -1), 0.0, torch.bfloat16),
     (128, 0, 8, 4, [700, 1, 333], [900, 64, 2000], False, (-1, -1), 0.0, torch.bfloat16),
     (128, 4, 16, 4, [700], [900], True, (-1, -1), 0.0, torch.bfloat16),  # several causal tiles per CTA

@@ -28,6 +28,9 @@ namespace {
 #ifdef FLASH_HDIM_64
     case 64: return true;
 #endif
+#if defined(FLASH_HDIM_96) && !defined(FLASH_SM90_NO96)
+    case 96: return true;
+#endif
 #ifdef FLASH_HDIM_128
     case 128: return true;
 #endif
@@ -50,7 +53,8 @@ int covered_dim(const FwdProblem& p, DevInfo* di) {
     return 0;
 #else
     if (disabled_by_env() || p.dropout.p > 0.f || p.alibi != nullptr) return 0;
-    const int dim = sm90_dim(std::max(p.d, p.dv));
+    int dim = sm90_dim(std::max(p.d, p.dv));
+    if (dim == 96 && !compiled(96)) dim = 128; // a build without the d96 instantiation (FLASH_HEAD_DIMS)
     if (dim == 0 || !compiled(dim)) return 0;
     const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
     if (!(aligned16(p.q, p.sq_, !vq) && aligned16(p.k, p.sk_, !vk) && aligned16(p.v, p.sv_, !vk) &&
@@ -292,6 +296,9 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
         switch (dim) {
 #ifdef FLASH_HDIM_64
             FLASH_SM90_CASE(64)
+#endif
+#if defined(FLASH_HDIM_96) && !defined(FLASH_SM90_NO96)
+            FLASH_SM90_CASE(96)
 #endif
 #ifdef FLASH_HDIM_128
             FLASH_SM90_CASE(128)

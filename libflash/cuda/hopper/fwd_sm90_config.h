@@ -8,7 +8,8 @@
 namespace flash::cuda::sm90 {
 
 struct Sm90Tile {
-    int d;         // instantiated head dim (Q/K and V/O; any d, dv <= it runs on it, TMA zero-fills the rest)
+    int d;         // instantiated head dim (Q/K and V/O; any d, dv <= it runs on it, TMA zero-fills the rest); a
+                   // multiple of 32: shared memory holds whole 64-column blocks (sm90_dpad), the GEMMs only d columns
     int masked;    // 0: no window; 1: causal / local
     int consumers; // consumer warpgroups, 64 query rows each: block_m = 64 * consumers
     int block_n;   // keys per K/V stage (the N of S = Q K^T, a multiple of 16)
@@ -78,12 +79,17 @@ struct Sm90Tile {
 // - dense (session 13, H200, one-process A/B against the plain kernel on every row): d64 2-consumer causal +4% /
 //   +3% at 512 / 1k, non-causal +1%; d64 3-consumer non-causal +1%, causal -3..-4% at 2k-16k (off there); d128
 //   non-causal +3% / +2% at 512 / 1k, -1..+1% elsewhere; d256 -1.5..+1% (off); d192 not measured (off).
+// - d96 (session 16): its own instantiation (before: the d128 kernel, columns 96-127 zeros) +5-11%; d128's rows.
+//   Against them, non-causal 1k / 4k / 16k: block_n 144 0.88 / 0.96 / 0.98, block_n 176 0.87 / 0.94 / 0.98, three
+//   consumers at block_n 112 0.79 / 0.97 / 1.05 (at 128 / 144 they spill 144 / 288 B).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform
     {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, false},
     {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, 2048, true, true, false},
     {64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, true, 0, true, true, true},
     {64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, 2048, true, false, true},
+    {96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
+    {96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
     {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
     {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
     {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true, false, false},
@@ -147,10 +153,16 @@ constexpr bool sm90_softcap_covered() {
 // The kernel's barrier block: mbarriers + the tile ring (at +512), padded so the tiles after it stay 1024-aligned.
 inline constexpr int kSm90BarBytes = 1024;
 
+// Columns a row of Q / K / V occupies in shared memory: whole 128-byte swizzle blocks of 64 (d96: 128, the last
+// block half zeros from TMA's out-of-bounds fill, which the GEMMs never read).
+constexpr int sm90_dpad(int d) { return (d + 63) / 64 * 64; }
+
 // The kernel's shared memory for a row (fwd_sm90_kernel.cuh's layout: 1 KB of alignment slack, the barrier block,
-// q_slots Q tiles of block_m x d, a ring of `stages` K and V tiles of block_n x d; 16-bit elements).
+// q_slots Q tiles of block_m x sm90_dpad(d), a ring of `stages` K and V tiles of block_n x sm90_dpad(d); 16-bit
+// elements).
 constexpr int sm90_smem_bytes(const Sm90Tile& t) {
-    return 1024 + kSm90BarBytes + t.q_slots * 64 * t.consumers * t.d * 2 + 2 * t.stages * t.block_n * t.d * 2;
+    const int dp = sm90_dpad(t.d);
+    return 1024 + kSm90BarBytes + t.q_slots * 64 * t.consumers * dp * 2 + 2 * t.stages * t.block_n * dp * 2;
 }
 
 // Registers per thread at launch: 65536 / threads, rounded down to a multiple of 8 (setmaxnreg then moves them
@@ -161,7 +173,7 @@ constexpr int sm90_launch_regs(const Sm90Tile& t) { return (65536 / (128 * (t.co
 // the table is asserted below, so the host build (and CI's host test, test/native/tile_table.cpp) catch a bad
 // edit without compiling for sm_90a.
 constexpr const char* sm90_tile_error(const Sm90Tile& t) {
-    if (t.d % 64 != 0 || t.block_n % 16 != 0 || t.block_n > 256 || t.consumers < 1 || 64 * t.consumers > 256)
+    if (t.d % 32 != 0 || t.d > 256 || t.block_n % 16 != 0 || t.block_n > 256 || t.consumers < 1 || 64 * t.consumers > 256)
         return "tile shape";
     if ((t.block_n * 128) % 1024 != 0) return "block_n must keep column blocks 1024-byte aligned";
     if (t.stages < 1 || sm90_smem_bytes(t) > 227 * 1024) return "shared memory";
@@ -189,10 +201,16 @@ constexpr const char* sm90_table_error() {
 }
 static_assert(sm90_table_error() == nullptr, "kSm90Tiles: a row breaks a rule of sm90_table_error");
 
-// The Hopper instantiation for max(d, dv): 64, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,
-// whose d32 tile wastes no MMA work).
+// The Hopper instantiation for max(d, dv): 64, 96, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,
+// whose d32 tile wastes no MMA work). A build without the d96 kernels runs 65..96 on d128 (fwd_sm90.cu).
 constexpr int sm90_dim(int d_max) {
-    return d_max <= 32 ? 0 : d_max <= 64 ? 64 : d_max <= 128 ? 128 : d_max <= 192 ? 192 : d_max <= 256 ? 256 : 0;
+    return d_max <= 32    ? 0
+           : d_max <= 64  ? 64
+           : d_max <= 96  ? 96
+           : d_max <= 128 ? 128
+           : d_max <= 192 ? 192
+           : d_max <= 256 ? 256
+                          : 0;
 }
 
 } // namespace flash::cuda::sm90

@@ -81,9 +81,9 @@ struct Sm90Cfg {
     static constexpr bool kDynamic = kTile.persistent && kTile.dynamic; // tiles claimed from an atomic counter
     static constexpr int kRegP = kTile.reg_producer, kRegC = kTile.reg_consumer;
     static constexpr int kThreads = 128 * (kCons + 1);
-    static constexpr int kCB = kD / 64;               // 64-element (128-byte) column blocks of a row
-    static constexpr int kQBytes = kBM * kD * 2;      // Q tile: kCB blocks of [kBM rows][128 B]
-    static constexpr int kKVBytes = kBN * kD * 2;     // one K or V slot: kCB blocks of [kBN rows][128 B]
+    static constexpr int kCB = sm90_dpad(kD) / 64;    // 64-element (128-byte) column blocks of a row
+    static constexpr int kQBytes = kBM * kCB * 128;   // Q tile: kCB blocks of [kBM rows][128 B]
+    static constexpr int kKVBytes = kBN * kCB * 128;  // one K or V slot: kCB blocks of [kBN rows][128 B]
     static constexpr int kBarBytes = kSm90BarBytes;   // mbarriers + the tile ring (fwd_sm90_config.h)
     static constexpr bool kDescBase = kTile.desc_base;
     static constexpr bool kUniform = kTile.uniform;
@@ -388,6 +388,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if constexpr (Cfg::kDescBase) {
             const uint64_t dv = dv0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
             wgmma_fence();
+#ifdef FLASH_SM90_PV_SPLIT // A/B builds only: a d96 P V as N = 64 on column block 0 + N = 32 on block 1
+            if constexpr (D % 64 != 0) {
+                float(&o_lo)[32] = *reinterpret_cast<float(*)[32]>(&o[0]);
+                float(&o_hi)[(D % 64) / 2] = *reinterpret_cast<float(*)[(D % 64) / 2]>(&o[32]);
+#pragma unroll
+                for (int ks = 0; ks < BN / 16; ++ks) {
+                    wgmma_rs<64, kBf16, 1>(o_lo, pf[ks], dv + uint64_t(ks * 128), 1u);
+                    wgmma_rs<D % 64, kBf16, 1>(o_hi, pf[ks], dv + uint64_t(ks * 128 + BN * 8), 1u);
+                }
+                wgmma_commit();
+                return;
+            }
+#endif
+            // D = 96: one N = 96 instruction reads V's first column block and half of the second (the descriptor's
+            // leading offset steps between blocks every 64 columns of n).
 #pragma unroll
             for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<D, kBf16, 1>(o, pf[ks], dv + uint64_t(ks * 128), 1u);
         } else {
