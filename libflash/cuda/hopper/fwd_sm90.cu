@@ -28,7 +28,7 @@ namespace {
 #ifdef FLASH_HDIM_64
     case 64: return true;
 #endif
-#if defined(FLASH_HDIM_96) && !defined(FLASH_SM90_NO96)
+#if defined(FLASH_HDIM_96) && !defined(FLASH_SM90_NO96) // NO96: A/B builds only (65..96 on the d128 kernel)
     case 96: return true;
 #endif
 #ifdef FLASH_HDIM_128
