@@ -53,9 +53,11 @@ int covered_dim(const FwdProblem& p, DevInfo* di) {
     return 0;
 #else
     if (disabled_by_env() || p.dropout.p > 0.f || p.alibi != nullptr) return 0;
+    // The smallest compiled instantiation holding max(d, dv): sm90_dim's choice, or a larger one in a build with
+    // fewer head dims (FLASH_HEAD_DIMS), as the sm80 path does.
     int dim = sm90_dim(std::max(p.d, p.dv));
-    if (dim == 96 && !compiled(96)) dim = 128; // a build without the d96 instantiation (FLASH_HEAD_DIMS)
-    if (dim == 0 || !compiled(dim)) return 0;
+    while (dim != 0 && !compiled(dim)) dim = sm90_dim(dim + 1);
+    if (dim == 0) return 0;
     const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
     if (!(aligned16(p.q, p.sq_, !vq) && aligned16(p.k, p.sk_, !vk) && aligned16(p.v, p.sv_, !vk) &&
           aligned16(p.o, p.so_, !vq)))

@@ -202,7 +202,7 @@ constexpr const char* sm90_table_error() {
 static_assert(sm90_table_error() == nullptr, "kSm90Tiles: a row breaks a rule of sm90_table_error");
 
 // The Hopper instantiation for max(d, dv): 64, 96, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,
-// whose d32 tile wastes no MMA work). A build without the d96 kernels runs 65..96 on d128 (fwd_sm90.cu).
+// whose d32 tile wastes no MMA work). A build without that one runs on the next compiled one (fwd_sm90.cu).
 constexpr int sm90_dim(int d_max) {
     return d_max <= 32    ? 0
            : d_max <= 64  ? 64

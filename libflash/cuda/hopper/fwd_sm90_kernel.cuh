@@ -388,21 +388,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if constexpr (Cfg::kDescBase) {
             const uint64_t dv = dv0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
             wgmma_fence();
-#ifdef FLASH_SM90_PV_SPLIT // A/B builds only: a d96 P V as N = 64 on column block 0 + N = 32 on block 1
-            if constexpr (D % 64 != 0) {
-                float(&o_lo)[32] = *reinterpret_cast<float(*)[32]>(&o[0]);
-                float(&o_hi)[(D % 64) / 2] = *reinterpret_cast<float(*)[(D % 64) / 2]>(&o[32]);
-#pragma unroll
-                for (int ks = 0; ks < BN / 16; ++ks) {
-                    wgmma_rs<64, kBf16, 1>(o_lo, pf[ks], dv + uint64_t(ks * 128), 1u);
-                    wgmma_rs<D % 64, kBf16, 1>(o_hi, pf[ks], dv + uint64_t(ks * 128 + BN * 8), 1u);
-                }
-                wgmma_commit();
-                return;
-            }
-#endif
             // D = 96: one N = 96 instruction reads V's first column block and half of the second (the descriptor's
-            // leading offset steps between blocks every 64 columns of n).
+            // leading offset steps between blocks every 64 columns of n); N = 64 + 32 as two was 0-3% slower.
 #pragma unroll
             for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<D, kBf16, 1>(o, pf[ks], dv + uint64_t(ks * 128), 1u);
         } else {
