@@ -50,6 +50,11 @@ if has sanitize; then
     done
     echo "== racecheck fwd_sm90"; timeout 200 compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 \
       --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
+    # synccheck: the Hopper forward's named barriers (ping-pong, epilogue) and the mma.sync kernels' __syncthreads
+    echo "== synccheck fwd_sm90"; timeout 200 compute-sanitizer --tool synccheck --kernel-name kns=fwd_sm90 \
+      --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
+    echo "== synccheck fwd_kernel (FLASH_SM90=0)"; FLASH_SM90=0 timeout 200 compute-sanitizer --tool synccheck \
+      --kernel-name kns=fwd_kernel --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
     # the same calls on the mma.sync kernels (the Hopper path off): their cp.async ring and barriers
     echo "== racecheck fwd_kernel (FLASH_SM90=0)"; FLASH_SM90=0 timeout 200 compute-sanitizer --tool racecheck \
       --kernel-name kns=fwd_kernel --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4

@@ -6,10 +6,11 @@ rounds (A B .. then reversed, repeated), each timing a triton do_bench median; t
 FA2) once per cell. Grid as bench/peers.py (16k tokens, hidden 2048). Prints one JSON line per cell (also
 appended to --json) and a table of medians; the first build is the reference.
 Usage: ab_interleave.py --libs A=path,B=path [--dtypes bf16,fp16] [--hdims 64,128] [--seqlens 1024,16384]
-       [--causal 0,1] [--rounds 4] [--rep 60] [--peer cudnn|flash] [--json out.jsonl] [--bwd]
+       [--causal 0,1] [--rounds 4] [--rep 60] [--peer cudnn|flash] [--json out.jsonl] [--bwd] [--dv 128]
 Set FLASH_SM90=0 to time the mma.sync forward on Hopper (read once per library).
 --bwd: the backward instead: each build's flash_bwd (atomic dQ) on its own forward's O and LSE, TFLOP/s at
 2.5 x the forward's FLOPs; the peer is SDPA's backward (torch.autograd.grad on a retained graph).
+--dv: V / O head dim other than the head dim (MLA's 192 / 128); FLOPs 2 * b * h * s^2 * (d + dv) (/2 causal), FA3's.
 """
 import argparse
 import json
@@ -43,13 +44,15 @@ def cell(libs, a, dn, hd, causal, s):
     dt = {"bf16": torch.bfloat16, "fp16": torch.float16}[dn]
     b, h = 16384 // s, 2048 // hd
     torch.manual_seed(0)
-    q, k, v = (torch.randn(b, s, h, hd, device="cuda", dtype=dt) for _ in range(3))
+    dv = a.dv or hd
+    q, k = (torch.randn(b, s, h, hd, device="cuda", dtype=dt) for _ in range(2))
+    v = torch.randn(b, s, h, dv, device="cuda", dtype=dt)
     lse = torch.empty(b, h, s, device="cuda", dtype=torch.float32)
     stream = torch.cuda.current_stream().cuda_stream
     names = [n for n, _ in libs]
     fns, kernel = {}, {}
     for name, lib in libs:
-        fns[name] = FwdCall(lib, q=q, k=k, v=v, lse=lse, causal=causal, stream=stream)
+        fns[name] = FwdCall(lib, q=q, k=k, v=v, o=torch.empty_like(v), lse=lse, causal=causal, stream=stream)
         fns[name]()
         kernel[name] = lib.last_kernel()
     torch.cuda.synchronize()
@@ -60,13 +63,13 @@ def cell(libs, a, dn, hd, causal, s):
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION if a.peer == "cudnn" else SDPBackend.FLASH_ATTENTION):
             return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
 
-    flops = 4 * b * h * s * s * hd / (2 if causal else 1)
+    flops = 2 * b * h * s * s * (hd + dv) / (2 if causal else 1)
     tf = rounds(a, fns, names, flops)
     try:
         peer_tf = flops / bench(a, peer) / 1e9
     except Exception:  # the backend refuses the shape: the row says nan
         peer_tf = float("nan")
-    return {"dtype": dn, "hdim": hd, "causal": causal, "seqlen": s, "peer": a.peer, "peer_tflops": peer_tf,
+    return {"dtype": dn, "hdim": hd, "dv": dv, "causal": causal, "seqlen": s, "peer": a.peer, "peer_tflops": peer_tf,
             "tflops": tf, "maxdiff_vs_first": diff, "kernel": kernel}
 
 
@@ -126,6 +129,7 @@ def main():
     ap.add_argument("--peer", default="cudnn", choices=["cudnn", "flash"], help="SDPA backend timed beside (flash = FA2)")
     ap.add_argument("--json", help="append the rows to this JSON-lines file")
     ap.add_argument("--bwd", action="store_true", help="time flash_bwd instead of flash_fwd")
+    ap.add_argument("--dv", type=int, default=0, help="V / O head dim (forward only; default: the head dim)")
     a = ap.parse_args()
     kind = BwdLib if a.bwd else Lib
     libs = [(kv.split("=", 1)[0], kind(kv.split("=", 1)[1])) for kv in a.libs.split(",")]

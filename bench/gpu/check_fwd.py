@@ -105,6 +105,8 @@ def run_case(lib, c, dev, results, repeat_check=True):
     # Decode-shaped dense calls run on the KV-cache decode kernel (fwd.cu decode_route) unless FLASH_FWD_DECODE=0.
     decode = DECODE and not varlen and dropout_p == 0 and max(d, dv) <= 128 and max(seqs_q) * (h // hk) <= 32
     want = "cuda.fwd_kvcache" if decode else "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
+    if want == "cuda.sm90.fwd" and 128 < max(d, dv) <= 192 and dv <= 128:
+        want += ".dv128"  # the narrow-V instantiation (fwd_sm90_config.h sm90_dim_v: MLA's 192 / 128)
     if sm90_ok and not decode:
         # Splits: forced by the case, or the heuristic's choice (a case may assert it with split=True / False).
         split = num_splits >= 2 if num_splits else (split_want if split_want is not None else kernel.endswith(".split"))
@@ -274,6 +276,24 @@ def build_cases(quick):
                       causal=True))
     cases.append(Case("d80 causal long", dtype=dt, b=1, h=4, hk=4, d=80, seqs_q=[1100], seqs_k=[1300], causal=True))
     cases.append(Case("dv100 d128 causal", dtype=dt, b=2, h=2, hk=2, d=128, dv=100, seqs_q=[97], seqs_k=[203], causal=True))
+    # The narrow-V Hopper kernel (MLA's d 192 / dv 128; any 128 < d <= 192 with dv <= 128): V, P V and O at 128
+    # columns while Q K^T spans 192. Its rows' features: GQA, causal over several key blocks, varlen with a window,
+    # softcap, splits, more tiles than SMs (persistent), d / dv that leave TMA to zero-fill columns.
+    cases.append(Case("mla d192 dv128", dtype=dt, b=2, h=4, hk=4, d=192, dv=128, seqs_q=[97], seqs_k=[203]))
+    cases.append(Case("mla causal gqa d192 dv128", dtype=dt, b=2, h=8, hk=2, d=192, dv=128, seqs_q=[300], seqs_k=[700],
+                      causal=True))
+    cases.append(Case("mla varlen local d192 dv128", dtype=dt, b=0, h=4, hk=2, d=192, dv=128, seqs_q=[300, 1, 77],
+                      seqs_k=[1500, 129, 900], varlen=True, window=(100, 30)))
+    cases.append(Case("mla softcap causal d192 dv128", dtype=torch.float16, b=2, h=2, hk=2, d=192, dv=128,
+                      seqs_q=[257], seqs_k=[513], softcap=30.0, causal=True))
+    cases.append(Case("mla splits3 d192 dv128", dtype=dt, b=2, h=4, hk=1, d=192, dv=128, seqs_q=[5], seqs_k=[1000],
+                      num_splits=3))
+    cases.append(Case("mla d160 dv96 causal", dtype=dt, b=2, h=2, hk=2, d=160, dv=96, seqs_q=[113], seqs_k=[203],
+                      causal=True))
+    cases.append(Case("mla persistent d192 dv128", dtype=dt, b=4, h=16, hk=16, d=192, dv=128, seqs_q=[700],
+                      seqs_k=[900]))
+    cases.append(Case("mla persistent causal d192 dv128", dtype=dt, b=4, h=16, hk=4, d=192, dv=128, seqs_q=[1000],
+                      seqs_k=[1000], causal=True))
     cases.append(Case("noncontig d64", dtype=dt, b=2, h=3, hk=3, d=64, seqs_q=[113], seqs_k=[203], noncontig=True))
     cases.append(Case("noncontig d40 causal", dtype=torch.float16, b=2, h=3, hk=3, d=40, seqs_q=[113], seqs_k=[203], noncontig=True, causal=True))
     for ns in (0, 1, 2, 3, 7, 64):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
-Shapes cover every Hopper configuration (d64 3-consumer persistent, d96 / d128 ping-pong, causal, local, softcap,
+Shapes cover every Hopper configuration (d64 3-consumer persistent, d96 / d128 ping-pong, d192 / dv128, causal, local, softcap,
 GQA unpacked and packed, varlen with skipped tiles, split-KV, several L2 sections, the tail split) and run on whatever path the GPU takes. Exit 0 when every
 call returned OK.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
@@ -47,6 +47,10 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     # dependents, the tail combine
     (128, 1, 140, 140, [200], [2100], False, (-1, -1), 0.0, torch.bfloat16),  # 16 tail tiles, a partial m block
     (64, 2, 45, 45, [500], [3000], False, (-1, -1), 0.0, torch.float16),  # the 3-consumer row, 6 tail tiles
+    # the narrow-V kernel (MLA's d 192 / dv 128; the 12th field: dv): persistent, causal, split
+    (192, 2, 8, 2, [600], [900], False, (-1, -1), 0.0, torch.bfloat16, 1, 128),
+    (192, 4, 16, 4, [700], [900], True, (-1, -1), 0.0, torch.float16, 1, 128),
+    (192, 1, 8, 8, [1], [5000], False, (-1, -1), 0.0, torch.bfloat16, 6, 128),
 ]
 
 
@@ -60,23 +64,24 @@ def main():
     shapes = [s for s in SHAPES if not args.dims or str(s[0]) in args.dims.split(",")]
     for d, b, h, hk, sq, sk, causal, window, softcap, dt, *rest in shapes:
         ns = rest[0] if rest else 1
+        dv = rest[1] if len(rest) > 1 else d
         torch.manual_seed(d + h)
         if b == 0:  # varlen
             cq = torch.tensor([0, *itertools.accumulate(sq)], dtype=torch.int32, device=dev)
             ck = torch.tensor([0, *itertools.accumulate(sk)], dtype=torch.int32, device=dev)
             q = torch.randn(sum(sq), h, d, device=dev, dtype=dt)
             k = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
-            v = torch.randn(sum(sk), hk, d, device=dev, dtype=dt)
+            v = torch.randn(sum(sk), hk, dv, device=dev, dtype=dt)
             call = FwdCall(lib, q=q, k=k, v=v, causal=causal, window=window, softcap=softcap, cu_seqlens_q=cq,
                            cu_seqlens_k=ck, max_seqlen_q=max(sq), max_seqlen_k=max(sk), num_splits=ns)
         else:
             q = torch.randn(b, sq[0], h, d, device=dev, dtype=dt)
             k = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
-            v = torch.randn(b, sk[0], hk, d, device=dev, dtype=dt)
+            v = torch.randn(b, sk[0], hk, dv, device=dev, dtype=dt)
             call = FwdCall(lib, q=q, k=k, v=v, causal=causal, window=window, softcap=softcap, num_splits=ns)
         call()
         torch.cuda.synchronize()
-        print(f"ok d{d} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} [{lib.last_kernel()}]",
+        print(f"ok d{d} dv{dv} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} [{lib.last_kernel()}]",
               flush=True)
         assert torch.isfinite(call.o.float()).all(), "non-finite output"
     print(f"{len(shapes)} calls OK")

@@ -18,19 +18,19 @@ using flash::cuda::kFwdTiles;
 static void pick() {
     const int64_t lengths[] = {1, 17, 97, 511, 512, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 16384, int64_t(1) << 31};
     for (const Sm90Tile& row : kSm90Tiles) {
-        const int d = row.d;
+        const int d = row.d, dv = row.dv;
         const bool masked = row.masked != 0;
-        const int alts = sm90_alts(d, masked);
+        const int alts = sm90_alts(d, dv, masked);
         for (int64_t sk : lengths) {
             int want = 0;
             for (int a = 0; a < alts; ++a)
-                if (sk >= sm90_tile(d, masked, a).min_sk) want = a;
-            const int got = sm90_pick(d, masked, sk, false);
-            EXPECT(got == want, "d%d masked %d sk %lld: row %d, expected %d\n", d, int(masked), (long long)sk, got, want);
-            const int sc = sm90_pick(d, masked, sk, true);
-            EXPECT(sm90_tile(d, masked, sc).softcap, "d%d masked %d sk %lld: softcap on row %d without softcap\n", d,
+                if (sk >= sm90_tile(d, dv, masked, a).min_sk) want = a;
+            const int got = sm90_pick(d, dv, masked, sk, false);
+            EXPECT(got == want, "d%d dv%d masked %d sk %lld: row %d, expected %d\n", d, dv, int(masked), (long long)sk, got, want);
+            const int sc = sm90_pick(d, dv, masked, sk, true);
+            EXPECT(sm90_tile(d, dv, masked, sc).softcap, "d%d masked %d sk %lld: softcap on row %d without softcap\n", d,
                    int(masked), (long long)sk, sc);
-            if (sm90_tile(d, masked, want).softcap)
+            if (sm90_tile(d, dv, masked, want).softcap)
                 EXPECT(sc == want, "d%d masked %d sk %lld: softcap left its length's row %d for %d\n", d, int(masked),
                        (long long)sk, want, sc);
         }
@@ -70,8 +70,22 @@ static void dims() {
                 if (t.d >= dm && (want == 0 || t.d < want)) want = t.d;
         const int got = sm90_dim(dm);
         EXPECT(got == want, "sm90_dim(%d) = %d, the table's smallest holding it is %d\n", dm, got, want);
-        if (got) EXPECT(sm90_tile(got, false).d == got && sm90_tile(got, true).d == got, "d%d has no rows\n", got);
+        if (got) EXPECT(sm90_tile(got, got, false).d == got && sm90_tile(got, got, true).d == got, "d%d has no rows\n", got);
+        // The narrow-V instantiation: its rows exist for both masks, and it is taken only where V fits it.
+        for (int dv = 1; dv <= got; ++dv) {
+            const int gv = sm90_dim_v(got, dv);
+            EXPECT(gv >= dv && gv <= got, "sm90_dim_v(%d, %d) = %d\n", got, dv, gv);
+            EXPECT(sm90_tile(got, gv, false).dv == gv && sm90_tile(got, gv, true).dv == gv, "d%d dv%d has no rows\n",
+                   got, gv);
+        }
     }
+    EXPECT(sm90_dim_v(192, 128) == 128 && sm90_dim_v(192, 129) == 192 && sm90_dim_v(128, 64) == 128,
+           "sm90_dim_v: MLA's 192 / 128 only\n");
+    // Shared memory counts V at its own width: the 192 / 128 row holds block_n x 64 columns less per stage.
+    const Sm90Tile a = sm90_tile(192, 128, false);
+    Sm90Tile b = a;
+    b.dv = 192;
+    EXPECT(sm90_smem_bytes(b) - sm90_smem_bytes(a) == a.stages * a.block_n * 64 * 2, "narrow-V shared memory\n");
 }
 
 // The mma.sync table: its rows pass fwd_tile_error, the shared-memory figure is the layout's (pitch padding at

@@ -23,7 +23,15 @@ namespace flash::cuda::sm90 {
 
 namespace {
 
-[[maybe_unused]] bool compiled(int dim) {
+// Whether the instantiation (dim, dim_v) is in this build (dim_v: its V/O width, sm90_dim_v).
+[[maybe_unused]] bool compiled(int dim, int dim_v) {
+    if (dim_v != dim) {
+#if defined(FLASH_HDIM_192) && !defined(FLASH_SM90_NO_MLA) // NO_MLA: A/B builds only (dv <= 128 on the d192 kernel)
+        return dim == 192 && dim_v == 128;
+#else
+        return false;
+#endif
+    }
     switch (dim) {
 #ifdef FLASH_HDIM_64
     case 64: return true;
@@ -45,19 +53,20 @@ namespace {
 }
 
 
-// The Hopper instantiation for p's head dims when this path covers p apart from splitting, else 0. Mirrors the
-// rules of the header.
-int covered_dim(const FwdProblem& p, DevInfo* di) {
+// The Hopper instantiation for p's head dims when this path covers p apart from splitting, else 0; *dim_v its
+// V/O width. Mirrors the rules of the header.
+int covered_dim(const FwdProblem& p, DevInfo* di, int* dim_v) {
 #ifndef FLASH_HAS_SM90A
-    (void)p, (void)di;
+    (void)p, (void)di, (void)dim_v;
     return 0;
 #else
     if (disabled_by_env() || p.dropout.p > 0.f || p.alibi != nullptr) return 0;
     // The smallest compiled instantiation holding max(d, dv): sm90_dim's choice, or a larger one in a build with
     // fewer head dims (FLASH_HEAD_DIMS), as the sm80 path does.
     int dim = sm90_dim(std::max(p.d, p.dv));
-    while (dim != 0 && !compiled(dim)) dim = sm90_dim(dim + 1);
+    while (dim != 0 && !compiled(dim, dim)) dim = sm90_dim(dim + 1);
     if (dim == 0) return 0;
+    *dim_v = compiled(dim, sm90_dim_v(dim, p.dv)) ? sm90_dim_v(dim, p.dv) : dim;
     const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
     if (!(aligned16(p.q, p.sq_, !vq) && aligned16(p.k, p.sk_, !vk) && aligned16(p.v, p.sv_, !vk) &&
           aligned16(p.o, p.so_, !vq)))
@@ -112,7 +121,7 @@ void choose_tail(const FwdProblem& p, const Sm90Tile& t, int sms, Choice* c) {
     const int64_t tiles = int64_t(p.b) * (c->pack ? p.hk : p.h) * ((int64_t(p.seqlen_q) + q_rows - 1) / q_rows);
     const int64_t tail = tiles % sms;
     if (tiles <= sms || tail == 0 || tiles > INT_MAX || tail * nblk < sms) return;
-    const double block = double(c->block_m) * t.block_n * 2 * t.d / (128.0 * 128.0 * 256.0);
+    const double block = double(c->block_m) * t.block_n * (t.d + t.dv) / (128.0 * 128.0 * 256.0);
     if (double(nblk) * double(sms - tail) / sms * block < min_blocks) return;
     c->tail_tiles = int(tail);
     c->tail_ctas = sms;
@@ -123,7 +132,8 @@ void choose_tail(const FwdProblem& p, const Sm90Tile& t, int sms, Choice* c) {
 int32_t choose(const FwdProblem& p, Choice* c) {
     *c = Choice{};
     DevInfo di;
-    const int dim = covered_dim(p, &di);
+    int dv = 0;
+    const int dim = covered_dim(p, &di, &dv);
     if (dim == 0) return FLASH_OK;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0, softcap = p.softcap > 0.f;
     // A split runs packed (group 1 packs trivially), so it needs packing allowed and (checked below, once the
@@ -131,7 +141,7 @@ int32_t choose(const FwdProblem& p, Choice* c) {
     const bool can_split = p.group == 1 || p.pack_gqa >= 0;
     int ns = p.num_splits;
     if (ns == 0) {
-        const Sm90Tile t = sm90_tile(dim, masked, sm90_pick(dim, masked, p.seqlen_k, softcap));
+        const Sm90Tile t = sm90_tile(dim, dv, masked, sm90_pick(dim, dv, masked, p.seqlen_k, softcap));
         const int bm = 64 * t.consumers;
         const bool pk = pack_gqa(p, bm);
         const int64_t rows = pk ? int64_t(p.seqlen_q) * p.group : p.seqlen_q;
@@ -146,13 +156,14 @@ int32_t choose(const FwdProblem& p, Choice* c) {
     }
     if (ns > 1 && !can_split) return FLASH_OK; // a split the packed kernel cannot take: the sm80 kernel splits it
     // The row follows the keys one tile sees; the count is capped at the key blocks there are.
-    int alt = sm90_pick(dim, masked, (int64_t(p.seqlen_k) + ns - 1) / ns, softcap);
-    const int bn = sm90_tile(dim, masked, alt).block_n;
+    int alt = sm90_pick(dim, dv, masked, (int64_t(p.seqlen_k) + ns - 1) / ns, softcap);
+    const int bn = sm90_tile(dim, dv, masked, alt).block_n;
     ns = std::max(1, std::min(ns, int((p.seqlen_k + bn - 1) / bn)));
-    if (ns > 1) alt = sm90_pick(dim, masked, (int64_t(p.seqlen_k) + ns - 1) / ns, softcap);
-    const Sm90Tile t = sm90_tile(dim, masked, alt);
+    if (ns > 1) alt = sm90_pick(dim, dv, masked, (int64_t(p.seqlen_k) + ns - 1) / ns, softcap);
+    const Sm90Tile t = sm90_tile(dim, dv, masked, alt);
     if (ns > 1 && p.group > 64 * t.consumers) return FLASH_OK; // the split's row cannot pack this group: sm80 splits
     c->dim = dim;
+    c->dim_v = dv;
     c->alt = alt;
     c->splits = ns;
     c->pack = ns > 1 || pack_gqa(p, 64 * t.consumers);
@@ -171,9 +182,9 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
 #else
     DevInfo di;
     if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
-    const int dim = c.dim, alt = c.alt;
+    const int dim = c.dim, dim_v = c.dim_v, alt = c.alt;
     const bool masked = p.mask.left >= 0 || p.mask.right >= 0;
-    const Sm90Tile t = sm90_tile(dim, masked, alt);
+    const Sm90Tile t = sm90_tile(dim, dim_v, masked, alt);
     const int bm = 64 * t.consumers;
     const bool split = c.splits > 1, pack = c.pack;
 
@@ -286,15 +297,21 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     }
     int32_t st = FLASH_ERROR_INTERNAL;
     auto launch = [&](const Sm90Params& lp, dim3 g, bool pdl) {
-#define FLASH_SM90_VAR(B, D, M)                                                                            \
-    (lp.variant == kVarSplit   ? run_fwd_sm90<B, D, M, kVarSplit>(lp, g, softcap, alt, pdl, stream)        \
-     : lp.variant == kVarPack  ? run_fwd_sm90<B, D, M, kVarPack>(lp, g, softcap, alt, pdl, stream)         \
-     : lp.variant == kVarDense ? run_fwd_sm90<B, D, M, kVarDense>(lp, g, softcap, alt, pdl, stream)        \
-                               : run_fwd_sm90<B, D, M, kVarPlain>(lp, g, softcap, alt, pdl, stream))
+#define FLASH_SM90_VAR(B, D, DV, M)                                                                        \
+    (lp.variant == kVarSplit   ? run_fwd_sm90<B, D, DV, M, kVarSplit>(lp, g, softcap, alt, pdl, stream)    \
+     : lp.variant == kVarPack  ? run_fwd_sm90<B, D, DV, M, kVarPack>(lp, g, softcap, alt, pdl, stream)     \
+     : lp.variant == kVarDense ? run_fwd_sm90<B, D, DV, M, kVarDense>(lp, g, softcap, alt, pdl, stream)    \
+                               : run_fwd_sm90<B, D, DV, M, kVarPlain>(lp, g, softcap, alt, pdl, stream))
+#define FLASH_SM90_CASE_V(D, DV)                                                                           \
+    return bf16 ? (masked ? FLASH_SM90_VAR(true, D, DV, true) : FLASH_SM90_VAR(true, D, DV, false))        \
+                : (masked ? FLASH_SM90_VAR(false, D, DV, true) : FLASH_SM90_VAR(false, D, DV, false));
 #define FLASH_SM90_CASE(D)                                                                                 \
     case D:                                                                                                \
-        return bf16 ? (masked ? FLASH_SM90_VAR(true, D, true) : FLASH_SM90_VAR(true, D, false))            \
-                    : (masked ? FLASH_SM90_VAR(false, D, true) : FLASH_SM90_VAR(false, D, false));
+        FLASH_SM90_CASE_V(D, D)
+#if defined(FLASH_HDIM_192) && !defined(FLASH_SM90_NO_MLA)
+        if (dim == 192 && dim_v == 128) FLASH_SM90_CASE_V(192, 128)
+#endif
+        if (dim_v != dim) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: d%d / dv%d not compiled", dim, dim_v);
         switch (dim) {
 #ifdef FLASH_HDIM_64
             FLASH_SM90_CASE(64)
@@ -315,6 +332,7 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
             return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: head dim %d not compiled", dim);
         }
 #undef FLASH_SM90_CASE
+#undef FLASH_SM90_CASE_V
 #undef FLASH_SM90_VAR
     };
 #ifdef FLASH_SM90_TRACE
@@ -351,10 +369,16 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     }
 #endif
     *taken = true;
-    if (st == FLASH_OK)
-        set_kernel(split ? (p.group > 1 ? "cuda.sm90.fwd.packgqa.split" : "cuda.sm90.fwd.split")
-                   : pack ? (tail ? "cuda.sm90.fwd.packgqa.tail" : "cuda.sm90.fwd.packgqa")
-                          : (tail ? "cuda.sm90.fwd.tail" : "cuda.sm90.fwd"));
+    if (st == FLASH_OK) {
+        // ".dv128": the narrow-V instantiation (sm90_dim_v) ran.
+        static const char* const kNames[2][6] = {
+            {"cuda.sm90.fwd.packgqa.split", "cuda.sm90.fwd.split", "cuda.sm90.fwd.packgqa.tail",
+             "cuda.sm90.fwd.packgqa", "cuda.sm90.fwd.tail", "cuda.sm90.fwd"},
+            {"cuda.sm90.fwd.dv128.packgqa.split", "cuda.sm90.fwd.dv128.split", "cuda.sm90.fwd.dv128.packgqa.tail",
+             "cuda.sm90.fwd.dv128.packgqa", "cuda.sm90.fwd.dv128.tail", "cuda.sm90.fwd.dv128"}};
+        const int i = split ? (p.group > 1 ? 0 : 1) : pack ? (tail ? 2 : 3) : (tail ? 4 : 5);
+        set_kernel(kNames[dim_v != dim ? 1 : 0][i]);
+    }
     return st;
 #endif
 }

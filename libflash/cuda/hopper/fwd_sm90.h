@@ -64,6 +64,7 @@ enum : int { kVarPlain = 0, kVarPack = 1, kVarSplit = 2, kVarDense = 3 };
 // How the Hopper path runs a problem (choose): which instantiation and tile row, and the split count.
 struct Choice {
     int dim = 0;    // instantiated head dim; 0: this path does not take the problem
+    int dim_v = 0;  // the instantiation's V/O width (sm90_dim_v: dim, or 128 for MLA-shaped calls at dim 192)
     int alt = 0;    // tile-table row (sm90_pick)
     bool pack = false;
     int splits = 1; // resolved split count (>= 1)
@@ -100,9 +101,9 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
             cudaStream_t stream, bool* taken);
 
 // Defined in hopper/generated/fwd_sm90_*.cu. grid.x CTAs stride over the tiles; `alt` is the tile-table row
-// of (kD, kMasked) the problem runs on (sm90_pick).
+// of (kD, kDV, kMasked) the problem runs on (sm90_pick).
 // `pdl`: a programmatic dependent launch (the tail split's pieces start on the SMs the main launch frees).
-template <bool kBf16, int kD, bool kMasked, int kVar>
+template <bool kBf16, int kD, int kDV, bool kMasked, int kVar>
 int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, bool pdl, cudaStream_t stream);
 
 } // namespace flash::cuda::sm90

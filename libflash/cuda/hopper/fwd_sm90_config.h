@@ -10,6 +10,8 @@ namespace flash::cuda::sm90 {
 struct Sm90Tile {
     int d;         // instantiated head dim (Q/K and V/O; any d, dv <= it runs on it, TMA zero-fills the rest); a
                    // multiple of 32: shared memory holds whole 64-column blocks (sm90_dpad), the GEMMs only d columns
+    int dv;        // instantiated V/O head dim: d, or less for the narrow-V instantiation of MLA-shaped calls
+                   // (192 / 128, FA3's): V's tiles, the P V GEMM and O then cover dv columns instead of d
     int masked;    // 0: no window; 1: causal / local
     int consumers; // consumer warpgroups, 64 query rows each: block_m = 64 * consumers
     int block_n;   // keys per K/V stage (the N of S = Q K^T, a multiple of 16)
@@ -83,26 +85,31 @@ struct Sm90Tile {
 //   Against them, non-causal 1k / 4k / 16k: block_n 144 0.88 / 0.96 / 0.98, block_n 176 0.87 / 0.94 / 0.98, three
 //   consumers at block_n 112 0.79 / 0.97 / 1.05 (at 128 / 144 they spill 144 / 288 B).
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform
-    {64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, false},
-    {64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, 2048, true, true, false},
-    {64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, true, 0, true, true, true},
-    {64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, 2048, true, false, true},
-    {96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
-    {96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
-    {128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
-    {128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
-    {192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true, false, false},
-    {192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0, true, false, false},
-    {256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, false, 0, false, false, false},
-    {256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 1024, true, false, false},
-    {256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false, false, false},
-    {256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 2048, true, false, false},
+    //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform
+    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, false},
+    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, 2048, true, true, false},
+    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, true, 0, true, true, true},
+    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, 2048, true, false, true},
+    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
+    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
+    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
+    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
+    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true, false, false},
+    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0, true, false, false},
+    {192, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 1, 0, false, 0, true, false, false},
+    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, false, 0, true, false, false},
+    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, false, 0, false, false, false},
+    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 1024, true, false, false},
+    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false, false, false},
+    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 2048, true, false, false},
 };
 
-// Row `alt` (0 or 1) of (d, mask); d = 0 when there is none.
-constexpr Sm90Tile sm90_tile(int d, bool masked, int alt = 0) {
+// Row `alt` (0 or 1) of (d, dv, mask); d = 0 when there is none.
+constexpr Sm90Tile sm90_tile(int d, int dv, bool masked, int alt = 0) {
 #ifdef FLASH_SM90_TUNE_D
+#ifndef FLASH_SM90_TUNE_DV
+#define FLASH_SM90_TUNE_DV FLASH_SM90_TUNE_D
+#endif
 #ifndef FLASH_SM90_TUNE_DB
 #define FLASH_SM90_TUNE_DB 0
 #endif
@@ -118,35 +125,36 @@ constexpr Sm90Tile sm90_tile(int d, bool masked, int alt = 0) {
 #ifndef FLASH_SM90_TUNE_UN
 #define FLASH_SM90_TUNE_UN 0
 #endif
-    // Tuning builds only (scripts/device_run.sh tune90): one head dim's rows replaced from the command line.
-    if (d == FLASH_SM90_TUNE_D)
-        return Sm90Tile{FLASH_SM90_TUNE_D, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
+    // Tuning builds only (scripts/ab_tune.sh): one instantiation's rows replaced from the command line.
+    if (d == FLASH_SM90_TUNE_D && dv == FLASH_SM90_TUNE_DV)
+        return Sm90Tile{FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
                         FLASH_SM90_TUNE_TO != 0, alt == 0 ? 0 : 1 << 30, true, false, FLASH_SM90_TUNE_UN != 0};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
-        if (t.d == d && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false, 0, false, false, false};
+        if (t.d == d && t.dv == dv && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
+    return Sm90Tile{0, 0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false, 0, false, false, false};
 }
 
-// Rows of (d, mask): 1 or 2.
-constexpr int sm90_alts(int d, bool masked) {
-    return sm90_tile(d, masked, 1).d == d ? 2 : 1;
+// Rows of (d, dv, mask): 1 or 2.
+constexpr int sm90_alts(int d, int dv, bool masked) {
+    return sm90_tile(d, dv, masked, 1).d == d ? 2 : 1;
 }
 
 // The row a problem with seqlen_k keys runs on.
-constexpr int sm90_pick(int d, bool masked, int64_t seqlen_k, bool softcap) {
-    if (sm90_alts(d, masked) == 1) return 0;
-    const int by_length = seqlen_k >= sm90_tile(d, masked, 1).min_sk ? 1 : 0;
-    return softcap && !sm90_tile(d, masked, by_length).softcap ? 1 - by_length : by_length;
+constexpr int sm90_pick(int d, int dv, bool masked, int64_t seqlen_k, bool softcap) {
+    if (sm90_alts(d, dv, masked) == 1) return 0;
+    const int by_length = seqlen_k >= sm90_tile(d, dv, masked, 1).min_sk ? 1 : 0;
+    return softcap && !sm90_tile(d, dv, masked, by_length).softcap ? 1 - by_length : by_length;
 }
 
-// Every (d, mask) pair has a row that takes softcap problems.
+// Every (d, dv, mask) triple has a row that takes softcap problems.
 constexpr bool sm90_softcap_covered() {
     for (const Sm90Tile& t : kSm90Tiles)
-        if (!sm90_tile(t.d, t.masked != 0, 0).softcap && !sm90_tile(t.d, t.masked != 0, 1).softcap) return false;
+        if (!sm90_tile(t.d, t.dv, t.masked != 0, 0).softcap && !sm90_tile(t.d, t.dv, t.masked != 0, 1).softcap)
+            return false;
     return true;
 }
 
@@ -158,11 +166,11 @@ inline constexpr int kSm90BarBytes = 1024;
 constexpr int sm90_dpad(int d) { return (d + 63) / 64 * 64; }
 
 // The kernel's shared memory for a row (fwd_sm90_kernel.cuh's layout: 1 KB of alignment slack, the barrier block,
-// q_slots Q tiles of block_m x sm90_dpad(d), a ring of `stages` K and V tiles of block_n x sm90_dpad(d); 16-bit
-// elements).
+// q_slots Q tiles of block_m x sm90_dpad(d), a ring of `stages` K tiles of block_n x sm90_dpad(d) and as many V
+// tiles of block_n x sm90_dpad(dv); 16-bit elements).
 constexpr int sm90_smem_bytes(const Sm90Tile& t) {
-    const int dp = sm90_dpad(t.d);
-    return 1024 + kSm90BarBytes + t.q_slots * 64 * t.consumers * dp * 2 + 2 * t.stages * t.block_n * dp * 2;
+    const int dp = sm90_dpad(t.d), dvp = sm90_dpad(t.dv);
+    return 1024 + kSm90BarBytes + t.q_slots * 64 * t.consumers * dp * 2 + t.stages * t.block_n * (dp + dvp) * 2;
 }
 
 // Registers per thread at launch: 65536 / threads, rounded down to a multiple of 8 (setmaxnreg then moves them
@@ -173,7 +181,7 @@ constexpr int sm90_launch_regs(const Sm90Tile& t) { return (65536 / (128 * (t.co
 // the table is asserted below, so the host build (and CI's host test, test/native/tile_table.cpp) catch a bad
 // edit without compiling for sm_90a.
 constexpr const char* sm90_tile_error(const Sm90Tile& t) {
-    if (t.d % 32 != 0 || t.d > 256 || t.block_n % 16 != 0 || t.block_n > 256 || t.consumers < 1 || 64 * t.consumers > 256)
+    if (t.d % 32 != 0 || t.d > 256 || t.dv % 32 != 0 || t.dv < 32 || t.dv > t.d || t.block_n % 16 != 0 || t.block_n > 256 || t.consumers < 1 || 64 * t.consumers > 256)
         return "tile shape";
     if ((t.block_n * 128) % 1024 != 0) return "block_n must keep column blocks 1024-byte aligned";
     if (t.stages < 1 || sm90_smem_bytes(t) > 227 * 1024) return "shared memory";
@@ -186,23 +194,25 @@ constexpr const char* sm90_tile_error(const Sm90Tile& t) {
     return nullptr;
 }
 
-// The table as a whole: every row valid; per (d, mask) one or two rows, the first from 0 keys and the second
-// from a positive min_sk (sm90_pick's assumption); a softcap row per pair (sm90_softcap_covered).
+// The table as a whole: every row valid; per (d, dv, mask) one or two rows, the first from 0 keys and the second
+// from a positive min_sk (sm90_pick's assumption); a softcap row per triple (sm90_softcap_covered).
 constexpr const char* sm90_table_error() {
     for (const Sm90Tile& t : kSm90Tiles) {
         if (const char* e = sm90_tile_error(t)) return e;
         int rows = 0;
-        for (const Sm90Tile& u : kSm90Tiles) rows += u.d == t.d && u.masked == t.masked;
-        if (rows > 2) return "more than two rows for a (d, mask) pair";
-        if (sm90_tile(t.d, t.masked != 0, 0).min_sk != 0) return "a pair's first row must start at 0 keys";
-        if (rows == 2 && sm90_tile(t.d, t.masked != 0, 1).min_sk <= 0) return "a pair's second row needs min_sk > 0";
+        for (const Sm90Tile& u : kSm90Tiles) rows += u.d == t.d && u.dv == t.dv && u.masked == t.masked;
+        if (rows > 2) return "more than two rows for a (d, dv, mask) triple";
+        if (sm90_tile(t.d, t.dv, t.masked != 0, 0).min_sk != 0) return "a triple's first row must start at 0 keys";
+        if (rows == 2 && sm90_tile(t.d, t.dv, t.masked != 0, 1).min_sk <= 0)
+            return "a triple's second row needs min_sk > 0";
     }
-    return sm90_softcap_covered() ? nullptr : "a (d, mask) pair has no row with softcap = true";
+    return sm90_softcap_covered() ? nullptr : "a (d, dv, mask) triple has no row with softcap = true";
 }
 static_assert(sm90_table_error() == nullptr, "kSm90Tiles: a row breaks a rule of sm90_table_error");
 
 // The Hopper instantiation for max(d, dv): 64, 96, 128, 192 or 256 (head dims <= 32 stay on the sm80 kernel,
 // whose d32 tile wastes no MMA work). A build without that one runs on the next compiled one (fwd_sm90.cu).
+// Its V/O width is the same, except for sm90_dim_v's narrow-V instantiation.
 constexpr int sm90_dim(int d_max) {
     return d_max <= 32    ? 0
            : d_max <= 64  ? 64
@@ -212,5 +222,9 @@ constexpr int sm90_dim(int d_max) {
            : d_max <= 256 ? 256
                           : 0;
 }
+
+// The V/O width of the instantiation `dim` for a call with V/O head dim dv: 128 for dim 192 when dv <= 128 (MLA's
+// prefill shape, d 192 with dv 128: a quarter less P V work and O registers than V zero-padded to 192), else dim.
+constexpr int sm90_dim_v(int dim, int dv) { return dim == 192 && dv <= 128 ? 128 : dim; }
 
 } // namespace flash::cuda::sm90

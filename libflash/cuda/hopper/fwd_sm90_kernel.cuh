@@ -68,10 +68,11 @@ namespace flash::cuda::sm90 {
     } while (0)
 #endif
 
-template <int kD_, bool kMasked_, int kAlt_ = 0>
+template <int kD_, int kDV_, bool kMasked_, int kAlt_ = 0>
 struct Sm90Cfg {
-    static constexpr Sm90Tile kTile = sm90_tile(kD_, kMasked_, kAlt_);
+    static constexpr Sm90Tile kTile = sm90_tile(kD_, kDV_, kMasked_, kAlt_);
     static constexpr int kD = kD_;
+    static constexpr int kDV = kDV_; // V / O columns: kD, or fewer (the narrow-V instantiation, sm90_dim_v)
     static constexpr int kCons = kTile.consumers;
     static constexpr int kBM = 64 * kCons;
     static constexpr int kBN = kTile.block_n;
@@ -83,14 +84,16 @@ struct Sm90Cfg {
     static constexpr int kThreads = 128 * (kCons + 1);
     static constexpr int kCB = sm90_dpad(kD) / 64;    // 64-element (128-byte) column blocks of a row
     static constexpr int kQBytes = kBM * kCB * 128;   // Q tile: kCB blocks of [kBM rows][128 B]
-    static constexpr int kKVBytes = kBN * kCB * 128;  // one K or V slot: kCB blocks of [kBN rows][128 B]
+    static constexpr int kCBV = sm90_dpad(kDV) / 64;  // column blocks of a V row
+    static constexpr int kKVBytes = kBN * kCB * 128;  // one K slot: kCB blocks of [kBN rows][128 B]
+    static constexpr int kVBytes = kBN * kCBV * 128;  // one V slot: kCBV blocks of [kBN rows][128 B]
     static constexpr int kBarBytes = kSm90BarBytes;   // mbarriers + the tile ring (fwd_sm90_config.h)
     static constexpr bool kDescBase = kTile.desc_base;
     static constexpr bool kUniform = kTile.uniform;
     static constexpr int kQSlots = kTile.q_slots;
     static constexpr bool kTmaO = kTile.tma_o;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
-    static_assert(kTile.d == kD_, "head dim missing from kSm90Tiles");
+    static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(sm90_tile_error(kTile) == nullptr, "this tile row breaks a rule of sm90_tile_error");
 };
 
@@ -230,7 +233,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     static_assert(!kSplit || kPack, "split tiles use the packed row map");
 #if FLASH_SM90A
     using namespace prim;
-    constexpr int D = Cfg::kD, BM = Cfg::kBM, BN = Cfg::kBN, S = Cfg::kStages, CB = Cfg::kCB;
+    constexpr int D = Cfg::kD, DV = Cfg::kDV, BM = Cfg::kBM, BN = Cfg::kBN, S = Cfg::kStages, CB = Cfg::kCB;
+    constexpr int CBV = Cfg::kCBV;
     constexpr int kNT = BN / 8; // n8 column tiles of S
     constexpr float kLn2 = 0.6931471805599453f;
     const FwdParams& p = P.f;
@@ -328,10 +332,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     for (int c = 0; c < CB; ++c)
                         tma_load_4d(sK + s * Cfg::kKVBytes + c * BN * 128, &P.tm_k, k_full(s), c * 64, row, t.hki, kb);
                     mbar_wait(v_empty(s), ph ^ 1);
-                    mbar_arrive_expect_tx(v_full(s), Cfg::kKVBytes);
+                    mbar_arrive_expect_tx(v_full(s), Cfg::kVBytes);
 #pragma unroll
-                    for (int c = 0; c < CB; ++c)
-                        tma_load_4d(sV + s * Cfg::kKVBytes + c * BN * 128, &P.tm_v, v_full(s), c * 64, row, t.hki, kb);
+                    for (int c = 0; c < CBV; ++c)
+                        tma_load_4d(sV + s * Cfg::kVBytes + c * BN * 128, &P.tm_v, v_full(s), c * 64, row, t.hki, kb);
                 }
                 ++u;
                 FLASH_TRACE(10, 0, u - 1);
@@ -348,7 +352,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     auto qrow_of = [&](int pm) { return kPack ? int(P.div_group.div(uint32_t(pm))) : pm; };
 
     const float sl2 = kSoftcap ? 1.f : p.scale_log2; // stored score -> log2 units
-    float o[D / 2];
+    float o[DV / 2];
     float s[BN / 2];
     uint32_t pf[BN / 16][4];
     float row_max[2], row_sum[2];
@@ -386,18 +390,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     };
     auto issue_pv = [&](int st) {
         if constexpr (Cfg::kDescBase) {
-            const uint64_t dv = dv0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kKVBytes >> 4));
+            const uint64_t dv = dv0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kVBytes >> 4));
             wgmma_fence();
             // D = 96: one N = 96 instruction reads V's first column block and half of the second (the descriptor's
             // leading offset steps between blocks every 64 columns of n); N = 64 + 32 as two was 0-3% slower.
 #pragma unroll
-            for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<D, kBf16, 1>(o, pf[ks], dv + uint64_t(ks * 128), 1u);
+            for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<DV, kBf16, 1>(o, pf[ks], dv + uint64_t(ks * 128), 1u);
         } else {
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < BN / 16; ++ks) {
-                const uint64_t db = desc_mnmajor_sw128(sV + st * Cfg::kKVBytes + ks * 16 * 128, BN * 128);
-                wgmma_rs<D, kBf16, 1>(o, pf[ks], db, 1u);
+                const uint64_t db = desc_mnmajor_sw128(sV + st * Cfg::kVBytes + ks * 16 * 128, BN * 128);
+                wgmma_rs<DV, kBf16, 1>(o, pf[ks], db, 1u);
             }
         }
         wgmma_commit();
@@ -519,7 +523,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     auto rescale = [&](const float (&alpha)[2]) {
         if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) return; // lazy rescale: mostly skipped
 #pragma unroll
-        for (int tt = 0; tt < D / 8; ++tt) {
+        for (int tt = 0; tt < DV / 8; ++tt) {
             o[4 * tt + 0] *= alpha[0];
             o[4 * tt + 1] *= alpha[0];
             o[4 * tt + 2] *= alpha[1];
@@ -556,7 +560,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if (t.skip) continue;
         FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
-        for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+        for (int i = 0; i < DV / 2; ++i) o[i] = 0.f;
         row_max[0] = row_max[1] = -INFINITY;
         row_sum[0] = row_sum[1] = 0.f;
         // Cfg::kUniform: re-read from lane 0. ptxas cannot prove a value loaded from shared or global memory
@@ -685,7 +689,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             const int mi = lane >> 3, rr = lane & 7;
             const int srow = 16 * wl + rr + 8 * (mi & 1); // the row this lane addresses, inside the 64
 #pragma unroll
-            for (int kk = 0; kk < D / 16; ++kk) {
+            for (int kk = 0; kk < DV / 16; ++kk) {
                 const int t0 = 2 * kk, t1 = 2 * kk + 1;
                 const uint32_t v[4] = {pack2<kBf16>(o[4 * t0 + 0] * inv[0], o[4 * t0 + 1] * inv[0]),
                                        pack2<kBf16>(o[4 * t0 + 2] * inv[1], o[4 * t0 + 3] * inv[1]),
@@ -700,7 +704,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             named_barrier_sync(kEpi + cw, 128);
             if ((tid & 127) == 0) {
 #pragma unroll
-                for (int c = 0; c < CB; ++c)
+                for (int c = 0; c < CBV; ++c)
                     tma_store_4d(&P.tm_o, ob + uint32_t(c) * uint32_t(BM * 128), c * 64, int(t.q_row0) + t.m0 + 64 * cw,
                                  t.hi, !kDense && p.cu_seqlens_q ? 0 : t.bi);
                 bulk_commit();
@@ -713,7 +717,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     if (!rv[r]) continue;
                     float* orow = p.o_accum + arow[r] * P.acc_d;
 #pragma unroll
-                    for (int tt = 0; tt < D / 8; ++tt) {
+                    for (int tt = 0; tt < DV / 8; ++tt) {
                         const int col = 8 * tt + 2 * q;
                         const float2 v = make_float2(o[4 * tt + 2 * r] * inv[r], o[4 * tt + 2 * r + 1] * inv[r]);
                         if (col + 2 <= p.dv) *reinterpret_cast<float2*>(orow + col) = v;
@@ -728,7 +732,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     if (!rv[r]) continue;
                     uint16_t* orow = gO + int64_t(qi[r]) * p.o_row + int64_t(qh[r]) * p.o_head;
 #pragma unroll
-                    for (int tt = 0; tt < D / 8; ++tt) {
+                    for (int tt = 0; tt < DV / 8; ++tt) {
                         const int col = 8 * tt + 2 * q;
                         const uint32_t v = pack2<kBf16>(o[4 * tt + 2 * r] * inv[r], o[4 * tt + 2 * r + 1] * inv[r]);
                         if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(orow + col) = v;

@@ -24,11 +24,11 @@ int32_t launch_fwd_sm90(const Sm90Params& p, dim3 grid, bool pdl, cudaStream_t s
 // of their index arithmetic; so is the dense plain kernel, compiled only for the rows whose `dense` flag is set
 // (kSm90Tiles), without a softcap kernel (softcap calls take the plain one: the d64 3-consumer row's dense softcap
 // kernel spilled 52 B).
-template <bool kBf16, int kD, bool kMasked, int kAlt, int kVar>
+template <bool kBf16, int kD, int kDV, bool kMasked, int kAlt, int kVar>
 int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, bool pdl, cudaStream_t stream) {
-    using Cfg = Sm90Cfg<kD, kMasked, kAlt>;
+    using Cfg = Sm90Cfg<kD, kDV, kMasked, kAlt>;
     if constexpr (kVar == kVarDense) {
-        if constexpr (!sm90_tile(kD, kMasked, kAlt).dense) {
+        if constexpr (!sm90_tile(kD, kDV, kMasked, kAlt).dense) {
             return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: tile row %d of d%d has no dense kernel (its dense flag "
                              "is off)", kAlt, kD);
         } else {
@@ -36,7 +36,7 @@ int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, bool pdl,
             return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, pdl, stream);
         }
     } else {
-        if constexpr (sm90_tile(kD, kMasked, kAlt).softcap) {
+        if constexpr (sm90_tile(kD, kDV, kMasked, kAlt).softcap) {
             if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true, kVar>(p, grid, pdl, stream);
         } else if (softcap) {
             return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to tile row %d of d%d, which has no "
@@ -46,12 +46,12 @@ int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, bool pdl,
     }
 }
 
-template <bool kBf16, int kD, bool kMasked, int kVar>
+template <bool kBf16, int kD, int kDV, bool kMasked, int kVar>
 int32_t run_fwd_sm90(const Sm90Params& p, dim3 grid, bool softcap, int alt, bool pdl, cudaStream_t stream) {
-    if constexpr (sm90_alts(kD, kMasked) == 2) {
-        if (alt == 1) return run_fwd_sm90_row<kBf16, kD, kMasked, 1, kVar>(p, grid, softcap, pdl, stream);
+    if constexpr (sm90_alts(kD, kDV, kMasked) == 2) {
+        if (alt == 1) return run_fwd_sm90_row<kBf16, kD, kDV, kMasked, 1, kVar>(p, grid, softcap, pdl, stream);
     }
-    return run_fwd_sm90_row<kBf16, kD, kMasked, 0, kVar>(p, grid, softcap, pdl, stream);
+    return run_fwd_sm90_row<kBf16, kD, kDV, kMasked, 0, kVar>(p, grid, softcap, pdl, stream);
 }
 
 } // namespace flash::cuda::sm90

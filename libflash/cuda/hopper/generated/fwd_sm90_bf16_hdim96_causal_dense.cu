@@ -2,5 +2,6 @@
 #include "../fwd_sm90_launch.cuh"
 
 namespace flash::cuda::sm90 {
-template int32_t run_fwd_sm90<true, 96, true, kVarDense>(const Sm90Params&, dim3, bool, int, bool, cudaStream_t);
+template int32_t run_fwd_sm90<true, 96, 96, true, kVarDense>(
+    const Sm90Params&, dim3, bool, int, bool, cudaStream_t);
 } // namespace flash::cuda::sm90
