@@ -84,6 +84,12 @@ struct Sm90Tile {
 // - d96 (session 16): its own instantiation (before: the d128 kernel, columns 96-127 zeros) +5-11%; d128's rows.
 //   Against them, non-causal 1k / 4k / 16k: block_n 144 0.88 / 0.96 / 0.98, block_n 176 0.87 / 0.94 / 0.98, three
 //   consumers at block_n 112 0.79 / 0.97 / 1.05 (at 128 / 144 they spill 144 / 288 B).
+// - d192 / dv128 (session 17, H200, one-process A/B, bf16 b*s = 16k, 10 heads; bench/NOTES.md step 33): its own rows, as
+//   the narrower O leaves registers for d128's block_n 128 (d192's 112: 0.86-0.96). Non-causal: no ping-pong, persistent
+//   (ping-pong 0.97-1.01, ping-pong + uniform 0.98-1.01, no ping-pong + uniform 0.87-1.0); causal: ping-pong + uniform,
+//   persistent + dynamic below 2k keys (+19% / +13% at 512 / 1k over one CTA per tile), one CTA per tile from 2k
+//   (the persistent kernel 0.96 at 2k, and 0.89 at 4k even launched one CTA per tile: its tile ring costs 4-20 B of
+//   spills). Against V zero-padded on the d192 kernel +16-23% non-causal, +16-43% causal.
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform
     {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, false},
@@ -96,8 +102,9 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
     {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true, false, false},
     {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0, true, false, false},
-    {192, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 1, 0, false, 0, true, false, false},
-    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, false, 0, true, false, false},
+    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, false, 0, true, false, false},
+    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, false, 0, true, false, true},
+    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, false, 2048, true, false, true},
     {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, false, 0, false, false, false},
     {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 1024, true, false, false},
     {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false, false, false},
