@@ -62,7 +62,7 @@ if has sanitize; then
     echo "== memcheck fwd"; timeout 200 compute-sanitizer --tool memcheck --kernel-name kns=fwd \
       --print-limit 10 python3 bench/gpu/sanitize_fwd.py 2>&1 | grep -vE "^ok " | tail -4
   } > "$OUT/sanitize.log" 2>&1
-  grep -E "^==|ERROR SUMMARY|RACECHECK SUMMARY|calls OK|Error|error" "$OUT/sanitize.log" | head -20
+  grep -E "^==|ERROR SUMMARY|RACECHECK SUMMARY|calls OK|Error|error" "$OUT/sanitize.log" | head -40
 fi
 if has bun; then
   xz -dc .device/bun.xz > /tmp/bun && chmod +x /tmp/bun
