@@ -71,6 +71,7 @@ struct Sm90Tile {
 //   1k, 0.93-0.97 above) over the block_n 80 rows, which keep the longer ones and softcap. Not kept: block_n 64
 //   persistent causal (-3..-5% >= 2k), block_n 128 with overlap (144-216 B spills), a per-warpgroup skip of fully
 //   masked blocks (-9..-16% >= 2k), half GEMMs on the diagonal block (step 19, -1..-36%).
+//   Session 17 (H200, step 34): block_n 64 in two stages on the short row, overlap 0.95-0.98 and ping-pong 0.87-0.93.
 // - After the L2-section tile order (session 11, tile_order.h; +1-11% on the causal rows): d128 causal persistent
 //   at every length (persist_max_n 0) 0.98-1.0 at 2k-16k, d256 causal long row persistent + dynamic 1.03 at 2k,
 //   0.99 at 4k, 0.93 at 8k-16k: neither kept. d64 causal 3 consumers below 2k: 0.89 at 512-1k (the 2k crossover
