@@ -28,11 +28,11 @@ static void pick() {
             const int got = sm90_pick(d, dv, masked, sk, false);
             EXPECT(got == want, "d%d dv%d masked %d sk %lld: row %d, expected %d\n", d, dv, int(masked), (long long)sk, got, want);
             const int sc = sm90_pick(d, dv, masked, sk, true);
-            EXPECT(sm90_tile(d, dv, masked, sc).softcap, "d%d masked %d sk %lld: softcap on row %d without softcap\n", d,
-                   int(masked), (long long)sk, sc);
+            EXPECT(sm90_tile(d, dv, masked, sc).softcap, "d%d dv%d masked %d sk %lld: softcap on row %d without softcap\n",
+                   d, dv, int(masked), (long long)sk, sc);
             if (sm90_tile(d, dv, masked, want).softcap)
-                EXPECT(sc == want, "d%d masked %d sk %lld: softcap left its length's row %d for %d\n", d, int(masked),
-                       (long long)sk, want, sc);
+                EXPECT(sc == want, "d%d dv%d masked %d sk %lld: softcap left its length's row %d for %d\n", d, dv,
+                       int(masked), (long long)sk, want, sc);
         }
     }
 }

@@ -1,4 +1,4 @@
-// The Hopper forward's tile table: one row per (head dim, window). Changes speed only (summation order);
+// The Hopper forward's tile table: one or two rows per (head dim, V head dim, window). Changes speed only (summation order);
 // what changes results (dtype, head dim, mask, softcap) is in the template arguments, not here.
 // Read by the host (hopper/fwd_sm90.cu) and by the kernel (hopper/fwd_sm90_kernel.cuh).
 #pragma once
@@ -8,10 +8,10 @@
 namespace flash::cuda::sm90 {
 
 struct Sm90Tile {
-    int d;         // instantiated head dim (Q/K and V/O; any d, dv <= it runs on it, TMA zero-fills the rest); a
-                   // multiple of 32: shared memory holds whole 64-column blocks (sm90_dpad), the GEMMs only d columns
-    int dv;        // instantiated V/O head dim: d, or less for the narrow-V instantiation of MLA-shaped calls
-                   // (192 / 128, FA3's): V's tiles, the P V GEMM and O then cover dv columns instead of d
+    int d;         // instantiated Q/K head dim (any d <= it runs on it, TMA zero-fills the rest); a multiple of 32:
+                   // shared memory holds whole 64-column blocks (sm90_dpad), the GEMMs only d columns
+    int dv;        // instantiated V/O head dim (any dv <= it runs on it): d, or less for the narrow-V instantiation of
+                   // MLA-shaped calls (192 / 128, FA3's): V's tiles, the P V GEMM and O then cover dv columns, not d
     int masked;    // 0: no window; 1: causal / local
     int consumers; // consumer warpgroups, 64 query rows each: block_m = 64 * consumers
     int block_n;   // keys per K/V stage (the N of S = Q K^T, a multiple of 16)
@@ -29,9 +29,9 @@ struct Sm90Tile {
     bool tma_o;     // O leaves through the tile's Q slot (stmatrix) and TMA stores instead of 32-bit stores from
                     // registers; the slot is released once the copy has read it (under the next tile's first GEMM), so
                     // persistent CTAs need q_slots 2
-    int min_sk;     // this row serves seqlen_k >= min_sk: a (d, mask) pair has one or two rows, in ascending
+    int min_sk;     // this row serves seqlen_k >= min_sk: a (d, dv, mask) triple has one or two rows, in ascending
                     // min_sk (the first one 0), and a problem runs on the last row whose min_sk it reaches
-    bool softcap;   // softcap problems may run here; false: they run on the pair's other row whatever their
+    bool softcap;   // softcap problems may run here; false: they run on the triple's other row whatever their
                     // length (the tanh's registers make this row spill; its softcap kernel is not compiled)
     bool dense;     // calls without cu_seqlens, seqused, leftpad_k or softcap run on a kernel compiled without their
                     // geometry loads (kVarDense); false: that kernel is not compiled and they take the plain one
@@ -40,8 +40,8 @@ struct Sm90Tile {
                     // R2UR per GEMM); false: the consumers derive it from the tile as loaded
 };
 
-// Shared memory: Q block_m*d*2 + stages * 2 * block_n*d*2 bytes must fit 227 KB; registers per consumer
-// thread: S block_n/2 + O d/2 + P block_n/4. Measured alternatives (H100, bf16, FA3 grid; bench/NOTES.md,
+// Shared memory: Q block_m*d*2 + stages * block_n*(d + dv)*2 bytes must fit 227 KB; registers per consumer
+// thread: S block_n/2 + O dv/2 + P block_n/4. Measured alternatives (H100, bf16, FA3 grid; bench/NOTES.md,
 // "Hopper forward", step 3):
 // - ping-pong: +6-18% at d128 non-causal; at d256 it spills 132 B and loses 4-14% (off there).
 // - persistent: +7% at d128 1k and +10% at d256 4k non-causal, but the static tile striding unbalances
@@ -90,7 +90,7 @@ struct Sm90Tile {
 //   (ping-pong 0.97-1.01, ping-pong + uniform 0.98-1.01, no ping-pong + uniform 0.87-1.0); causal: ping-pong + uniform,
 //   persistent + dynamic below 2k keys (+19% / +13% at 512 / 1k over one CTA per tile), one CTA per tile from 2k
 //   (the persistent kernel 0.96 at 2k, and 0.89 at 4k even launched one CTA per tile: its tile ring costs 4-20 B of
-//   spills). Against V zero-padded on the d192 kernel +16-23% non-causal, +16-43% causal.
+//   spills). Against V zero-padded on the d192 kernel +11-24% non-causal, +13-42% causal (final A/B, bf16 and fp16).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform
     {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, false},
@@ -232,7 +232,8 @@ constexpr int sm90_dim(int d_max) {
 }
 
 // The V/O width of the instantiation `dim` for a call with V/O head dim dv: 128 for dim 192 when dv <= 128 (MLA's
-// prefill shape, d 192 with dv 128: a quarter less P V work and O registers than V zero-padded to 192), else dim.
+// prefill shape, d 192 with dv 128: a third less P V work and O registers than V zero-padded to 192), else dim. A
+// build without 128 sends d, dv <= 128 up to 192 and so to this instantiation too (fwd_sm90.cu covered_dim).
 constexpr int sm90_dim_v(int dim, int dv) { return dim == 192 && dv <= 128 ? 128 : dim; }
 
 } // namespace flash::cuda::sm90

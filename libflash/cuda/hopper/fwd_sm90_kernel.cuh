@@ -392,7 +392,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if constexpr (Cfg::kDescBase) {
             const uint64_t dv = dv0 + uint64_t(uint32_t(st) * uint32_t(Cfg::kVBytes >> 4));
             wgmma_fence();
-            // D = 96: one N = 96 instruction reads V's first column block and half of the second (the descriptor's
+            // DV = 96: one N = 96 instruction reads V's first column block and half of the second (the descriptor's
             // leading offset steps between blocks every 64 columns of n); N = 64 + 32 as two was 0-3% slower.
 #pragma unroll
             for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<DV, kBf16, 1>(o, pf[ks], dv + uint64_t(ks * 128), 1u);

@@ -29,8 +29,9 @@ int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, bool pdl,
     using Cfg = Sm90Cfg<kD, kDV, kMasked, kAlt>;
     if constexpr (kVar == kVarDense) {
         if constexpr (!sm90_tile(kD, kDV, kMasked, kAlt).dense) {
-            return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: tile row %d of d%d has no dense kernel (its dense flag "
-                             "is off)", kAlt, kD);
+            return set_error(FLASH_ERROR_INTERNAL,
+                             "sm90 fwd: tile row %d of d%d / dv%d has no dense kernel (its dense flag is off)", kAlt, kD,
+                             kDV);
         } else {
             if (softcap) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to the dense kernel");
             return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, pdl, stream);
@@ -39,8 +40,9 @@ int32_t run_fwd_sm90_row(const Sm90Params& p, dim3 grid, bool softcap, bool pdl,
         if constexpr (sm90_tile(kD, kDV, kMasked, kAlt).softcap) {
             if (softcap) return launch_fwd_sm90<Cfg, kBf16, kMasked, true, kVar>(p, grid, pdl, stream);
         } else if (softcap) {
-            return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: softcap routed to tile row %d of d%d, which has no "
-                             "softcap kernel (sm90_pick)", kAlt, kD);
+            return set_error(FLASH_ERROR_INTERNAL,
+                             "sm90 fwd: softcap routed to tile row %d of d%d / dv%d, which has no softcap kernel "
+                             "(sm90_pick)", kAlt, kD, kDV);
         }
         return launch_fwd_sm90<Cfg, kBf16, kMasked, false, kVar>(p, grid, pdl, stream);
     }
