@@ -21,17 +21,19 @@
 
 namespace flash::cuda::sm90 {
 
+// The narrow-V instantiation (192 / 128, sm90_dim_v) comes with d192's files; FLASH_SM90_NO_MLA (A/B builds only)
+// leaves it out, so that dv <= 128 runs on the d192 kernel with V padded.
+#if defined(FLASH_HDIM_192) && !defined(FLASH_SM90_NO_MLA)
+#define FLASH_SM90_MLA 1
+#else
+#define FLASH_SM90_MLA 0
+#endif
+
 namespace {
 
 // Whether the instantiation (dim, dim_v) is in this build (dim_v: its V/O width, sm90_dim_v).
 [[maybe_unused]] bool compiled(int dim, int dim_v) {
-    if (dim_v != dim) {
-#if defined(FLASH_HDIM_192) && !defined(FLASH_SM90_NO_MLA) // NO_MLA: A/B builds only (dv <= 128 on the d192 kernel)
-        return dim == 192 && dim_v == 128;
-#else
-        return false;
-#endif
-    }
+    if (dim_v != dim) return FLASH_SM90_MLA && dim == 192 && dim_v == 128;
     switch (dim) {
 #ifdef FLASH_HDIM_64
     case 64: return true;
@@ -66,7 +68,8 @@ int covered_dim(const FwdProblem& p, DevInfo* di, int* dim_v) {
     int dim = sm90_dim(std::max(p.d, p.dv));
     while (dim != 0 && !compiled(dim, dim)) dim = sm90_dim(dim + 1);
     if (dim == 0) return 0;
-    *dim_v = compiled(dim, sm90_dim_v(dim, p.dv)) ? sm90_dim_v(dim, p.dv) : dim;
+    const int narrow = sm90_dim_v(dim, p.dv);
+    *dim_v = compiled(dim, narrow) ? narrow : dim;
     const bool vq = p.cu_seqlens_q != nullptr, vk = p.cu_seqlens_k != nullptr;
     if (!(aligned16(p.q, p.sq_, !vq) && aligned16(p.k, p.sk_, !vk) && aligned16(p.v, p.sv_, !vk) &&
           aligned16(p.o, p.so_, !vq)))
@@ -308,7 +311,7 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
 #define FLASH_SM90_CASE(D)                                                                                 \
     case D:                                                                                                \
         FLASH_SM90_CASE_V(D, D)
-#if defined(FLASH_HDIM_192) && !defined(FLASH_SM90_NO_MLA)
+#if FLASH_SM90_MLA
         if (dim == 192 && dim_v == 128) FLASH_SM90_CASE_V(192, 128)
 #endif
         if (dim_v != dim) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: d%d / dv%d not compiled", dim, dim_v);
