@@ -322,14 +322,17 @@ def build_cases(quick):
     cases.append(Case("long d64", dtype=dt, b=1, h=4, hk=2, d=64, seqs_q=[2100], seqs_k=[2100]))
     cases.append(Case("long causal d64", dtype=torch.float16, b=1, h=4, hk=4, d=64, seqs_q=[2048], seqs_k=[2111], causal=True))
     cases.append(Case("long varlen local d64", dtype=dt, b=0, h=4, hk=1, d=64, seqs_q=[2100, 5, 700], seqs_k=[2100, 3000, 9], varlen=True, window=(300, 7)))
-    # d256 non-causal: block_n 128 below 1k keys, block_n 80 from 1k (and with softcap).
+    # d256 non-causal: block_n 128 below 4k keys (O through its own buffer, the consumers in turn; several tiles per
+    # CTA), block_n 80 from 4k (and with softcap).
     cases.append(Case("short d256", dtype=dt, b=3, h=16, hk=8, d=256, seqs_q=[600], seqs_k=[700]))
     cases.append(Case("softcap short d256", dtype=torch.float16, b=2, h=4, hk=4, d=256, seqs_q=[200], seqs_k=[300], softcap=20.0))
-    cases.append(Case("long d256", dtype=dt, b=1, h=4, hk=1, d=256, seqs_q=[1100], seqs_k=[1030]))
-    # d256 causal: below 2k keys the persistent block_n 128 row, from 2k (and with softcap) the block_n 80 row.
+    cases.append(Case("long d256", dtype=dt, b=1, h=4, hk=1, d=256, seqs_q=[1100], seqs_k=[4130]))
+    # d256 causal: below 4k keys the persistent block_n 128 row (O through its own buffer), from 4k (and with softcap)
+    # the block_n 80 row; a full-tile grid of the first, so every tile's O takes the buffer.
     cases.append(Case("persistent causal d256", dtype=dt, b=2, h=16, hk=4, d=256, seqs_q=[900], seqs_k=[1000], causal=True))
     cases.append(Case("softcap causal d256", dtype=dt, b=2, h=4, hk=2, d=256, seqs_q=[300], seqs_k=[517], softcap=50.0, causal=True))
-    cases.append(Case("long causal d256", dtype=torch.float16, b=1, h=4, hk=2, d=256, seqs_q=[2000], seqs_k=[2100], causal=True))
+    cases.append(Case("long causal d256", dtype=torch.float16, b=1, h=4, hk=2, d=256, seqs_q=[2000], seqs_k=[4200], causal=True))
+    cases.append(Case("full tiles causal d256", dtype=dt, b=2, h=8, hk=8, d=256, seqs_q=[1024], seqs_k=[1024], causal=True))
     cases.append(Case("persistent varlen d256", dtype=dt, b=0, h=12, hk=12, d=256, seqs_q=[300, 1200, 5], seqs_k=[800, 1200, 77], varlen=True))
     cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))
     # GQA packing on the Hopper kernel (a K/V head's query heads share the tiles' rows): short query lengths,
@@ -339,7 +342,7 @@ def build_cases(quick):
     cases.append(Case("packgqa decode d128", dtype=dt, b=2, h=32, hk=4, d=128, seqs_q=[1], seqs_k=[3000], num_splits=1, pack=True))
     cases.append(Case("packgqa sq5 causal d64", dtype=torch.float16, b=2, h=16, hk=2, d=64, seqs_q=[5], seqs_k=[700], causal=True, num_splits=1, pack=True))
     cases.append(Case("packgqa group6 local d256", dtype=dt, b=2, h=12, hk=2, d=256, seqs_q=[40], seqs_k=[500], window=(64, 8), num_splits=1, pack=True))
-    cases.append(Case("packgqa group6 causal long d256", dtype=dt, b=1, h=12, hk=2, d=256, seqs_q=[50], seqs_k=[2300], causal=True, num_splits=1, pack=True))
+    cases.append(Case("packgqa group6 causal long d256", dtype=dt, b=1, h=12, hk=2, d=256, seqs_q=[50], seqs_k=[4300], causal=True, num_splits=1, pack=True))
     cases.append(Case("packgqa varlen causal d128", dtype=dt, b=0, h=16, hk=2, d=128, seqs_q=[3, 17, 1], seqs_k=[200, 1000, 64], varlen=True, causal=True, num_splits=1, pack=True))
     cases.append(Case("packgqa mqa seqused leftpad d64", dtype=dt, b=2, h=8, hk=1, d=64, seqs_q=[20], seqs_k=[300], seqused_q=True, seqused_k=0.8, leftpad=True, num_splits=1, pack=True))
     cases.append(Case("packgqa softcap d128", dtype=torch.float16, b=2, h=8, hk=2, d=128, seqs_q=[9], seqs_k=[517], softcap=30.0, num_splits=1, pack=True))
@@ -355,7 +358,7 @@ def build_cases(quick):
     cases.append(Case("split3 d128 group6", dtype=dt, b=2, h=12, hk=2, d=128, seqs_q=[21], seqs_k=[2000], num_splits=3))
     cases.append(Case("split7 causal d128 sq>sk", dtype=dt, b=1, h=4, hk=4, d=128, seqs_q=[300], seqs_k=[1000], causal=True, num_splits=7))
     cases.append(Case("split4 local d192", dtype=torch.float16, b=1, h=3, hk=1, d=192, seqs_q=[50], seqs_k=[1500], window=(200, 30), num_splits=4))
-    cases.append(Case("split6 d256 long row", dtype=dt, b=1, h=2, hk=1, d=256, seqs_q=[9], seqs_k=[2600], num_splits=6))
+    cases.append(Case("split6 d256 long row", dtype=dt, b=1, h=2, hk=1, d=256, seqs_q=[9], seqs_k=[25000], num_splits=6))
     cases.append(Case("split3 causal d256", dtype=dt, b=1, h=4, hk=2, d=256, seqs_q=[100], seqs_k=[900], causal=True, num_splits=3))
     cases.append(Case("split4 varlen seqused leftpad d128", dtype=dt, b=0, h=8, hk=2, d=128, seqs_q=[1, 40, 7], seqs_k=[1500, 300, 2500], varlen=True, seqused_k=0.8, leftpad=True, causal=True, num_splits=4))
     cases.append(Case("split3 seqused_q dense d64", dtype=dt, b=3, h=4, hk=1, d=64, seqs_q=[30], seqs_k=[1200], seqused_q=True, seqused_k=0.7, num_splits=3))
@@ -383,7 +386,7 @@ def build_cases(quick):
     # split and no packing, else these small grids take the split / packed kernels, which keep the plain order.
     cases.append(Case("shifted causal d64 3-consumer", dtype=dt, b=2, h=4, hk=4, d=64, seqs_q=[2100], seqs_k=[2100], causal=True, num_splits=1, pack=False))
     cases.append(Case("shifted varlen causal d64 3-consumer", dtype=torch.float16, b=0, h=4, hk=2, d=64, seqs_q=[2100, 5, 700], seqs_k=[2100, 3000, 2050], varlen=True, causal=True))
-    cases.append(Case("shifted local d256 block_n 80", dtype=dt, b=1, h=3, hk=3, d=256, seqs_q=[2100], seqs_k=[2100], window=(300, 0), num_splits=1, pack=False))
+    cases.append(Case("shifted local d256 block_n 80", dtype=dt, b=1, h=3, hk=3, d=256, seqs_q=[4200], seqs_k=[4200], window=(300, 0), num_splits=1, pack=False))
     cases.append(Case("shifted causal d192", dtype=torch.float16, b=2, h=2, hk=2, d=192, seqs_q=[203], seqs_k=[203], causal=True, num_splits=1, pack=False))
     # The tail split (unmasked dense grids on the persistent static rows, 132 SMs): the last tiles mod SMs as
     # key-range pieces on every SM, then the tail combine. Partial m blocks and key blocks in the tail tiles,
@@ -392,6 +395,7 @@ def build_cases(quick):
     cases.append(Case("tail d64 3-consumer row", dtype=torch.float16, b=2, h=45, hk=45, d=64, seqs_q=[500], seqs_k=[3000], tail=True))
     cases.append(Case("tail packgqa d128", dtype=dt, b=9, h=64, hk=16, d=128, seqs_q=[20], seqs_k=[2000], num_splits=1, pack=True, tail=True))
     cases.append(Case("tail softcap d256", dtype=torch.float16, b=1, h=140, hk=140, d=256, seqs_q=[130], seqs_k=[1500], softcap=20.0, tail=True))
+    cases.append(Case("tail d256 short row", dtype=dt, b=1, h=140, hk=140, d=256, seqs_q=[130], seqs_k=[1500], tail=True))
     cases.append(Case("tail d160 on d192", dtype=dt, b=1, h=150, hk=150, d=160, seqs_q=[64], seqs_k=[2000], tail=True))
     cases.append(Case("tail dv64 d128", dtype=dt, b=1, h=140, hk=140, d=128, dv=64, seqs_q=[130], seqs_k=[2100], tail=True))
     return cases

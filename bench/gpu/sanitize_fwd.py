@@ -2,7 +2,7 @@
 """libflash forward calls only, no reference: the workload for compute-sanitizer racecheck/synccheck, whose
 racecheck cannot run the torch reference's cuBLAS GEMMs ("failed to handle a hardware exception").
 Shapes cover every Hopper configuration (d64 3-consumer persistent, d96 / d128 ping-pong, d192 / dv128, causal, local, softcap,
-GQA unpacked and packed, varlen with skipped tiles, split-KV, several L2 sections, the tail split) and run on whatever path the GPU takes. Exit 0 when every
+GQA unpacked and packed, O staged through the Q slot or its own buffer, varlen with skipped tiles, split-KV, several L2 sections, the tail split) and run on whatever path the GPU takes. Exit 0 when every
 call returned OK.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=fwd_sm90 python3 bench/gpu/sanitize_fwd.py [--lib L] [--dims 128]
 """
@@ -27,6 +27,11 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (96, 2, 8, 8, [600], [900], False, (-1, -1), 0.0, torch.bfloat16),  # d96: half-used column block, TMA O
     (96, 2, 4, 2, [513], [513], True, (-1, -1), 30.0, torch.float16),
     (256, 1, 4, 1, [257], [257], True, (-1, -1), 0.0, torch.bfloat16),
+    # d256's short rows stage O in a buffer the two consumer warpgroups take in turn, tile after tile (tma_o 2); its
+    # causal long row (block_n 80, one CTA per tile, the first tile partial)
+    (256, 3, 16, 8, [600], [700], False, (-1, -1), 0.0, torch.bfloat16),
+    (256, 2, 16, 4, [900], [1000], True, (-1, -1), 0.0, torch.float16),
+    (256, 1, 4, 2, [2000], [4200], True, (-1, -1), 0.0, torch.bfloat16),
     (128, 0, 8, 4, [700, 1, 333], [900, 64, 2000], False, (-1, -1), 0.0, torch.bfloat16),
     (128, 4, 16, 4, [700], [900], True, (-1, -1), 0.0, torch.bfloat16),  # several causal tiles per CTA
     (64, 4, 16, 8, [1000], [1000], True, (-1, -1), 0.0, torch.bfloat16),

@@ -58,6 +58,26 @@ static void rows() {
     t.consumers = 3;
     t.pingpong = true;
     EXPECT(sm90_tile_error(t) != nullptr, "ping-pong with 3 consumers accepted\n");
+    // The O buffer: its bytes counted (64 rows x dv), its turn-taking limited to two consumers; O through the Q slot
+    // of a persistent CTA only with a second slot.
+    t = sm90_tile(256, 256, false, 0);
+    EXPECT(t.tma_o == 2, "d256's short non-causal row no longer stages O in its own buffer: update this test\n");
+    Sm90Tile u = t;
+    u.tma_o = 0;
+    EXPECT(sm90_smem_bytes(t) - sm90_smem_bytes(u) == 64 * 256 * 2, "O buffer counted as %d bytes\n",
+           sm90_smem_bytes(t) - sm90_smem_bytes(u));
+    u = kSm90Tiles[0];
+    u.consumers = 3;
+    u.pingpong = false;
+    u.q_slots = 1;
+    u.tma_o = 2;
+    EXPECT(sm90_tile_error(u) != nullptr, "the O buffer with 3 consumers accepted\n");
+    u.consumers = 2;
+    EXPECT(sm90_tile_error(u) == nullptr, "the O buffer with 2 consumers rejected: %s\n", sm90_tile_error(u));
+    u.tma_o = 1;
+    EXPECT(sm90_tile_error(u) != nullptr, "O through the only Q slot of a persistent CTA accepted\n");
+    u.tma_o = 3;
+    EXPECT(sm90_tile_error(u) != nullptr, "tma_o 3 accepted\n");
 }
 
 // The instantiated head dims: max(d, dv) in (32, 256] runs on the smallest head dim of the table that holds it
@@ -82,7 +102,8 @@ static void dims() {
     EXPECT(sm90_dim_v(192, 128) == 128 && sm90_dim_v(192, 129) == 192 && sm90_dim_v(128, 64) == 128,
            "sm90_dim_v: MLA's 192 / 128 only\n");
     // Shared memory counts V at its own width: the 192 / 128 row holds block_n x 64 columns less per stage.
-    const Sm90Tile a = sm90_tile(192, 128, false);
+    Sm90Tile a = sm90_tile(192, 128, false);
+    a.tma_o = 0; // (an O buffer would add 64 x 64 columns more)
     Sm90Tile b = a;
     b.dv = 192;
     EXPECT(sm90_smem_bytes(b) - sm90_smem_bytes(a) == a.stages * a.block_n * 64 * 2, "narrow-V shared memory\n");

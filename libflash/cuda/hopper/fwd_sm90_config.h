@@ -26,9 +26,11 @@ struct Sm90Tile {
     int q_slots;    // 2: persistent CTAs load the next tile's Q while this tile runs (needs the shared memory)
     int persist_max_n; // > 0: launch persistently only while seqlen_k <= persist_max_n * block_n, else one CTA
                        // per tile (the kernel then takes one tile each); 0: always as `persistent` says
-    bool tma_o;     // O leaves through the tile's Q slot (stmatrix) and TMA stores instead of 32-bit stores from
-                    // registers; the slot is released once the copy has read it (under the next tile's first GEMM), so
-                    // persistent CTAs need q_slots 2
+    int tma_o;      // how O leaves a full tile: 0 by 32-bit stores from registers; otherwise staged in shared memory
+                    // (stmatrix) and written by TMA stores, 1 through the tile's Q slot, released once the copy has
+                    // read it (under the next tile's first GEMM), so persistent CTAs need q_slots 2; 2 through a
+                    // buffer of its own (64 rows x dv, kSm90OBuf) that the consumer warpgroups take in turn, for rows
+                    // whose shared memory has room for that but not for a second Q
     int min_sk;     // this row serves seqlen_k >= min_sk: a (d, dv, mask) triple has one or two rows, in ascending
                     // min_sk (the first one 0), and a problem runs on the last row whose min_sk it reaches
     bool softcap;   // softcap problems may run here; false: they run on the triple's other row whatever their
@@ -91,25 +93,33 @@ struct Sm90Tile {
 //   persistent + dynamic below 2k keys (+19% / +13% at 512 / 1k over one CTA per tile), one CTA per tile from 2k
 //   (the persistent kernel 0.96 at 2k, and 0.89 at 4k even launched one CTA per tile: its tile ring costs 4-20 B of
 //   spills). Against V zero-padded on the d192 kernel +11-24% non-causal, +13-42% causal (final A/B, bf16 and fp16).
+// - O through a buffer of its own (tma_o 2; session 18, H200, one-process A/Bs, bench/NOTES.md step 35): the persistent
+//   rows with one Q slot had room for 64 x dv more but not for a second Q. d256 short rows +19% / +9% / +4% non-causal
+//   and +17% / +10% / +8% causal at 512 / 1k / 2k, and with it they now serve up to 4k keys (non-causal from 1k and
+//   causal from 2k ran the block_n 80 rows; at 4k and 8k the block_n 80 rows stay 1-3% ahead). MLA 192 / 128 +5-12%
+//   (non-causal and causal row 0 tma_o 2, causal row 1 tma_o 1). Not kept: the d256 causal long row with O through its
+//   Q slot (one CTA per tile; 0.86-0.92 at 4k-16k, with the exit waiting for the copy's reads only), d128 with the
+//   buffer instead of its second Q slot's O (0.96-0.98), the d256 non-causal long row one CTA per tile with O through
+//   the Q slot (0.93-0.97). d64's 3-consumer rows: the turn-taking needs <= 2 consumers (sm90_tile_error).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform
-    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, false},
-    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, false, 2048, true, true, false},
-    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, true, 0, true, true, true},
-    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, false, 2048, true, false, true},
-    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
-    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
-    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, true, 0, true, true, true},
-    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, true, 0, true, true, true},
-    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, false, 0, true, false, false},
-    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, false, 0, true, false, false},
-    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, false, 0, true, false, false},
-    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, false, 0, true, false, true},
-    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, false, 2048, true, false, true},
-    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, false, 0, false, false, false},
-    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, false, 1024, true, false, false},
-    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, false, 0, false, false, false},
-    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, false, 2048, true, false, false},
+    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false},
+    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 2048, true, true, false},
+    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true},
+    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true},
+    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true},
+    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true},
+    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true},
+    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true},
+    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false},
+    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, 0, 0, true, false, false},
+    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false},
+    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true},
+    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true},
+    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false},
+    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false},
+    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false},
+    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false},
 };
 
 // Row `alt` (0 or 1) of (d, dv, mask); d = 0 when there is none.
@@ -139,11 +149,11 @@ constexpr Sm90Tile sm90_tile(int d, int dv, bool masked, int alt = 0) {
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
-                        FLASH_SM90_TUNE_TO != 0, alt == 0 ? 0 : 1 << 30, true, false, FLASH_SM90_TUNE_UN != 0};
+                        FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, false, FLASH_SM90_TUNE_UN != 0};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.dv == dv && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, false, 0, false, false, false};
+    return Sm90Tile{0, 0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, 0, 0, false, false, false};
 }
 
 // Rows of (d, dv, mask): 1 or 2.
@@ -175,10 +185,11 @@ constexpr int sm90_dpad(int d) { return (d + 63) / 64 * 64; }
 
 // The kernel's shared memory for a row (fwd_sm90_kernel.cuh's layout: 1 KB of alignment slack, the barrier block,
 // q_slots Q tiles of block_m x sm90_dpad(d), a ring of `stages` K tiles of block_n x sm90_dpad(d) and as many V
-// tiles of block_n x sm90_dpad(dv); 16-bit elements).
+// tiles of block_n x sm90_dpad(dv), and with tma_o 2 an O buffer of 64 x sm90_dpad(dv); 16-bit elements).
 constexpr int sm90_smem_bytes(const Sm90Tile& t) {
     const int dp = sm90_dpad(t.d), dvp = sm90_dpad(t.dv);
-    return 1024 + kSm90BarBytes + t.q_slots * 64 * t.consumers * dp * 2 + t.stages * t.block_n * (dp + dvp) * 2;
+    return 1024 + kSm90BarBytes + t.q_slots * 64 * t.consumers * dp * 2 + t.stages * t.block_n * (dp + dvp) * 2 +
+           (t.tma_o == 2 ? 64 * dvp * 2 : 0);
 }
 
 // Registers per thread at launch: 65536 / threads, rounded down to a multiple of 8 (setmaxnreg then moves them
@@ -194,7 +205,11 @@ constexpr const char* sm90_tile_error(const Sm90Tile& t) {
     if ((t.block_n * 128) % 1024 != 0) return "block_n must keep column blocks 1024-byte aligned";
     if (t.stages < 1 || sm90_smem_bytes(t) > 227 * 1024) return "shared memory";
     if (t.q_slots != 1 && !(t.q_slots == 2 && t.persistent)) return "a second Q slot serves persistent CTAs only";
-    if (t.tma_o && t.persistent && t.q_slots != 2)
+    if (t.tma_o < 0 || t.tma_o > 2) return "tma_o is 0, 1 or 2";
+    // The warpgroups take the O buffer in turn, waiting on one mbarrier's parity: exact only while a warpgroup's own
+    // previous release has landed before its next wait, i.e. with at most one other user between (2 consumers).
+    if (t.tma_o == 2 && t.consumers > 2) return "the O buffer's turn-taking serves at most two consumer warpgroups";
+    if (t.tma_o == 1 && t.persistent && t.q_slots != 2)
         return "a persistent CTA staging O in its Q slot needs the second slot for the next tile's Q";
     if (t.reg_producer + t.consumers * t.reg_consumer > (t.consumers + 1) * sm90_launch_regs(t))
         return "setmaxnreg budget exceeds the launch allocation";

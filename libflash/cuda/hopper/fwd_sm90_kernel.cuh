@@ -91,9 +91,12 @@ struct Sm90Cfg {
     static constexpr bool kDescBase = kTile.desc_base;
     static constexpr bool kUniform = kTile.uniform;
     static constexpr int kQSlots = kTile.q_slots;
-    static constexpr bool kTmaO = kTile.tma_o;
+    static constexpr bool kTmaO = kTile.tma_o != 0; // O staged in shared memory, TMA stores
+    static constexpr bool kOBuf = kTile.tma_o == 2;  // ... in a buffer of its own, not the Q slot
+    static constexpr bool kQSlotO = kTmaO && !kOBuf; // ... in the Q slot: released after the O copy has read it
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
+    static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
     static_assert(sm90_tile_error(kTile) == nullptr, "this tile row breaks a rule of sm90_tile_error");
 };
 
@@ -256,6 +259,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     const uint32_t sQ = base + Cfg::kBarBytes;
     const uint32_t sK = sQ + QS * Cfg::kQBytes;
     const uint32_t sV = sK + S * Cfg::kKVBytes;
+    const uint32_t sO = sV + S * Cfg::kVBytes; // kOBuf: 64 rows x DV, taken by the consumer warpgroups in turn
+    const uint32_t o_free = base + 8u * (8 + 4 * S); // kOBuf: one phase per use of sO, completed once TMA has read it
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
     // Row origin of block n's box inside the sequence: n * BN, or sk - BN for the partial last block.
@@ -264,8 +269,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     if (tid == 0) {
         for (int i = 0; i < QS; ++i) {
             mbar_init(q_full(i), 1);
-            mbar_init(q_empty(i), Cfg::kTmaO ? Cfg::kCons : 128 * Cfg::kCons); // kTmaO: one thread per warpgroup
+            mbar_init(q_empty(i), Cfg::kQSlotO ? Cfg::kCons : 128 * Cfg::kCons); // kQSlotO: one thread per warpgroup
         }
+        if (Cfg::kOBuf) mbar_init(o_free, 1);
         for (int i = 0; i < 2; ++i) {
             mbar_init(tile_full(i), 1);
             mbar_init(tile_empty(i), 128 * Cfg::kCons);
@@ -533,20 +539,23 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
 
     if (cw == 1) sched_pass();
     int it = 0, u = 0, tcount = 0;
-    // kTmaO: the Q slot whose O this warpgroup's TMA store may still be reading (-1: none). Thread 0 waits for
-    // the read and releases the slot to the producer under the next tile's first S GEMM: waiting in the epilogue
-    // held its warp, and through the warpgroup's next wgmma the other three, at every tile boundary (+1-2% at
-    // 512-1k, up to +6% at 4k; bench/NOTES.md "Hopper forward", step 17).
+    // kTmaO: the Q slot (kQSlotO) or the O buffer (kOBuf: 0) whose O this warpgroup's TMA store may still be
+    // reading (-1: none). Thread 0 waits for the read and releases it under the next tile's first S GEMM: waiting
+    // in the epilogue held its warp, and through the warpgroup's next wgmma the other three, at every tile
+    // boundary (+1-2% at 512-1k, up to +6% at 4k; bench/NOTES.md "Hopper forward", step 17).
     int q_pend = -1;
     auto release_pending = [&]() {
         if constexpr (Cfg::kTmaO) {
             if (q_pend >= 0 && (tid & 127) == 0) {
                 bulk_wait_read<0>();
-                mbar_arrive(q_empty(q_pend));
+                mbar_arrive(Cfg::kOBuf ? o_free : q_empty(q_pend));
             }
             q_pend = -1;
         }
     };
+    // kOBuf: uses of the O buffer so far, by all consumer warpgroups. They take it in turn (consumer 0, 1, .., 0, ..):
+    // every full tile goes through it, for all or none, so use kCons * e + cw waits for the release of the use before.
+    int o_uses = 0;
     for (int i = 0, next = int(blockIdx.x);; ++i, next += int(gridDim.x)) {
         int tile = next; // static schedule (i is then dead code)
         if constexpr (Cfg::kDynamic) {
@@ -586,7 +595,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     fence_operand(s);
                     FLASH_TRACE(3, 1 + cw, tcount);
                     mbar_arrive(k_empty(st));
-                    if (!Cfg::kTmaO && nt == 1) mbar_arrive(q_empty(qs)); // the last read of this tile's Q has retired
+                    if (!Cfg::kQSlotO && nt == 1) mbar_arrive(q_empty(qs)); // the last read of this tile's Q has retired
                     softmax(t, nblk(0), alpha);
                     FLASH_TRACE(4, 1 + cw, tcount);
                     to_p();
@@ -603,7 +612,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     wgmma_wait<1>();
                     fence_operand(s);
                     mbar_arrive(k_empty(st));
-                    if (!Cfg::kTmaO && j == nt - 1) mbar_arrive(q_empty(qs));
+                    if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
                     softmax(t, nblk(j), alpha);
                     retire_pv(pst);
                     to_p();
@@ -628,7 +637,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     wgmma_wait<0>();
                     fence_operand(s);
                     mbar_arrive(k_empty(st));
-                    if (!Cfg::kTmaO && j == nt - 1) mbar_arrive(q_empty(qs));
+                    if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
                     softmax(t, nblk(j), alpha);
                     rescale(alpha);
                     to_p();
@@ -681,11 +690,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         }
         const int qs_e = (u + QS - 1) % QS; // this tile's Q slot (u counts it already when nt > 0)
         bool via_tma = false;
-        if constexpr (Cfg::kTmaO && !kSplit)
+        if constexpr (Cfg::kOBuf && !kSplit) // the whole tile's rows, so both warpgroups or neither
+            via_tma = nt > 0 && P.tma_o != 0 && t.m0 + BM <= t.sq &&
+                      (!kEndAligned<BM, BN, kMasked, kPack, kSplit> || t.m0 >= 0);
+        else if constexpr (Cfg::kTmaO && !kSplit)
             via_tma = nt > 0 && P.tma_o != 0 && t.m0 + 64 * (cw + 1) <= t.sq &&
                       (!kEndAligned<BM, BN, kMasked, kPack, kSplit> || t.m0 + 64 * cw >= 0);
         if (via_tma) {
-            const uint32_t ob = sQ + uint32_t(qs_e) * Cfg::kQBytes + uint32_t(cw) * 64u * 128u;
+            // Column block c of these 64 rows at ob + c * kOStride: the Q slot's layout, or the O buffer's own.
+            constexpr uint32_t kOStride = Cfg::kOBuf ? 64u * 128u : uint32_t(BM * 128);
+            const uint32_t ob = Cfg::kOBuf ? sO : sQ + uint32_t(qs_e) * Cfg::kQBytes + uint32_t(cw) * 64u * 128u;
+            if constexpr (Cfg::kOBuf) {
+                mbar_wait(o_free, uint32_t(((o_uses + cw) & 1) ^ 1));
+                o_uses += Cfg::kCons;
+            }
             const int mi = lane >> 3, rr = lane & 7;
             const int srow = 16 * wl + rr + 8 * (mi & 1); // the row this lane addresses, inside the 64
 #pragma unroll
@@ -696,7 +714,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                                        pack2<kBf16>(o[4 * t1 + 0] * inv[0], o[4 * t1 + 1] * inv[0]),
                                        pack2<kBf16>(o[4 * t1 + 2] * inv[1], o[4 * t1 + 3] * inv[1])};
                 const int col = 16 * kk + 8 * (mi >> 1);
-                const uint32_t addr = ob + uint32_t(col >> 6) * uint32_t(BM * 128) + uint32_t(srow) * 128u +
+                const uint32_t addr = ob + uint32_t(col >> 6) * kOStride + uint32_t(srow) * 128u +
                                       (uint32_t(((col & 63) >> 3) ^ (srow & 7)) << 4);
                 stmatrix_x4(addr, v);
             }
@@ -705,11 +723,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             if ((tid & 127) == 0) {
 #pragma unroll
                 for (int c = 0; c < CBV; ++c)
-                    tma_store_4d(&P.tm_o, ob + uint32_t(c) * uint32_t(BM * 128), c * 64, int(t.q_row0) + t.m0 + 64 * cw,
+                    tma_store_4d(&P.tm_o, ob + uint32_t(c) * kOStride, c * 64, int(t.q_row0) + t.m0 + 64 * cw,
                                  t.hi, !kDense && p.cu_seqlens_q ? 0 : t.bi);
                 bulk_commit();
             }
-            q_pend = qs_e; // released under the next tile's first S GEMM
+            q_pend = Cfg::kOBuf ? 0 : qs_e; // released under the next tile's first S GEMM
         } else {
             if constexpr (kSplit) { // fp32 partial O: each quad writes 32 contiguous bytes per row and column tile
 #pragma unroll
@@ -740,7 +758,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     }
                 }
             }
-            if constexpr (Cfg::kTmaO) {
+            if constexpr (Cfg::kQSlotO) {
                 if (nt > 0) { // every thread of the warpgroup is past its last read of the Q slot
                     named_barrier_sync(kEpi + cw, 128);
                     if ((tid & 127) == 0) mbar_arrive(q_empty(qs_e));
@@ -750,8 +768,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         FLASH_TRACE(7, 1 + cw, tcount);
         ++tcount;
     }
+    release_pending(); // kOBuf: the other warpgroup may still wait for this one's last use of the O buffer
     if constexpr (Cfg::kTmaO) {
-        if ((tid & 127) == 0) bulk_wait<0>(); // the last tile's O stores complete before the CTA retires
+        // Shared memory must outlive the copies' reads of it; their global writes complete with the grid (no wait for
+        // them here: a CTA per tile would hold its SM through their latency before the next one could start).
+        if ((tid & 127) == 0) bulk_wait_read<0>();
     }
     if (cw == 0) sched_wait(); // consume consumer 1's last hand-over (no barrier left half-arrived at exit)
     // A tail split's pieces start while the main grid still runs; this CTA ends only once that grid has
