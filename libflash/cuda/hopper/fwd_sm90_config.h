@@ -62,7 +62,8 @@ struct Sm90Tile {
 //   3 consumers, -1..-7% from 2k); 3 consumers from 2k (causal: +3-4% at 2k-4k, +12% at 16k, -8..-11% at 512-1k).
 // - tma_o (step 11): d128 +11% / +7% / +5% / +2% / 0 non-causal and +17% / +11% / +6% / +3% / -1% causal at
 //   512 / 1k / 2k / 4k / 16k; d64 non-causal (3 consumers) 0.98 -> 0.83 (worse with seqlen: the loop's code,
-//   not the epilogue), d64 causal with q_slots 2 0.97-1.03; d256 causal spills 124 B with it. On at d128 only.
+//   not the epilogue), d64 causal with q_slots 2 0.97-1.03; d256 causal spills 124 B with it. On at d128 only
+//   (d64 / d96 short rows since; for the d256 short rows and MLA through a buffer of its own, tma_o 2, below).
 // - d64 causal below 2k keys (step 15): desc_base + q_slots 2 + tma_o on the 2-consumer row, re-measured after
 //   the tile decode got cheaper: +6.7% / +2.7% at 512 / 1k (-2% at 2k, where the 3-consumer row runs).
 // - d256 desc_base (step 16; ncu: 6.6 M uniform-pipe instructions against cuDNN's 1.1 M at causal 512): non-causal
