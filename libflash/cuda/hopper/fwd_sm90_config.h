@@ -29,8 +29,8 @@ struct Sm90Tile {
     int tma_o;      // how O leaves a full tile: 0 by 32-bit stores from registers; otherwise staged in shared memory
                     // (stmatrix) and written by TMA stores, 1 through the tile's Q slot, released once the copy has
                     // read it (under the next tile's first GEMM), so persistent CTAs need q_slots 2; 2 through a
-                    // buffer of its own (64 rows x dv, kSm90OBuf) that the consumer warpgroups take in turn, for rows
-                    // whose shared memory has room for that but not for a second Q
+                    // buffer of its own (64 rows x dv, after the K/V ring) that the consumer warpgroups take in turn,
+                    // for rows whose shared memory has room for that but not for a second Q
     int min_sk;     // this row serves seqlen_k >= min_sk: a (d, dv, mask) triple has one or two rows, in ascending
                     // min_sk (the first one 0), and a problem runs on the last row whose min_sk it reaches
     bool softcap;   // softcap problems may run here; false: they run on the triple's other row whatever their
