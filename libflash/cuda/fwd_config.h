@@ -101,19 +101,19 @@ constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
     return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false, false, false, false, false};
 }
 
-// Shared memory of a row: the Q tile (block_m rows) and `stages` K and V tiles (block_n rows), each row d / 8
-// 16-byte chunks at prim::SwizzledRows' pitch (chunk counts that are neither a multiple of 8 nor 2 or 4 get an odd
-// pitch, c | 1: one chunk of padding when c is even, d96's 12 chunks at pitch 13). A plain-C++ mirror of that rule
-// (the host cannot include swizzle.cuh); FwdCfg asserts that this equals its kSmem.
-// Bytes per row of a tile `d` elements wide (prim::SwizzledRows' pitch: odd-padded unless it XOR-swizzles).
+// Bytes of one shared-memory row d elements wide: d / 8 16-byte chunks at prim::SwizzledRows' pitch (chunk counts
+// that are neither a multiple of 8 nor 2 or 4 get an odd pitch, c | 1: one chunk of padding when c is even, d96's 12
+// chunks at pitch 13). A plain-C++ mirror of that rule (the host cannot include swizzle.cuh).
 constexpr int fwd_row_bytes(int d) {
     const int c = d / 8;
     return ((c % 8 == 0 || c == 4 || c == 2) ? c : (c | 1)) * 16;
 }
 
-// Q, then `stages` K tiles and as many V tiles (V's rows dv wide: t.d, or the narrow-V instantiation's 128).
+// Shared memory of a row: the Q tile (block_m rows) and `stages` K tiles (block_n rows) d wide, and as many V tiles
+// dv wide (0: d; the narrow-V instantiation's 128). FwdCfg asserts that this equals its kSmem.
 constexpr int fwd_smem_bytes(const FwdTile& t, int dv = 0) {
-    return (t.block_m + t.stages * t.block_n) * fwd_row_bytes(t.d) + t.stages * t.block_n * fwd_row_bytes(dv ? dv : t.d);
+    return (t.block_m + t.stages * t.block_n) * fwd_row_bytes(t.d) +
+           t.stages * t.block_n * fwd_row_bytes(dv ? dv : t.d);
 }
 
 // The V/O width of the mma.sync instantiation `dim` for a call with V/O head dim dv: 128 for dim 192 when dv <= 128
