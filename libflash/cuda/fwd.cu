@@ -174,7 +174,11 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
 
     int32_t st = FLASH_ERROR_INTERNAL;
     // The V / O width of the instantiation: dim, or 128 for MLA's 192 / 128 (fwd_config.h fwd_dim_v).
+#ifdef FLASH_FWD_NO_NARROW_V // A/B builds only: MLA's shapes on the d192 kernel with V zero-padded, as before
+    const int dim_v = plan.dim;
+#else
     const int dim_v = fwd_dim_v(plan.dim, p.dv);
+#endif
 #define FLASH_FWD_RUN(D, DV)                                                                               \
     st = bf16 ? (masked ? run_fwd<true, D, true, DV>(k, grid, full, stream)                                \
                         : run_fwd<true, D, false, DV>(k, grid, full, stream))                              \
