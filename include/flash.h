@@ -111,9 +111,10 @@ FLASH_API int32_t flash_last_cuda_error(void);
  * a K/V head's query heads packed into the tiles: GQA with short queries), "cuda.sm90.fwd.split" and
  * "cuda.sm90.fwd.packgqa.split" (split-KV on the sm90 kernel), "cuda.sm90.fwd.tail" and "cuda.sm90.fwd.packgqa.tail"
  * (a dense unmasked grid whose last partial wave of tiles ran as key-range pieces on every SM, then a merge; the
- * workspace holds their fp32 partials; FLASH_SM90_TAIL=0 in the environment turns it off), each sm90 forward name
- * with ".dv128" after "cuda.sm90.fwd" when the narrow-V kernel ran (in builds with head dim 192: max(d, dv) in
- * 129..192 with dv <= 128, MLA's 192 / 128; a build without 128 also sends smaller dims there), "cuda.fwd_kvcache",
+ * workspace holds their fp32 partials; FLASH_SM90_TAIL=0 in the environment turns it off), each sm80 and sm90
+ * forward name with ".dv128" after "cuda.sm80.fwd" / "cuda.sm90.fwd" when a narrow-V kernel ran (in builds with head
+ * dim 192: max(d, dv) in 129..192 with dv <= 128, MLA's 192 / 128; a build without 128 also sends smaller dims
+ * there), "cuda.fwd_kvcache",
  * "cuda.sm80.bwd", "cuda.sm90.bwd".
  * flash_fwd takes the KV-cache decode kernel ("cuda.fwd_kvcache") for decode-shaped calls on any GPU: no
  * cu_seqlens (seqused and leftpad_k may be set), no dropout, head dims <= 128, seqlen_q * h / h_k <= 32, and

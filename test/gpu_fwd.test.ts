@@ -56,11 +56,12 @@ function run(c: Cfg, seed: number) {
 function check(c: Cfg, seed: number) {
   const { pr, cpu, gpu, gpu2 } = run(c, seed);
   expect(cpu.kernel).toBe("cpu");
-  // Head dims 129..192 with dv <= 128 (MLA's 192 / 128) run on the narrow-V instantiation (fwd_sm90_config.h).
+  // Head dims 129..192 with dv <= 128 (MLA's 192 / 128) run on the narrow-V instantiations (sm90_dim_v, fwd_dim_v).
   const narrowV = Math.max(c.d, c.dv) > 128 && Math.max(c.d, c.dv) <= 192 && c.dv <= 128;
   const sm90 = `cuda.sm90.fwd${narrowV ? ".dv128" : ""}${c.packGqa ? ".packgqa" : ""}${c.split ? ".split" : ""}`;
   const decode = c.decode && process.env.FLASH_FWD_DECODE !== "0";
-  expect(gpu.kernel).toBe(decode ? "cuda.fwd_kvcache" : hopper() && c.sm90 ? sm90 : "cuda.sm80.fwd");
+  const sm80 = `cuda.sm80.fwd${narrowV ? ".dv128" : ""}`;
+  expect(gpu.kernel).toBe(decode ? "cuda.fwd_kvcache" : hopper() && c.sm90 ? sm90 : sm80);
   const want = ref.attention(pr);
   const lp = ref.attentionLowPrecision(pr, c.dtype);
   ref.assertClose(`${name(c)} gpu out`, gpu.out, ref.flat(want.o), ref.flat(lp.o), 2, 1e-5);

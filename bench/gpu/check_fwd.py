@@ -105,8 +105,8 @@ def run_case(lib, c, dev, results, repeat_check=True):
     # Decode-shaped dense calls run on the KV-cache decode kernel (fwd.cu decode_route) unless FLASH_FWD_DECODE=0.
     decode = DECODE and not varlen and dropout_p == 0 and max(d, dv) <= 128 and max(seqs_q) * (h // hk) <= 32
     want = "cuda.fwd_kvcache" if decode else "cuda.sm90.fwd" if sm90_ok else "cuda.sm80.fwd"
-    if want == "cuda.sm90.fwd" and 128 < max(d, dv) <= 192 and dv <= 128:
-        want += ".dv128"  # the narrow-V instantiation (fwd_sm90_config.h sm90_dim_v: MLA's 192 / 128)
+    if not decode and 128 < max(d, dv) <= 192 and dv <= 128:
+        want += ".dv128"  # the narrow-V instantiations (sm90_dim_v, fwd_dim_v: MLA's 192 / 128)
     if sm90_ok and not decode:
         # Splits: forced by the case, or the heuristic's choice (a case may assert it with split=True / False).
         split = num_splits >= 2 if num_splits else (split_want if split_want is not None else kernel.endswith(".split"))
@@ -294,6 +294,9 @@ def build_cases(quick):
                       seqs_k=[900]))
     cases.append(Case("mla persistent causal d192 dv128", dtype=dt, b=4, h=16, hk=4, d=192, dv=128, seqs_q=[1000],
                       seqs_k=[1000], causal=True))
+    # Dropout and ALiBi run on the mma.sync kernel on every GPU: its narrow-V instantiation's feature kernel.
+    cases.append(Case("mla dropout alibi causal d192 dv128", dtype=dt, b=2, h=4, hk=2, d=192, dv=128, seqs_q=[130],
+                      seqs_k=[203], dropout=0.17, alibi=True, causal=True))
     cases.append(Case("noncontig d64", dtype=dt, b=2, h=3, hk=3, d=64, seqs_q=[113], seqs_k=[203], noncontig=True))
     cases.append(Case("noncontig d40 causal", dtype=torch.float16, b=2, h=3, hk=3, d=40, seqs_q=[113], seqs_k=[203], noncontig=True, causal=True))
     for ns in (0, 1, 2, 3, 7, 64):

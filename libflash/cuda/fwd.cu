@@ -173,12 +173,21 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
         k.sec_pairs = int32_t(l2_section_pairs(int64_t(p.h) * p.b, p.seqlen_k, p.d, p.dv, p.group));
 
     int32_t st = FLASH_ERROR_INTERNAL;
+    // The V / O width of the instantiation: dim, or 128 for MLA's 192 / 128 (fwd_config.h fwd_dim_v).
+#ifdef FLASH_FWD_NO_NARROW_V // A/B builds only: MLA's shapes on the d192 kernel with V zero-padded, as before
+    const int dim_v = plan.dim;
+#else
+    const int dim_v = fwd_dim_v(plan.dim, p.dv);
+#endif
+#define FLASH_FWD_RUN(D, DV)                                                                               \
+    st = bf16 ? (masked ? run_fwd<true, D, true, DV>(k, grid, full, stream)                                \
+                        : run_fwd<true, D, false, DV>(k, grid, full, stream))                              \
+              : (masked ? run_fwd<false, D, true, DV>(k, grid, full, stream)                               \
+                        : run_fwd<false, D, false, DV>(k, grid, full, stream))
 #define FLASH_FWD_CASE(D)                                                                                  \
     case D:                                                                                                \
-        st = bf16 ? (masked ? run_fwd<true, D, true>(k, grid, full, stream)                                \
-                            : run_fwd<true, D, false>(k, grid, full, stream))                              \
-                  : (masked ? run_fwd<false, D, true>(k, grid, full, stream)                               \
-                            : run_fwd<false, D, false>(k, grid, full, stream));                            \
+        if (dim_v != D) break; /* a narrow-V call: below */                                                \
+        FLASH_FWD_RUN(D, D);                                                                               \
         break;
     switch (plan.dim) {
 #ifdef FLASH_HDIM_32
@@ -202,10 +211,15 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     default:
         return set_error(FLASH_ERROR_INTERNAL, "no CUDA forward instantiation for head dim %d", plan.dim);
     }
+#ifdef FLASH_HDIM_192
+    if (plan.dim == 192 && dim_v == 128) FLASH_FWD_RUN(192, 128);
+#endif
 #undef FLASH_FWD_CASE
+#undef FLASH_FWD_RUN
     if (st != FLASH_OK) return st;
+    // o_accum rows stay plan.dim floats wide (the workspace's size); the narrow-V kernel writes dv of them.
     if (plan.num_splits > 1) st = run_fwd_combine(k, plan.dim, bf16, stream);
-    if (st == FLASH_OK) set_kernel("cuda.sm80.fwd");
+    if (st == FLASH_OK) set_kernel(dim_v != plan.dim ? "cuda.sm80.fwd.dv128" : "cuda.sm80.fwd");
     return st;
 }
 

@@ -12,7 +12,8 @@ namespace flash::cuda {
 enum class ArchClass : int { kBig = 0, kSmall = 1 };
 
 struct FwdTile {
-    int d;          // instantiated head dim (Q/K and V/O both; any d, dv <= it runs on it)
+    int d;          // instantiated head dim (Q/K and V/O both; any d, dv <= it runs on it; MLA's narrow-V
+                    // instantiation, V/O 128 wide, runs on d192's row: fwd_dim_v)
     int masked;     // 0: no window; 1: causal / local window (the instantiation's kMasked)
     int block_m;    // query rows per CTA
     int block_n;    // key rows per pipeline stage
@@ -100,15 +101,25 @@ constexpr FwdTile fwd_tile(int d, bool masked, ArchClass = ArchClass::kBig) {
     return FwdTile{0, 0, 0, 0, 0, 0, 0, false, false, false, false, false, false, false};
 }
 
-// Shared memory of a row: the Q tile (block_m rows) and `stages` K and V tiles (block_n rows), each row d / 8
-// 16-byte chunks at prim::SwizzledRows' pitch (chunk counts that are neither a multiple of 8 nor 2 or 4 get an odd
-// pitch, c | 1: one chunk of padding when c is even, d96's 12 chunks at pitch 13). A plain-C++ mirror of that rule
-// (the host cannot include swizzle.cuh); FwdCfg asserts that this equals its kSmem.
-constexpr int fwd_smem_bytes(const FwdTile& t) {
-    const int c = t.d / 8;
-    const int pitch = (c % 8 == 0 || c == 4 || c == 2) ? c : (c | 1);
-    return (t.block_m + 2 * t.stages * t.block_n) * pitch * 16;
+// Bytes of one shared-memory row d elements wide: d / 8 16-byte chunks at prim::SwizzledRows' pitch (chunk counts
+// that are neither a multiple of 8 nor 2 or 4 get an odd pitch, c | 1: one chunk of padding when c is even, d96's 12
+// chunks at pitch 13). A plain-C++ mirror of that rule (the host cannot include swizzle.cuh).
+constexpr int fwd_row_bytes(int d) {
+    const int c = d / 8;
+    return ((c % 8 == 0 || c == 4 || c == 2) ? c : (c | 1)) * 16;
 }
+
+// Shared memory of a row: the Q tile (block_m rows) and `stages` K tiles (block_n rows) d wide, and as many V tiles
+// dv wide (0: d; the narrow-V instantiation's 128). FwdCfg asserts that this equals its kSmem.
+constexpr int fwd_smem_bytes(const FwdTile& t, int dv = 0) {
+    return (t.block_m + t.stages * t.block_n) * fwd_row_bytes(t.d) +
+           t.stages * t.block_n * fwd_row_bytes(dv ? dv : t.d);
+}
+
+// The V/O width of the mma.sync instantiation `dim` for a call with V/O head dim dv: 128 for dim 192 when dv <= 128
+// (MLA's prefill shape, d 192 with dv 128, as the Hopper path's sm90_dim_v: P V and O a third smaller than with V
+// zero-padded to 192), else dim.
+constexpr int fwd_dim_v(int dim, int dv) { return dim == 192 && dv <= 128 ? 128 : dim; }
 
 // Why a row cannot be compiled or launched as promised, or nullptr. Asserted for the table below (so the host
 // build and CI's host test, test/native/tile_table.cpp, catch a bad edit) and per instantiation by FwdCfg.

@@ -31,10 +31,11 @@
 
 namespace flash::cuda {
 
-template <int kD_, bool kMasked_>
+template <int kD_, bool kMasked_, int kDV_ = kD_>
 struct FwdCfg {
     static constexpr FwdTile kTile = fwd_tile(kD_, kMasked_);
     static constexpr int kD = kD_;
+    static constexpr int kDV = kDV_; // V / O columns: kD, or 128 for MLA's 192 / 128 (fwd_dim_v)
     static constexpr int kBM = kTile.block_m;
     static constexpr int kBN = kTile.block_n;
     static constexpr int kWarps = kTile.warps;
@@ -50,13 +51,16 @@ struct FwdCfg {
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kMT = kBM / (16 * kWarps); // m16 tiles per warp
     static constexpr int kChunks = kD / 8;          // 16-byte chunks per row
-    using Lay = prim::SwizzledRows<kChunks>;
+    using Lay = prim::SwizzledRows<kChunks>;        // Q and K rows (and O staged in Q's place)
+    using LayV = prim::SwizzledRows<kDV / 8>;       // V rows
     static constexpr int kQBytes = Lay::bytes(kBM);
-    static constexpr int kKVBytes = Lay::bytes(kBN);
-    static constexpr int kSmem = kQBytes + 2 * kStages * kKVBytes;
+    static constexpr int kKVBytes = Lay::bytes(kBN); // one K slot
+    static constexpr int kVBytes = LayV::bytes(kBN); // one V slot
+    static constexpr int kSmem = kQBytes + kStages * (kKVBytes + kVBytes);
     static_assert(kTile.d == kD_, "head dim missing from kFwdTiles");
+    static_assert(kDV_ == kD_ || kDV_ == fwd_dim_v(kD_, kDV_), "a narrow-V instantiation fwd_dim_v does not name");
     static_assert(fwd_tile_error(kTile) == nullptr, "this tile row breaks a rule of fwd_tile_error");
-    static_assert(kSmem == fwd_smem_bytes(kTile), "fwd_smem_bytes out of step with the kernel's layout");
+    static_assert(kSmem == fwd_smem_bytes(kTile, kDV_), "fwd_smem_bytes out of step with the kernel's layout");
 };
 
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -75,16 +79,15 @@ struct LaneChunks {
     __device__ __forceinline__ int phys(int k) const { return ((2 * k) & ~7) + lco[k & 3]; }
 };
 
-// Copies rows [0, kRows) x elements [0, kD) of a strided global tile into the swizzled shared tile:
+// Copies rows [0, kRows) x elements [0, Lay::kChunks * 8) of a strided global tile into the swizzled shared tile:
 // rows >= rows_valid and columns >= cols_valid are zero-filled. Full 16-byte chunks of an aligned tensor go
 // through cp.async (part of the caller's next commit group); everything else through scalar loads.
 // kWhole: a tile whose rows and columns all exist takes a copy of the fast path without per-row checks (fwd_config.h
 // full_load).
-template <class Cfg, int kRows, bool kWhole = false>
+template <class Cfg, int kRows, bool kWhole = false, class Lay = typename Cfg::Lay>
 __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, int64_t row_stride, int rows_valid,
                                           int cols_valid, bool aligned) {
-    using Lay = typename Cfg::Lay;
-    constexpr int kC = Cfg::kChunks;
+    constexpr int kC = Lay::kChunks;
     constexpr int kTotal = kRows * kC;
     constexpr int kIters = (kTotal + Cfg::kThreads - 1) / Cfg::kThreads;
     // Fast-path lanes per row: the chunk count, or the next power of two when the threads are not a multiple of
@@ -168,10 +171,11 @@ template <class Cfg, bool kBf16, bool kMasked, bool kFull>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(const __grid_constant__ FwdParams p) {
     using namespace prim;
     using Lay = typename Cfg::Lay;
-    constexpr int D = Cfg::kD, BM = Cfg::kBM, BN = Cfg::kBN, S = Cfg::kStages, MT = Cfg::kMT;
+    using LayV = typename Cfg::LayV;
+    constexpr int D = Cfg::kD, DV = Cfg::kDV, BM = Cfg::kBM, BN = Cfg::kBN, S = Cfg::kStages, MT = Cfg::kMT;
     constexpr int kKSteps = D / 16;   // k16 steps of Q K^T
     constexpr int kNT = BN / 8;       // n8 tiles of S
-    constexpr int kOT = D / 8;        // n8 tiles of O
+    constexpr int kOT = DV / 8;       // n8 tiles of O
     constexpr int kPVSteps = BN / 16; // k16 steps of P V
     constexpr float kLn2 = 0.6931471805599453f;
     constexpr float kLog2e = 1.4426950408889634f;
@@ -275,8 +279,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     };
     auto load_v = [&](int j, int slot) {
         const int n = nblk(j);
-        detail::load_tile<Cfg, BN, Cfg::kFullLoad>(sV + slot * Cfg::kKVBytes, gV + int64_t(n) * BN * p.v_row, p.v_row,
-                                                   sk - n * BN, p.dv, al_v);
+        detail::load_tile<Cfg, BN, Cfg::kFullLoad, LayV>(sV + slot * Cfg::kVBytes, gV + int64_t(n) * BN * p.v_row,
+                                                         p.v_row, sk - n * BN, p.dv, al_v);
     };
 
     // ---- prologue: [Q, K0], [V0], [K1], ..., [V_{S-2}], [K_{S-1}] ----
@@ -301,9 +305,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     // K (B, non-trans, x4 = two n8 tiles): lane -> key (lane & 7) + 8 * (lane >> 4), chunk 2k + ((lane >> 3) & 1)
     const detail::LaneChunks<Lay> kch((lane >> 3) & 1, lane & 7);
     const int k_row_off = ((lane & 7) + 8 * (lane >> 4)) * Lay::kPitch * 16;
-    // V (B, trans, x4 = two n8 tiles of dv): lane -> key (lane & 7) + 8 * ((lane >> 3) & 1), chunk 2k + (lane >> 4)
-    const detail::LaneChunks<Lay>& vch = qch; // same (lb, row) pair as Q: share the registers
-    const int v_row_off = ((lane & 7) + 8 * ((lane >> 3) & 1)) * Lay::kPitch * 16;
+    // V (B, trans, x4 = two n8 tiles of dv): lane -> key (lane & 7) + 8 * ((lane >> 3) & 1), chunk 2k + (lane >> 4);
+    // the same (lb, row) pair as Q, so the same chunks (and registers) while V's rows swizzle as Q's do
+    const detail::LaneChunks<LayV> vch(lane >> 4, lane & 7);
+    const int v_row_off = ((lane & 7) + 8 * ((lane >> 3) & 1)) * LayV::kPitch * 16;
     const uint32_t sQ_a = smem_u32addr(sQ), sK_a = smem_u32addr(sK), sV_a = smem_u32addr(sV);
 
     // ---- feature constants ----
@@ -526,7 +531,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
         if constexpr (Cfg::kLateSync) next_k();
 
         // ---- O += P V ----
-        const uint32_t sVs = sV_a + slot * Cfg::kKVBytes + v_row_off;
+        const uint32_t sVs = sV_a + slot * Cfg::kVBytes + v_row_off;
 #pragma unroll
         for (int ks = 0; ks < kPVSteps; ++ks) {
             uint32_t a[MT][4];
@@ -535,7 +540,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
 #pragma unroll
             for (int dp = 0; dp < kOT / 2; ++dp) {
                 uint32_t b[4];
-                ldmatrix_x4_trans(b, sVs + ks * 16 * Lay::kPitch * 16 + vch.phys(dp) * 16);
+                ldmatrix_x4_trans(b, sVs + ks * 16 * LayV::kPitch * 16 + vch.phys(dp) * 16);
                 const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
 #pragma unroll
                 for (int mt = 0; mt < MT; ++mt) {
@@ -581,7 +586,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     const int rows_valid = sq - m0;
     if (kMasked) coords(opaque(p.sec_pairs), m_block, split, hi, bi);
     if (p.num_splits > 1) {
-        // fp32 partials straight from registers: o_accum[split][h][acc_row][D], lse_accum[split][h][acc_row]
+        // fp32 partials straight from registers: o_accum[split][h][acc_row][D] (DV of its D columns written; the
+        // combine reads dv), lse_accum[split][h][acc_row]
         const int64_t acc_row0 = p.cu_seqlens_q ? q_row0 : int64_t(bi) * p.seqlen_q;
         const int64_t base = (int64_t(split) * p.h + hi) * p.acc_rows + acc_row0 + m0;
 #pragma unroll
@@ -628,7 +634,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) fwd_kernel(con
     __syncthreads();
     uint16_t* gO = static_cast<uint16_t*>(p.o) + (p.cu_seqlens_q ? 0 : int64_t(bi) * p.o_batch) +
                    (q_row0 + m0) * p.o_row + int64_t(hi) * p.o_head;
-    constexpr int kC = Cfg::kChunks;
+    constexpr int kC = DV / 8; // O's chunks per row (staged in Q's layout)
     constexpr int kIters = (BM * kC + Cfg::kThreads - 1) / Cfg::kThreads;
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {

@@ -21,9 +21,9 @@ int32_t launch_fwd_kernel(const FwdParams& p, dim3 grid, cudaStream_t stream) {
     return FLASH_OK;
 }
 
-template <bool kBf16, int kD, bool kMasked>
+template <bool kBf16, int kD, bool kMasked, int kDV>
 int32_t run_fwd(const FwdParams& p, dim3 grid, bool full, cudaStream_t stream) {
-    using Cfg = FwdCfg<kD, kMasked>;
+    using Cfg = FwdCfg<kD, kMasked, kDV>;
     if (full) return launch_fwd_kernel<Cfg, kBf16, kMasked, true>(p, grid, stream);
     return launch_fwd_kernel<Cfg, kBf16, kMasked, false>(p, grid, stream);
 }

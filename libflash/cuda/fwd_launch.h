@@ -10,8 +10,9 @@
 namespace flash::cuda {
 
 // Launch geometry decided by the dispatcher: grid.x = m_blocks * num_splits, grid.y = h, grid.z = b.
-// `full` selects the softcap / ALiBi / dropout instantiation. Defined in generated/fwd_*.cu.
-template <bool kBf16, int kD, bool kMasked>
+// `full` selects the softcap / ALiBi / dropout instantiation; kDV the V / O width (kD, or fwd_dim_v's narrow V).
+// Defined in generated/fwd_*.cu.
+template <bool kBf16, int kD, bool kMasked, int kDV = kD>
 int32_t run_fwd(const FwdParams& p, dim3 grid, bool full, cudaStream_t stream);
 
 // Split-KV combine (fwd_combine.cu): merges o_accum / lse_accum into o and lse. acc_d = the row width of

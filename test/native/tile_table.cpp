@@ -123,6 +123,16 @@ static void fwd_rows() {
            "d128 shared memory %d\n", fwd_smem_bytes(d128));
     EXPECT(fwd_smem_bytes(d96) == (d96.block_m + 2 * d96.stages * d96.block_n) * 13 * 16,
            "d96 shared memory %d (12 chunks per row at pitch 13)\n", fwd_smem_bytes(d96));
+    // MLA's narrow V on the d192 row: V rows of 128 (16 chunks), Q and K rows of 192 (24 chunks); only 192 takes it.
+    const FwdTile d192 = flash::cuda::fwd_tile(192, true);
+    EXPECT(fwd_smem_bytes(d192, 128) == (d192.block_m + d192.stages * d192.block_n) * 24 * 16 +
+                                            d192.stages * d192.block_n * 16 * 16,
+           "d192 / dv128 shared memory %d\n", fwd_smem_bytes(d192, 128));
+    EXPECT(fwd_smem_bytes(d192, 192) == fwd_smem_bytes(d192), "dv = d differs from the default\n");
+    EXPECT(flash::cuda::fwd_dim_v(192, 128) == 128 && flash::cuda::fwd_dim_v(192, 100) == 128 &&
+               flash::cuda::fwd_dim_v(192, 129) == 192 && flash::cuda::fwd_dim_v(128, 64) == 128 &&
+               flash::cuda::fwd_dim_v(256, 128) == 256,
+           "fwd_dim_v: MLA's 192 / 128 only\n");
     FwdTile t = flash::cuda::fwd_tile(256, true);
     t.stages = 8;
     EXPECT(fwd_tile_error(t) != nullptr, "8 stages at d256 accepted (%d bytes)\n", fwd_smem_bytes(t));

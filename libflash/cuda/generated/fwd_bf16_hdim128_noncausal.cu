@@ -2,5 +2,5 @@
 #include "../fwd_launch.cuh"
 
 namespace flash::cuda {
-template int32_t run_fwd<true, 128, false>(const FwdParams&, dim3, bool, cudaStream_t);
+template int32_t run_fwd<true, 128, false, 128>(const FwdParams&, dim3, bool, cudaStream_t);
 } // namespace flash::cuda

@@ -9,7 +9,7 @@
 //   kChunks == 2:     pitch 2,       swz(row) = (row >> 2) & 1 (four rows per 128 bytes)
 //   otherwise:        pitch kChunks | 1 (odd, one padding chunk when even), no XOR (odd pitch rotates banks)
 // The XOR never leaves the row (c ^ swz < kChunks), so a row's chunks are a permutation of themselves.
-// The pitch rule is mirrored in plain C++ by fwd_config.h's fwd_smem_bytes (FwdCfg asserts they agree).
+// The pitch rule is mirrored in plain C++ by fwd_config.h's fwd_row_bytes (FwdCfg asserts fwd_smem_bytes agrees).
 #pragma once
 
 #include "arch.cuh"
