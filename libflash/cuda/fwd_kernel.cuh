@@ -84,55 +84,76 @@ struct LaneChunks {
 // through cp.async (part of the caller's next commit group); everything else through scalar loads.
 // kWhole: a tile whose rows and columns all exist takes a copy of the fast path without per-row checks (fwd_config.h
 // full_load).
+// Chunks per lane of load_tile's fast path for a row of c chunks copied by `threads` threads in steps of `rows` rows
+// (kRows must be a multiple of the rows one step covers): 1 when the threads are a multiple of c; else the smallest k
+// dividing c with threads a multiple of c / k, so that every lane copies k neighbouring chunks (d96: 12 = 4 lanes x 3,
+// d192: 24 = 8 x 3); 0 when there is none.
+constexpr int load_lane_chunks(int c, int threads, int rows) {
+    for (int k = 1; k <= c; ++k)
+        if (c % k == 0 && threads % (c / k) == 0 && rows % (threads / (c / k)) == 0) return k;
+    return 0;
+}
+
 template <class Cfg, int kRows, bool kWhole = false, class Lay = typename Cfg::Lay>
 __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, int64_t row_stride, int rows_valid,
                                           int cols_valid, bool aligned) {
     constexpr int kC = Lay::kChunks;
     constexpr int kTotal = kRows * kC;
     constexpr int kIters = (kTotal + Cfg::kThreads - 1) / Cfg::kThreads;
-    // Fast-path lanes per row: the chunk count, or the next power of two when the threads are not a multiple of
-    // it (d96: 12 -> 16, d192: 24 -> 32; lanes c >= kC idle). Without the padding those head dims ran every copy
-    // through the general loop below (bench/NOTES.md mma.sync step 13).
-#ifdef FLASH_TUNE_NOPAD // A/B builds only: the layout before the padding
-    constexpr int kCP = kC;
+    // Fast path: kL lanes per row, each with kK neighbouring chunks (load_lane_chunks). Without such a split the
+    // lanes per row become the next power of two of the chunk count and the lanes past it idle (12 -> 16,
+    // 24 -> 32: the padding of bench/NOTES.md mma.sync step 13, whose idle lanes cost a quarter more copy
+    // instructions and a divergent branch per copy at d96 / d192, step 15); without that either, the general loop.
+#if defined(FLASH_TUNE_NOPAD) // A/B builds only: the layouts before the padding
+    constexpr int kK = Cfg::kThreads % kC == 0 ? 1 : 0, kCP = kC;
+#elif defined(FLASH_TUNE_PAD) // A/B builds only: the padded lanes of step 13
+    constexpr int kK = 1, kCP = Cfg::kThreads % kC == 0 ? kC : kC <= 16 ? 16 : kC <= 32 ? 32 : kC;
 #else
-    constexpr int kCP = Cfg::kThreads % kC == 0 ? kC : kC <= 16 ? 16 : kC <= 32 ? 32 : kC;
+    constexpr int kK0 = load_lane_chunks(kC, Cfg::kThreads, kRows);
+    constexpr int kK = kK0 > 0 ? kK0 : 1;
+    constexpr int kCP = kK0 > 0 ? kC : kC <= 16 ? 16 : kC <= 32 ? 32 : kC;
 #endif
+    constexpr int kL = kK > 0 ? kCP / kK : kCP; // lanes per row
     const uint32_t s_addr = prim::smem_u32addr(s);
-    if constexpr (Cfg::kThreads % kCP == 0 && kRows % (Cfg::kThreads / kCP) == 0) {
-        // Fast path: each thread owns one chunk column c and rows r0, r0 + kStep, ...; one pointer walks down.
-        constexpr int kStep = Cfg::kThreads / kCP;
-        const int r0 = threadIdx.x / kCP, c = threadIdx.x % kCP, col = c * 8;
+    if constexpr (kK > 0 && Cfg::kThreads % kL == 0 && kRows % (Cfg::kThreads / kL) == 0) {
+        // Each thread owns chunks c0 .. c0 + kK - 1 of rows r0, r0 + kStep, ...; one pointer walks down.
+        constexpr int kStep = Cfg::kThreads / kL;
+        const int r0 = threadIdx.x / kL, c0 = (threadIdx.x % kL) * kK, col = c0 * 8;
         if constexpr (kWhole) {
             // Every row and column of the tile exists (the same answer for the whole CTA, so no warp splits
             // between the two loops): no per-row check or select.
             if (aligned && rows_valid >= kRows && cols_valid >= kC * 8) {
-                if (kCP != kC && c >= kC) return;
+                if (kCP != kC && c0 >= kC) return;
                 const uint16_t* gp = g + r0 * row_stride + col;
                 const int64_t gstep = kStep * row_stride;
 #pragma unroll
                 for (int it = 0; it < kRows / kStep; ++it) {
-                    prim::cp_async_16(s_addr + Lay::chunk(r0 + it * kStep, c) * 16, gp, 16u);
+#pragma unroll
+                    for (int k = 0; k < kK; ++k)
+                        prim::cp_async_16(s_addr + Lay::chunk(r0 + it * kStep, c0 + k) * 16, gp + 8 * k, 16u);
                     gp += gstep;
                 }
                 return;
             }
         }
-        // Unpadded, a thread whose chunk straddles cols_valid takes the general loop alone: its chunks there are
-        // the same ones (kThreads is a multiple of kC). Padded, the two mappings differ, so the whole CTA takes
-        // one path: this one when no chunk straddles.
-        const bool cols_ok = kCP == kC ? (col + 8 <= cols_valid || col >= cols_valid)
-                                       : (cols_valid % 8 == 0 || cols_valid >= kC * 8);
+        // One chunk per lane over all kC chunks, a thread whose chunk straddles cols_valid takes the general loop
+        // alone: its chunks there are the same ones (kThreads is a multiple of kC). Otherwise the two mappings
+        // differ, so the whole CTA takes one path: this one when no chunk straddles.
+        const bool cols_ok = kCP == kC && kK == 1 ? (col + 8 <= cols_valid || col >= cols_valid)
+                                                  : (cols_valid % 8 == 0 || cols_valid >= kC * 8);
         if (aligned && cols_ok) {
-            if (kCP != kC && c >= kC) return;
-            const bool cv = col < cols_valid;
+            if (kCP != kC && c0 >= kC) return;
             const uint16_t* gp = g + r0 * row_stride + col;
             const int64_t gstep = kStep * row_stride;
 #pragma unroll
             for (int it = 0; it < kRows / kStep; ++it) {
                 const int r = r0 + it * kStep;
-                const bool v = cv && r < rows_valid;
-                prim::cp_async_16(s_addr + Lay::chunk(r, c) * 16, v ? gp : g, v ? 16u : 0u);
+                const bool rv = r < rows_valid;
+#pragma unroll
+                for (int k = 0; k < kK; ++k) {
+                    const bool v = rv && col + 8 * k < cols_valid;
+                    prim::cp_async_16(s_addr + Lay::chunk(r, c0 + k) * 16, v ? gp + 8 * k : g, v ? 16u : 0u);
+                }
                 gp += gstep;
             }
             return;
