@@ -86,7 +86,7 @@ struct LaneChunks {
 // full_load).
 // Chunks per lane of load_tile's fast path for a row of c chunks copied by `threads` threads in steps of `rows` rows
 // (kRows must be a multiple of the rows one step covers): 1 when the threads are a multiple of c; else the smallest k
-// dividing c with threads a multiple of c / k, so that every lane copies k neighbouring chunks (d96: 12 = 4 lanes x 3,
+// dividing c with threads a multiple of c / k, so that every lane copies k chunks, c / k apart (d96: 12 = 4 lanes x 3,
 // d192: 24 = 8 x 3); 0 when there is none.
 constexpr int load_lane_chunks(int c, int threads, int rows) {
     for (int k = 1; k <= c; ++k)
@@ -100,7 +100,7 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
     constexpr int kC = Lay::kChunks;
     constexpr int kTotal = kRows * kC;
     constexpr int kIters = (kTotal + Cfg::kThreads - 1) / Cfg::kThreads;
-    // Fast path: kL lanes per row, each with kK neighbouring chunks (load_lane_chunks). Without such a split the
+    // Fast path: kL lanes per row, each with kK chunks (load_lane_chunks). Without such a split the
     // lanes per row become the next power of two of the chunk count and the lanes past it idle (12 -> 16,
     // 24 -> 32: the padding of bench/NOTES.md mma.sync step 13, whose idle lanes cost a quarter more copy
     // instructions and a divergent branch per copy at d96 / d192, step 15); without that either, the general loop.
@@ -116,9 +116,10 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
     constexpr int kL = kK > 0 ? kCP / kK : kCP; // lanes per row
     const uint32_t s_addr = prim::smem_u32addr(s);
     if constexpr (kK > 0 && Cfg::kThreads % kL == 0 && kRows % (Cfg::kThreads / kL) == 0) {
-        // Each thread owns chunks c0 .. c0 + kK - 1 of rows r0, r0 + kStep, ...; one pointer walks down.
+        // Each thread owns chunks c0, c0 + kL, .. (kK of them; a row's kL lanes read kL neighbouring chunks per copy) of
+        // rows r0, r0 + kStep, ...; one pointer walks down.
         constexpr int kStep = Cfg::kThreads / kL;
-        const int r0 = threadIdx.x / kL, c0 = (threadIdx.x % kL) * kK, col = c0 * 8;
+        const int r0 = threadIdx.x / kL, c0 = threadIdx.x % kL, col = c0 * 8;
         if constexpr (kWhole) {
             // Every row and column of the tile exists (the same answer for the whole CTA, so no warp splits
             // between the two loops): no per-row check or select.
@@ -130,7 +131,7 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
                 for (int it = 0; it < kRows / kStep; ++it) {
 #pragma unroll
                     for (int k = 0; k < kK; ++k)
-                        prim::cp_async_16(s_addr + Lay::chunk(r0 + it * kStep, c0 + k) * 16, gp + 8 * k, 16u);
+                        prim::cp_async_16(s_addr + Lay::chunk(r0 + it * kStep, c0 + k * kL) * 16, gp + 8 * k * kL, 16u);
                     gp += gstep;
                 }
                 return;
@@ -151,8 +152,8 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
                 const bool rv = r < rows_valid;
 #pragma unroll
                 for (int k = 0; k < kK; ++k) {
-                    const bool v = rv && col + 8 * k < cols_valid;
-                    prim::cp_async_16(s_addr + Lay::chunk(r, c0 + k) * 16, v ? gp + 8 * k : g, v ? 16u : 0u);
+                    const bool v = rv && col + 8 * k * kL < cols_valid;
+                    prim::cp_async_16(s_addr + Lay::chunk(r, c0 + k * kL) * 16, v ? gp + 8 * k * kL : g, v ? 16u : 0u);
                 }
                 gp += gstep;
             }
