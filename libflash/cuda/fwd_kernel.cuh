@@ -79,21 +79,23 @@ struct LaneChunks {
     __device__ __forceinline__ int phys(int k) const { return ((2 * k) & ~7) + lco[k & 3]; }
 };
 
+// Chunks per lane of load_tile's fast path for a row of c chunks copied by `threads` threads in steps of `rows` rows
+// (rows a multiple of the rows one step covers): 1 when the threads are a multiple of c; else the smallest k dividing
+// c with threads a multiple of c / k and c / k >= 8, so that every lane copies k chunks, c / k apart, and each copy
+// reads whole 128-byte lines of a row (d192: 24 = 8 lanes x 3); 0 when there is none (d96's 12 chunks: 4 lanes x 3
+// ran 0-4% slower than 16 padded lanes, 3 neighbouring chunks per lane 20-40% slower; bench/NOTES.md mma step 15).
+constexpr int load_lane_chunks(int c, int threads, int rows) {
+    for (int k = 1; k <= c; ++k)
+        if (c % k == 0 && threads % (c / k) == 0 && rows % (threads / (c / k)) == 0 && (k == 1 || c / k >= 8))
+            return k;
+    return 0;
+}
+
 // Copies rows [0, kRows) x elements [0, Lay::kChunks * 8) of a strided global tile into the swizzled shared tile:
 // rows >= rows_valid and columns >= cols_valid are zero-filled. Full 16-byte chunks of an aligned tensor go
 // through cp.async (part of the caller's next commit group); everything else through scalar loads.
 // kWhole: a tile whose rows and columns all exist takes a copy of the fast path without per-row checks (fwd_config.h
 // full_load).
-// Chunks per lane of load_tile's fast path for a row of c chunks copied by `threads` threads in steps of `rows` rows
-// (kRows must be a multiple of the rows one step covers): 1 when the threads are a multiple of c; else the smallest k
-// dividing c with threads a multiple of c / k, so that every lane copies k chunks, c / k apart (d96: 12 = 4 lanes x 3,
-// d192: 24 = 8 x 3); 0 when there is none.
-constexpr int load_lane_chunks(int c, int threads, int rows) {
-    for (int k = 1; k <= c; ++k)
-        if (c % k == 0 && threads % (c / k) == 0 && rows % (threads / (c / k)) == 0) return k;
-    return 0;
-}
-
 template <class Cfg, int kRows, bool kWhole = false, class Lay = typename Cfg::Lay>
 __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, int64_t row_stride, int rows_valid,
                                           int cols_valid, bool aligned) {
@@ -103,7 +105,7 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
     // Fast path: kL lanes per row, each with kK chunks (load_lane_chunks). Without such a split the
     // lanes per row become the next power of two of the chunk count and the lanes past it idle (12 -> 16,
     // 24 -> 32: the padding of bench/NOTES.md mma.sync step 13, whose idle lanes cost a quarter more copy
-    // instructions and a divergent branch per copy at d96 / d192, step 15); without that either, the general loop.
+    // instructions and a divergent branch per copy, step 15); without that either, the general loop.
 #if defined(FLASH_TUNE_NOPAD) // A/B builds only: the layouts before the padding
     constexpr int kK = Cfg::kThreads % kC == 0 ? 1 : 0, kCP = kC;
 #elif defined(FLASH_TUNE_PAD) // A/B builds only: the padded lanes of step 13
