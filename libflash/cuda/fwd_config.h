@@ -121,6 +121,19 @@ constexpr int fwd_smem_bytes(const FwdTile& t, int dv = 0) {
 // zero-padded to 192), else dim.
 constexpr int fwd_dim_v(int dim, int dv) { return dim == 192 && dv <= 128 ? 128 : dim; }
 
+// Chunks per lane of load_tile's fast path for a row of c chunks copied by `threads` threads in steps of `rows` rows
+// (rows a multiple of the rows one step covers): 1 when the threads are a multiple of c; else the smallest k dividing
+// c with threads a multiple of c / k and c / k >= 8, so that every lane copies k chunks, c / k apart, and each copy
+// reads whole 128-byte lines of a row (d192: 24 = 8 lanes x 3); 0 when there is none (d96's 12 chunks: 4 lanes x 3
+// ran 0-4% slower than 16 padded lanes, 3 neighbouring chunks per lane 20-40% slower; bench/NOTES.md mma step 15).
+// fwd_kernel.cuh's load_tile maps its copies by it; here so that the host test can check it.
+constexpr int load_lane_chunks(int c, int threads, int rows) {
+    for (int k = 1; k <= c; ++k)
+        if (c % k == 0 && threads % (c / k) == 0 && rows % (threads / (c / k)) == 0 && (k == 1 || c / k >= 8))
+            return k;
+    return 0;
+}
+
 // Why a row cannot be compiled or launched as promised, or nullptr. Asserted for the table below (so the host
 // build and CI's host test, test/native/tile_table.cpp, catch a bad edit) and per instantiation by FwdCfg.
 constexpr const char* fwd_tile_error(const FwdTile& t) {

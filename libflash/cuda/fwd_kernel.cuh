@@ -79,18 +79,6 @@ struct LaneChunks {
     __device__ __forceinline__ int phys(int k) const { return ((2 * k) & ~7) + lco[k & 3]; }
 };
 
-// Chunks per lane of load_tile's fast path for a row of c chunks copied by `threads` threads in steps of `rows` rows
-// (rows a multiple of the rows one step covers): 1 when the threads are a multiple of c; else the smallest k dividing
-// c with threads a multiple of c / k and c / k >= 8, so that every lane copies k chunks, c / k apart, and each copy
-// reads whole 128-byte lines of a row (d192: 24 = 8 lanes x 3); 0 when there is none (d96's 12 chunks: 4 lanes x 3
-// ran 0-4% slower than 16 padded lanes, 3 neighbouring chunks per lane 20-40% slower; bench/NOTES.md mma step 15).
-constexpr int load_lane_chunks(int c, int threads, int rows) {
-    for (int k = 1; k <= c; ++k)
-        if (c % k == 0 && threads % (c / k) == 0 && rows % (threads / (c / k)) == 0 && (k == 1 || c / k >= 8))
-            return k;
-    return 0;
-}
-
 // Copies rows [0, kRows) x elements [0, Lay::kChunks * 8) of a strided global tile into the swizzled shared tile:
 // rows >= rows_valid and columns >= cols_valid are zero-filled. Full 16-byte chunks of an aligned tensor go
 // through cp.async (part of the caller's next commit group); everything else through scalar loads.

@@ -143,6 +143,15 @@ static void fwd_rows() {
     t.block_m = 80;
     EXPECT(fwd_tile_error(t) != nullptr, "block_m 80 with %d warps accepted\n", t.warps);
     EXPECT(flash::cuda::fwd_table_error() == nullptr, "fwd_table_error: %s\n", flash::cuda::fwd_table_error());
+    // load_tile's lanes: one chunk per lane where the threads are a multiple of the row's chunks; d192's 24 chunks
+    // as 8 lanes x 3 (a copy reads 128 bytes of each row); d96's 12 none (4 lanes x 3 read 64: padded lanes instead).
+    using flash::cuda::load_lane_chunks;
+    EXPECT(load_lane_chunks(16, 128, 64) == 1 && load_lane_chunks(4, 128, 128) == 1 && load_lane_chunks(32, 256, 64) == 1,
+           "load_lane_chunks: whole rows per thread group\n");
+    EXPECT(load_lane_chunks(24, 128, 64) == 3 && load_lane_chunks(24, 256, 32) == 3, "load_lane_chunks(24) = %d\n",
+           load_lane_chunks(24, 128, 64));
+    EXPECT(load_lane_chunks(12, 128, 128) == 0 && load_lane_chunks(24, 128, 8) == 0, "load_lane_chunks(12) = %d\n",
+           load_lane_chunks(12, 128, 128));
 }
 
 int main() {
