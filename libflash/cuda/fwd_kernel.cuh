@@ -94,14 +94,15 @@ __device__ __forceinline__ void load_tile(unsigned char* s, const uint16_t* g, i
     // lanes per row become the next power of two of the chunk count and the lanes past it idle (12 -> 16,
     // 24 -> 32: the padding of bench/NOTES.md mma.sync step 13, whose idle lanes cost a quarter more copy
     // instructions and a divergent branch per copy, step 15); without that either, the general loop.
+    constexpr int kPadded = Cfg::kThreads % kC == 0 ? kC : kC <= 16 ? 16 : kC <= 32 ? 32 : kC; // step 13's lanes
 #if defined(FLASH_TUNE_NOPAD) // A/B builds only: the layouts before the padding
     constexpr int kK = Cfg::kThreads % kC == 0 ? 1 : 0, kCP = kC;
 #elif defined(FLASH_TUNE_PAD) // A/B builds only: the padded lanes of step 13
-    constexpr int kK = 1, kCP = Cfg::kThreads % kC == 0 ? kC : kC <= 16 ? 16 : kC <= 32 ? 32 : kC;
+    constexpr int kK = 1, kCP = kPadded;
 #else
     constexpr int kK0 = load_lane_chunks(kC, Cfg::kThreads, kRows);
     constexpr int kK = kK0 > 0 ? kK0 : 1;
-    constexpr int kCP = kK0 > 0 ? kC : kC <= 16 ? 16 : kC <= 32 ? 32 : kC;
+    constexpr int kCP = kK0 > 0 ? kC : kPadded;
 #endif
     constexpr int kL = kK > 0 ? kCP / kK : kCP; // lanes per row
     const uint32_t s_addr = prim::smem_u32addr(s);
