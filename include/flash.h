@@ -115,7 +115,8 @@ FLASH_API int32_t flash_last_cuda_error(void);
  * forward name with ".dv128" after "cuda.sm80.fwd" / "cuda.sm90.fwd" when a narrow-V kernel ran (in builds with head
  * dim 192: max(d, dv) in 129..192 with dv <= 128, MLA's 192 / 128; a build without 128 also sends smaller dims
  * there), "cuda.fwd_kvcache",
- * "cuda.sm80.bwd", "cuda.sm90.bwd".
+ * "cuda.sm80.bwd", "cuda.sm80.bwd.dv128" (the backward's narrow-V kernel, for the same (d, dv) as the forward's),
+ * "cuda.sm90.bwd".
  * flash_fwd takes the KV-cache decode kernel ("cuda.fwd_kvcache") for decode-shaped calls on any GPU: no
  * cu_seqlens (seqused and leftpad_k may be set), no dropout, head dims <= 128, seqlen_q * h / h_k <= 32, and
  * pack_gqa not -1 with GQA (FLASH_FWD_DECODE=0 in the environment turns this off). Otherwise it takes the sm90

@@ -10,7 +10,8 @@ Usage: ab_interleave.py --libs A=path,B=path [--dtypes bf16,fp16] [--hdims 64,12
 Set FLASH_SM90=0 to time the mma.sync forward on Hopper (read once per library).
 --bwd: the backward instead: each build's flash_bwd (atomic dQ) on its own forward's O and LSE, TFLOP/s at
 2.5 x the forward's FLOPs; the peer is SDPA's backward (torch.autograd.grad on a retained graph).
---dv: V / O head dim other than the head dim (MLA's 192 / 128); FLOPs 2 * b * h * s^2 * (d + dv) (/2 causal), FA3's.
+--dv: V / O head dim other than the head dim (MLA's 192 / 128); FLOPs 2 * b * h * s^2 * (d + dv) (/2 causal), FA3's;
+the backward's 2 * b * h * s^2 * (3 d + 2 dv) (/2 causal: S, dS K, dS^T Q over d; dO V^T, P^T dO over dv).
 """
 import argparse
 import json
@@ -77,8 +78,10 @@ def cell_bwd(libs, a, dn, hd, causal, s):
     """--bwd: times every build's backward and the peer's on one grid cell; returns the cell's row."""
     dt = {"bf16": torch.bfloat16, "fp16": torch.float16}[dn]
     b, h = 16384 // s, 2048 // hd
+    dv = a.dv or hd
     torch.manual_seed(0)
-    q, k, v, dout = (torch.randn(b, s, h, hd, device="cuda", dtype=dt) for _ in range(4))
+    q, k = (torch.randn(b, s, h, hd, device="cuda", dtype=dt) for _ in range(2))
+    v, dout = (torch.randn(b, s, h, dv, device="cuda", dtype=dt) for _ in range(2))
     stream = torch.cuda.current_stream().cuda_stream
     names = [n for n, _ in libs]
     fns, kernel, grads = {}, {}, {}
@@ -86,15 +89,15 @@ def cell_bwd(libs, a, dn, hd, causal, s):
         fwd = FwdCall(lib, q=q, k=k, v=v, lse=torch.empty(b, h, s, device="cuda", dtype=torch.float32),
                       causal=causal, stream=stream)
         fwd()
-        dq, dk, dv = (torch.full_like(q, float("nan")) for _ in range(3))
-        bp = fill_bwd_params(lib, fwd.p, dout=dout, dq=dq, dk=dk, dv=dv)
+        dq, dk, dvg = (torch.full_like(x, float("nan")) for x in (q, k, v))
+        bp = fill_bwd_params(lib, fwd.p, dout=dout, dq=dq, dk=dk, dv=dvg)
         n = lib.bwd_workspace_size(bp)
         ws = torch.empty(max(n, 1), dtype=torch.uint8, device="cuda")
         # fwd stays referenced: bp points at its O and LSE
         fns[name] = lambda lib=lib, bp=bp, ws=ws, n=n, fwd=fwd: lib.bwd_checked(bp, ws.data_ptr(), n, stream)
         fns[name]()
         kernel[name] = lib.last_kernel()
-        grads[name] = (dq, dk, dv)
+        grads[name] = (dq, dk, dvg)
     torch.cuda.synchronize()
     diff = {n: max((x.float() - y.float()).abs().max().item() for x, y in zip(grads[n], grads[names[0]]))
             for n in names[1:]}
@@ -110,10 +113,11 @@ def cell_bwd(libs, a, dn, hd, causal, s):
     except Exception:  # the backend refuses the shape: the row says nan
         peer = None
 
-    flops = 2.5 * 4 * b * h * s * s * hd / (2 if causal else 1)
+    # QK^T, dQ = dS K, dK = dS^T Q over d; dP = dO V^T, dV = P^T dO over dv (2.5 x 4 b h s^2 d when dv = d)
+    flops = 2 * b * h * s * s * (3 * hd + 2 * dv) / (2 if causal else 1)
     tf = rounds(a, fns, names, flops)
     peer_tf = flops / bench(a, peer) / 1e9 if peer else float("nan")
-    return {"dtype": dn, "hdim": hd, "causal": causal, "seqlen": s, "peer": a.peer, "peer_tflops": peer_tf,
+    return {"dtype": dn, "hdim": hd, "dv": dv, "causal": causal, "seqlen": s, "peer": a.peer, "peer_tflops": peer_tf,
             "tflops": tf, "maxdiff_vs_first": diff, "kernel": kernel, "bwd": True}
 
 
@@ -129,7 +133,7 @@ def main():
     ap.add_argument("--peer", default="cudnn", choices=["cudnn", "flash"], help="SDPA backend timed beside (flash = FA2)")
     ap.add_argument("--json", help="append the rows to this JSON-lines file")
     ap.add_argument("--bwd", action="store_true", help="time flash_bwd instead of flash_fwd")
-    ap.add_argument("--dv", type=int, default=0, help="V / O head dim (forward only; default: the head dim)")
+    ap.add_argument("--dv", type=int, default=0, help="V / O head dim (default: the head dim)")
     a = ap.parse_args()
     kind = BwdLib if a.bwd else Lib
     libs = [(kv.split("=", 1)[0], kind(kv.split("=", 1)[1])) for kv in a.libs.split(",")]

@@ -45,7 +45,10 @@ def expected_kernel(c):
     # varlen (cu_seqlens_q / cu_seqlens_k) runs on the Hopper path too; seqused / leftpad would not (none here)
     sm90 = (HOPPER and dim in (64, 128) and not kw.get("dropout") and not kw.get("alibi")
             and not kw.get("softcap") and not kw.get("deterministic") and d % 8 == 0 and dv % 8 == 0)
-    return "cuda.sm90.bwd" if sm90 else "cuda.sm80.bwd"
+    if sm90:
+        return "cuda.sm90.bwd"
+    # MLA's 192 / 128 (and any d, dv <= 128 on the d192 kernel) runs with V 128 wide (bwd_config.h bwd_dim_v)
+    return "cuda.sm80.bwd.dv128" if dim == 192 and dv <= 128 else "cuda.sm80.bwd"
 
 
 def make_inputs(c, dev):
@@ -194,10 +197,10 @@ def overflow_case(lib, dev, results, sq, d, dtype):
     return record(results, c.name, ok, [] if ok else ["non-finite gradient"])
 
 
-def determinism_case(lib, dev, results, reps, d, causal):
+def determinism_case(lib, dev, results, reps, d, causal, dv=None):
     """deterministic = 1: identical bits over `reps` runs (FA's race-condition shape, b = 60)."""
-    c = Case(f"deterministic b60 d{d} causal{int(causal)}", dtype=torch.bfloat16, b=60, h=4, hk=2, d=d,
-             seqs_q=[203], seqs_k=[317], causal=causal)
+    c = Case(f"deterministic b60 d{d}{f' dv{dv}' if dv else ''} causal{int(causal)}", dtype=torch.bfloat16, b=60,
+             h=4, hk=2, d=d, dv=dv, seqs_q=[203], seqs_k=[317], causal=causal)
     t, *_ = make_inputs(c, dev)
     g0, bp, bws, bws_n = run_libflash(lib, c, t, dev, deterministic=True)
     ok, msgs = True, []
@@ -285,6 +288,24 @@ def build_cases(quick, only_dims=None):
                           causal=True))
         cases.append(Case(f"varlen local mqa d{d}", dtype=bf, b=0, h=6, hk=1, d=d, seqs_q=[203, 17, 1023, 1, 130],
                           seqs_k=[311, 17, 1000, 64, 128], varlen=True, window=(37, 11)))
+    # MLA's 192 / 128 on the narrow-V kernel (cuda.sm80.bwd.dv128): odd lengths, GQA, varlen, every feature, the
+    # deterministic dQ kernel, and d / dv below the instantiation (dv 100: a partial 16-byte chunk of V and dO)
+    if only_dims is None or 192 in only_dims:
+        mla = dict(d=192, dv=128)
+        cases.append(Case("mla causal d192 dv128", dtype=bf, b=2, h=4, hk=4, seqs_q=[113], seqs_k=[203], causal=True,
+                          **mla))
+        cases.append(Case("mla d192 dv128", dtype=fp, b=1, h=2, hk=2, seqs_q=[1023], seqs_k=[1024], **mla))
+        cases.append(Case("mla gqa d192 dv128", dtype=bf, b=2, h=6, hk=2, seqs_q=[97], seqs_k=[203], **mla))
+        cases.append(Case("mla varlen causal d192 dv128", dtype=bf, b=0, h=4, hk=2, seqs_q=[113, 1, 0, 300, 17],
+                          seqs_k=[203, 17, 9, 129, 1], varlen=True, causal=True, **mla))
+        cases.append(Case("mla dropout alibi causal d192 dv128", dtype=bf, b=2, h=4, hk=2, seqs_q=[130],
+                          seqs_k=[130], dropout=0.17, alibi=True, causal=True, **mla))
+        cases.append(Case("mla softcap local d192 dv128", dtype=fp, b=2, h=2, hk=2, seqs_q=[203], seqs_k=[311],
+                          softcap=5.0, window=(37, 11), **mla))
+        cases.append(Case("mla deterministic gqa causal d192 dv128", dtype=bf, b=2, h=4, hk=2, seqs_q=[203],
+                          seqs_k=[317], causal=True, deterministic=True, **mla))
+        cases.append(Case("mla d176 dv100", dtype=bf, b=2, h=2, hk=1, d=176, dv=100, seqs_q=[97], seqs_k=[113],
+                          causal=True))
     if only_dims:
         return cases
     cases.append(Case("varlen d64", dtype=bf, b=0, h=4, hk=2, d=64, seqs_q=[1, 17, 130, 64], seqs_k=[5, 300, 97, 64],
@@ -378,9 +399,15 @@ def main():
         for sq in (1, 2, 5, 17):
             for d in only_dims or (32, 128):
                 nfail += run_checked(results, "overflow", lambda: overflow_case(lib, dev, results, sq, d, torch.float16))
-        for d, causal in [(d, c) for d in only_dims for c in (False, True)] if only_dims else ((128, False), (64, True)):
+        if only_dims:
+            det = [(d, c, None) for d in only_dims for c in (False, True)]
+        else:
+            det = [(128, False, None), (64, True, None)]
+        if only_dims is None or 192 in only_dims:
+            det.append((192, True, 128))  # the narrow-V dQ kernel
+        for d, causal, dv in det:
             nfail += run_checked(results, "deterministic",
-                                 lambda: determinism_case(lib, dev, results, args.det_reps, d, causal))
+                                 lambda: determinism_case(lib, dev, results, args.det_reps, d, causal, dv))
     print(f"{len(results) - nfail}/{len(results)} passed in {time.time() - t0:.1f}s")
     if args.json:
         write_results(args.json, results, nfail)

@@ -4,8 +4,8 @@ synccheck on the backward kernels (racecheck cannot run the torch reference's cu
 a hardware exception"). Shapes cover both backward paths: the Hopper kernel where it is eligible (d64/d128,
 causal, local, GQA, odd lengths, more tiles than SMs,
 varlen) and the mma.sync kernel for the rest (dropout,
-deterministic, softcap, ALiBi, d256); the path taken is printed. Exit 0 when every call returned OK
-and the gradients are finite.
+deterministic, softcap, ALiBi, d256, MLA's 192 / 128 on the narrow-V kernel); the path taken is printed.
+Exit 0 when every call returned OK and the gradients are finite.
 Usage: compute-sanitizer --tool racecheck --kernel-name kns=bwd python3 bench/gpu/sanitize_bwd.py [--lib L]
 """
 import argparse
@@ -16,7 +16,7 @@ import torch
 
 from flashlib import BwdLib, fill_bwd_params, fill_params
 
-SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dropout, deterministic, alibi, dtype)
+SHAPES = [  # (d or (d, dv), b, h, hk, seqs_q, seqs_k, causal, window, softcap, dropout, deterministic, alibi, dtype)
     (64, 2, 4, 4, [300], [300], False, (-1, -1), 0.0, 0.0, False, False, torch.bfloat16),
     (64, 1, 4, 2, [113], [203], True, (-1, -1), 0.0, 0.0, False, False, torch.float16),
     (128, 2, 4, 1, [257], [257], True, (-1, -1), 0.0, 0.0, False, False, torch.bfloat16),
@@ -32,6 +32,9 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dropout, de
     # exactly at the tensor's end
     (64, 0, 6, 2, [1, 17, 0, 203, 1030, 9, 77], [17, 1, 5, 300, 1023, 0, 250], False, (37, 11), 0.0, 0.0, False,
      False, torch.float16),
+    # MLA's 192 / 128: the narrow-V main kernel (GQA, causal, odd lengths) and its deterministic dQ kernel
+    ((192, 128), 2, 4, 2, [203], [317], True, (-1, -1), 0.0, 0.0, False, False, torch.bfloat16),
+    ((192, 128), 1, 2, 2, [130], [97], False, (-1, -1), 0.0, 0.17, True, False, torch.float16),
 ]
 
 
@@ -44,6 +47,7 @@ def main():
     dims = json.loads(lib.build_info()).get("cuda_head_dims", [])
     ran = 0
     for d, b, h, hk, sq, sk, causal, window, softcap, drop, det, alibi, dt in SHAPES:
+        d, dv_ = d if isinstance(d, tuple) else (d, d)
         if dims and d > max(dims):
             print(f"skip d{d}: not in this build's head dims {dims}")
             continue
@@ -55,14 +59,15 @@ def main():
         if b == 0:  # varlen
             cq = torch.tensor([0, *itertools.accumulate(sq)], dtype=torch.int32, device=dev)
             ck = torch.tensor([0, *itertools.accumulate(sk)], dtype=torch.int32, device=dev)
-            shp_q, shp_k = (sum(sq), h, d), (sum(sk), hk, d)
+            shp_q, shp_k, shp_v, shp_o = (sum(sq), h, d), (sum(sk), hk, d), (sum(sk), hk, dv_), (sum(sq), h, dv_)
             lse = torch.empty(h, sum(sq), device=dev, dtype=torch.float32)
             kw.update(cu_seqlens_q=cq, cu_seqlens_k=ck, max_seqlen_q=max(sq), max_seqlen_k=max(sk))
         else:
             shp_q, shp_k = (b, sq[0], h, d), (b, sk[0], hk, d)
+            shp_v, shp_o = (b, sk[0], hk, dv_), (b, sq[0], h, dv_)
             lse = torch.empty(b, h, sq[0], device=dev, dtype=torch.float32)
-        q, k, v = (torch.randn(s, device=dev, dtype=dt) for s in (shp_q, shp_k, shp_k))
-        o, dout = torch.empty_like(q), torch.randn_like(q)
+        q, k, v, dout = (torch.randn(s, device=dev, dtype=dt) for s in (shp_q, shp_k, shp_v, shp_o))
+        o = torch.empty_like(dout)
         fp = fill_params(lib, q=q, k=k, v=v, o=o, lse=lse, **kw)
         ws_n = lib.workspace_size(fp)
         ws = torch.empty(max(ws_n, 1), dtype=torch.uint8, device=dev)
@@ -74,8 +79,8 @@ def main():
         bws = torch.empty(max(bws_n, 1), dtype=torch.uint8, device=dev)
         lib.bwd_checked(bp, bws.data_ptr(), bws_n, stream)
         torch.cuda.synchronize()
-        print(f"ok d{d} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} dropout={drop} "
-              f"det={det} alibi={alibi} [{fwd_kernel} / {lib.last_kernel()}]", flush=True)
+        print(f"ok d{d} dv{dv_} b{b} h{h}/{hk} {sq}x{sk} causal={causal} window={window} softcap={softcap} "
+              f"dropout={drop} det={det} alibi={alibi} [{fwd_kernel} / {lib.last_kernel()}]", flush=True)
         for name, g in (("dq", dq), ("dk", dk), ("dv", dv)):
             assert torch.isfinite(g.float()).all(), f"non-finite {name}"
     print(f"{ran} forward+backward calls OK")

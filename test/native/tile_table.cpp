@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "cuda/bwd/bwd_config.h"
 #include "cuda/fwd_config.h"
 #include "cuda/hopper/fwd_sm90_config.h"
 #include "expect.h"
@@ -154,10 +155,35 @@ static void fwd_rows() {
            load_lane_chunks(12, 128, 128));
 }
 
+// The mma.sync backward's narrow V (MLA's 192 / 128): V and dO rows of 128 (16 chunks) beside Q and K rows of 192
+// (24 chunks); the large tile then fits the 99 KB of sm86/89/120 (bwd.cu takes it there), with the
+// deterministic dQ kernel too; only 192 takes it.
+static void bwd_rows() {
+    using flash::cuda::bwd_dq_smem_bytes;
+    using flash::cuda::bwd_smem_bytes;
+    const flash::cuda::BwdTile t = flash::cuda::bwd_tile(192), s = flash::cuda::bwd_tile(192, true);
+    const int want = 2 * t.block_n * 24 * 16 - t.block_n * 8 * 16 + t.qstages * t.block_m * (24 + 16) * 16 +
+                     2 * t.block_m * t.block_n * 2 + 2 * t.qstages * t.block_m * 4;
+    EXPECT(bwd_smem_bytes(t, 128) == want, "d192 / dv128 backward shared memory %d, expected %d\n",
+           bwd_smem_bytes(t, 128), want);
+    EXPECT(bwd_smem_bytes(t, 192) == bwd_smem_bytes(t) && bwd_dq_smem_bytes(t, 192) == bwd_dq_smem_bytes(t),
+           "dv = d differs from the default\n");
+    EXPECT(bwd_smem_bytes(t, 128) <= 99 * 1024 && bwd_dq_smem_bytes(t, 128) <= 99 * 1024,
+           "d192 / dv128's large backward tile (%d / %d bytes) no longer fits 99 KB\n", bwd_smem_bytes(t, 128),
+           bwd_dq_smem_bytes(t, 128));
+    EXPECT(bwd_smem_bytes(t) > 99 * 1024, "d192's padded-V large tile fits 99 KB: the small class is stale\n");
+    EXPECT(bwd_smem_bytes(s, 128) < bwd_smem_bytes(s), "the small tile's narrow V saves nothing\n");
+    EXPECT(flash::cuda::bwd_dim_v(192, 128) == 128 && flash::cuda::bwd_dim_v(192, 64) == 128 &&
+               flash::cuda::bwd_dim_v(192, 129) == 192 && flash::cuda::bwd_dim_v(128, 64) == 128 &&
+               flash::cuda::bwd_dim_v(256, 128) == 256,
+           "bwd_dim_v: MLA's 192 / 128 only\n");
+}
+
 int main() {
     pick();
     rows();
     dims();
     fwd_rows();
+    bwd_rows();
     return native_test::finish();
 }

@@ -29,6 +29,7 @@ namespace {
 
 struct Plan {
     int dim = 0;
+    int dim_v = 0; // the V / dO / dV width of the instantiation: dim, or bwd_dim_v's narrow V
     BwdTile tile{};
     int64_t acc_rows = 0;
     uint64_t dq_offset = 0;
@@ -43,6 +44,10 @@ int32_t make_plan(const BwdProblem& bp, Plan* plan) {
                          "head dims d=%d dv=%d: this build's largest CUDA backward instantiation is smaller "
                          "(compiled head dims %s)",
                          p.d, p.dv, FLASH_HEAD_DIMS_JSON);
+    plan->dim_v = bwd_dim_v(plan->dim, p.dv);
+#ifdef FLASH_BWD_NO_NARROW_V // A/B builds only: MLA's shapes on the V-padded d192 kernel
+    plan->dim_v = plan->dim;
+#endif
     plan->tile = bwd_tile(plan->dim);
     plan->acc_rows = p.cu_seqlens_q ? int64_t(p.total_q) : int64_t(p.b) * p.seqlen_q;
     const uint64_t dsum_bytes = uint64_t(p.h) * plan->acc_rows * sizeof(float);
@@ -211,16 +216,16 @@ void launch_vec(bool bf16, int dim, const BwdParams& k, int h, int b, cudaStream
     else bf16 ? K<true, 32>::launch(k, h, b, s) : K<false, 32>::launch(k, h, b, s);
 }
 
-// run_bwd of head dim kD: masked or not, large or small tile (bwd_has_small dims only).
-template <bool kBf16, int kD>
+// run_bwd of head dim kD (V width kDV): masked or not, large or small tile (bwd_has_small dims only).
+template <bool kBf16, int kD, int kDV>
 int32_t run_dim(const BwdParams& k, bool masked, bool full, bool det, bool small, cudaStream_t stream) {
     if constexpr (bwd_has_small(kD)) {
         if (small)
-            return masked ? run_bwd<kBf16, kD, true, true>(k, full, det, stream)
-                          : run_bwd<kBf16, kD, false, true>(k, full, det, stream);
+            return masked ? run_bwd<kBf16, kD, true, true, kDV>(k, full, det, stream)
+                          : run_bwd<kBf16, kD, false, true, kDV>(k, full, det, stream);
     }
-    return masked ? run_bwd<kBf16, kD, true, false>(k, full, det, stream)
-                  : run_bwd<kBf16, kD, false, false>(k, full, det, stream);
+    return masked ? run_bwd<kBf16, kD, true, false, kDV>(k, full, det, stream)
+                  : run_bwd<kBf16, kD, false, false, kDV>(k, full, det, stream);
 }
 
 } // namespace
@@ -258,7 +263,7 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
     const int cap = smem_limit_knob();
     const int have = cap > 0 && cap < di.smem_optin ? cap : di.smem_optin;
     auto need_of = [&](const BwdTile& t) {
-        return std::max(bwd_smem_bytes(t), bp.deterministic ? bwd_dq_smem_bytes(t) : 0);
+        return std::max(bwd_smem_bytes(t, plan.dim_v), bp.deterministic ? bwd_dq_smem_bytes(t, plan.dim_v) : 0);
     };
     bool small = false;
     if (need_of(plan.tile) > have && bwd_has_small(plan.dim)) {
@@ -272,10 +277,10 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
         if (cudaGetDeviceProperties(&prop, p.device_id) != cudaSuccess) std::strcpy(prop.name, "?");
         return set_error(FLASH_ERROR_UNSUPPORTED,
                          "flash_bwd on %s (sm%d%d, %d bytes of shared memory per block%s): the smallest backward "
-                         "tile for head dim %d (d=%d dv=%d, block_m=%d block_n=%d warps=%d%s) needs %d bytes",
+                         "tile for head dim %d / %d (d=%d dv=%d, block_m=%d block_n=%d warps=%d%s) needs %d bytes",
                          prop.name, prop.major, prop.minor, have,
-                         have < di.smem_optin ? ", capped by FLASH_SMEM_LIMIT_BYTES" : "", plan.dim, p.d, p.dv,
-                         t.block_m, t.block_n, t.warps, bp.deterministic ? ", deterministic" : "", need);
+                         have < di.smem_optin ? ", capped by FLASH_SMEM_LIMIT_BYTES" : "", plan.dim, plan.dim_v, p.d,
+                         p.dv, t.block_m, t.block_n, t.warps, bp.deterministic ? ", deterministic" : "", need);
     }
     cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
 
@@ -329,10 +334,13 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
         if (st != FLASH_OK) return st;
     }
     if (!taken) {
+#define FLASH_BWD_RUN(D, DV)                                                                               \
+    st = bf16 ? run_dim<true, D, DV>(k, masked, full, bp.deterministic, small, stream)                     \
+              : run_dim<false, D, DV>(k, masked, full, bp.deterministic, small, stream)
 #define FLASH_BWD_CASE(D)                                                                                  \
     case D:                                                                                                \
-        st = bf16 ? run_dim<true, D>(k, masked, full, bp.deterministic, small, stream)                     \
-                  : run_dim<false, D>(k, masked, full, bp.deterministic, small, stream);                   \
+        if (plan.dim_v != D) break; /* a narrow-V call: below */                                           \
+        FLASH_BWD_RUN(D, D);                                                                               \
         break;
         switch (plan.dim) {
 #ifdef FLASH_HDIM_32
@@ -356,9 +364,13 @@ int32_t bwd(const BwdProblem& bp, void* workspace, uint64_t workspace_bytes, voi
         default:
             return set_error(FLASH_ERROR_INTERNAL, "no CUDA backward instantiation for head dim %d", plan.dim);
         }
+#ifdef FLASH_HDIM_192
+        if (plan.dim == 192 && plan.dim_v == 128) FLASH_BWD_RUN(192, 128);
+#endif
 #undef FLASH_BWD_CASE
+#undef FLASH_BWD_RUN
         if (st != FLASH_OK) return st;
-        set_kernel("cuda.sm80.bwd");
+        set_kernel(plan.dim_v != plan.dim ? "cuda.sm80.bwd.dv128" : "cuda.sm80.bwd");
     }
     if (k.dq_accum && row_groups > 0) {
         if (vec_dq) launch_vec<bwd_convert_dq_vec_kernel_t>(bf16, p.d, k, p.h, p.b, stream);

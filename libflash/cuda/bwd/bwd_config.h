@@ -18,17 +18,19 @@ struct BwdTile {
     int warps;
     int qstages;  // Q / dO ring depth (2 = next query block loads under the current one)
     int sdp_wm, sdp_wn; // S, dP [block_m x block_n]
-    int kv_wm, kv_wn;   // dK, dV [block_n x d]
+    int kv_wm, kv_wn;   // dK [block_n x d], dV [block_n x dv]
     int q_wm, q_wn;     // dQ [block_m x d]
 };
 
 // Shared memory (bytes) of the main kernel: K, V, qstages x (Q, dO), P, dS, qstages x (LSE, D); the
 // deterministic dQ kernel needs less (bwd_dq_smem_bytes). Two classes of tiles:
 //  - kBwdTiles (GPUs with >= 163 KB per block: sm80/87, sm90, sm100): 32: 65K, 64: 162K, 96: 137K, 128: 161K,
-//    192: 113K, 256: 145K. d64 128x128 with FA2's warp layouts and d128's SdP layout 2x4 measured +11-22 % and
-//    +2-7 % over the previous 64x128 / 4x2 rows on an H100 (bench/NOTES.md, backward run 3).
+//    192: 113K (MLA's narrow V, dv 128: 96.5K), 256: 145K. d64 128x128 with FA2's warp layouts and d128's SdP
+//    layout 2x4 measured +11-22 % and +2-7 % over the previous 64x128 / 4x2 rows on an H100 (bench/NOTES.md,
+//    backward run 3).
 //  - kBwdTilesSmall (99 KB per block: sm86/89/120), for the head dims whose large tile does not fit there:
-//    64: 97K, 96: 95K, 128: 81K, 192: 80K, 256: 68K (32 runs its large tile).
+//    64: 97K, 96: 95K, 128: 81K, 192: 80K (dv 128: 68K), 256: 68K (32 runs its large tile; 192 / 128's large
+//    tile, 96.5K, fits 99 KB and runs there too).
 // bwd.cu takes the large tile when it fits the device's opt-in shared memory (capped by the test knob
 // FLASH_SMEM_LIMIT_BYTES), else the small one, else returns FLASH_ERROR_UNSUPPORTED naming the GPU and tile.
 constexpr BwdTile kBwdTiles[] = {
@@ -81,15 +83,24 @@ constexpr int bwd_tile_bytes(int rows, int d) {
     return rows * (x ? c : (c | 1)) * 16;
 }
 
-constexpr int bwd_smem_bytes(const BwdTile& t) {
-    return 2 * bwd_tile_bytes(t.block_n, t.d) + 2 * t.qstages * bwd_tile_bytes(t.block_m, t.d) +
-           2 * bwd_tile_bytes(t.block_m, t.block_n) + 2 * t.qstages * t.block_m * 4;
+// The V / dO / dV width of the instantiation `dim` for a call with V head dim dv: 128 for dim 192 when dv <= 128
+// (MLA's 192 / 128, as the forward's fwd_dim_v: dP = dO V^T and dV = P^T dO a third narrower, V and dO a third
+// smaller in shared memory, dV's accumulators a third fewer), else dim.
+constexpr int bwd_dim_v(int dim, int dv) { return dim == 192 && dv <= 128 ? 128 : dim; }
+
+// dv: the V / dO width (0: t.d).
+constexpr int bwd_smem_bytes(const BwdTile& t, int dv = 0) {
+    const int w = dv ? dv : t.d;
+    return bwd_tile_bytes(t.block_n, t.d) + bwd_tile_bytes(t.block_n, w) + t.qstages * bwd_tile_bytes(t.block_m, t.d) +
+           t.qstages * bwd_tile_bytes(t.block_m, w) + 2 * bwd_tile_bytes(t.block_m, t.block_n) +
+           2 * t.qstages * t.block_m * 4;
 }
 
 // The deterministic dQ kernel (one CTA per query block; loops over key blocks): Q, dO, K, V, dS, LSE, D.
-constexpr int bwd_dq_smem_bytes(const BwdTile& t) {
-    return 2 * bwd_tile_bytes(t.block_m, t.d) + 2 * bwd_tile_bytes(t.block_n, t.d) +
-           bwd_tile_bytes(t.block_m, t.block_n) + 2 * t.block_m * 4;
+constexpr int bwd_dq_smem_bytes(const BwdTile& t, int dv = 0) {
+    const int w = dv ? dv : t.d;
+    return bwd_tile_bytes(t.block_m, t.d) + bwd_tile_bytes(t.block_m, w) + bwd_tile_bytes(t.block_n, t.d) +
+           bwd_tile_bytes(t.block_n, w) + bwd_tile_bytes(t.block_m, t.block_n) + 2 * t.block_m * 4;
 }
 
 } // namespace flash::cuda

@@ -3,7 +3,8 @@
 // bwd_kernel (one CTA = block_n keys of one (sequence, KV head)): K and V stay in shared memory; the CTA walks
 // every query head of its KV head's group and every query block that can see one of its keys (Q, dO, LSE, D
 // through a cp.async ring of qstages slots). Per step:
-//   S = Q K^T, dP = dO V^T                     (fp32 registers, SdP warp layout)
+//   S = Q K^T, dP = dO V^T                     (fp32 registers, SdP warp layout; V, dO, dV are kDV wide: MLA's
+//                                              192 / 128 runs with V at 128 columns, bwd_dim_v)
 //   P = exp2(t - LSE*log2e) with t the score in log2 units (softcap / ALiBi / mask as the forward),
 //   dS = P * (dP*keep/(1-p) - D) (* (1 - tanh^2) with softcap), Pd = P*keep/(1-p)  -> sP, sdS (16 bit)
 //   dV += Pd^T dO, dK += dS^T Q                (fp32 registers for the CTA's life, KV warp layout)
@@ -34,27 +35,31 @@
 
 namespace flash::cuda {
 
-template <int kD_, bool kSmall_ = false>
+template <int kD_, bool kSmall_ = false, int kDV_ = kD_>
 struct BwdCfg {
     static constexpr BwdTile kTile = bwd_tile(kD_, kSmall_);
     static constexpr int kD = kD_;
+    static constexpr int kDV = kDV_; // V / dO / dV columns: kD, or 128 for MLA's 192 / 128 (bwd_dim_v)
     static constexpr int kBM = kTile.block_m;
     static constexpr int kBN = kTile.block_n;
     static constexpr int kWarps = kTile.warps;
     static constexpr int kThreads = 32 * kWarps;
     static constexpr int kQStages = kTile.qstages;
     static constexpr int kChunks = kD / 8;
-    using Lay = prim::SwizzledRows<kD / 8>;   // Q, dO, K, V (rows x head dim)
+    using Lay = prim::SwizzledRows<kD / 8>;   // Q, K, dQ, dK (rows x head dim)
+    using LayV = prim::SwizzledRows<kDV / 8>; // V, dO, dV (rows x V head dim)
     using LayP = prim::SwizzledRows<kBN / 8>; // P, dS [block_m][block_n]
     static constexpr int kQBytes = Lay::bytes(kBM);
+    static constexpr int kDoBytes = LayV::bytes(kBM);
     static constexpr int kKBytes = Lay::bytes(kBN);
+    static constexpr int kVBytes = LayV::bytes(kBN);
     static constexpr int kPBytes = LayP::bytes(kBM);
     // main kernel
     static constexpr int kOffK = 0;
     static constexpr int kOffV = kKBytes;
-    static constexpr int kOffQ = 2 * kKBytes;
+    static constexpr int kOffQ = kKBytes + kVBytes;
     static constexpr int kOffDO = kOffQ + kQStages * kQBytes;
-    static constexpr int kOffP = kOffDO + kQStages * kQBytes;
+    static constexpr int kOffP = kOffDO + kQStages * kDoBytes;
     static constexpr int kOffDS = kOffP + kPBytes;
     static constexpr int kOffLse = kOffDS + kPBytes;
     static constexpr int kOffD = kOffLse + kQStages * kBM * 4;
@@ -62,28 +67,30 @@ struct BwdCfg {
     // deterministic dQ kernel
     static constexpr int kDqOffQ = 0;
     static constexpr int kDqOffDO = kQBytes;
-    static constexpr int kDqOffK = 2 * kQBytes;
+    static constexpr int kDqOffK = kQBytes + kDoBytes;
     static constexpr int kDqOffV = kDqOffK + kKBytes;
-    static constexpr int kDqOffDS = kDqOffV + kKBytes;
+    static constexpr int kDqOffDS = kDqOffV + kVBytes;
     static constexpr int kDqOffLse = kDqOffDS + kPBytes;
     static constexpr int kDqOffD = kDqOffLse + kBM * 4;
     static constexpr int kDqSmem = kDqOffD + kBM * 4;
-    // warp layouts
+    // warp layouts (dK and dV share the KV layout: dV's warps own kKvNTV of its narrower columns)
     static constexpr int kSdpWM = kTile.sdp_wm, kSdpWN = kTile.sdp_wn;
     static constexpr int kSdpMT = kBM / (16 * kSdpWM), kSdpNT = kBN / (8 * kSdpWN);
     static constexpr int kKvWM = kTile.kv_wm, kKvWN = kTile.kv_wn;
-    static constexpr int kKvMT = kBN / (16 * kKvWM), kKvNT = kD / (8 * kKvWN);
+    static constexpr int kKvMT = kBN / (16 * kKvWM), kKvNT = kD / (8 * kKvWN), kKvNTV = kDV / (8 * kKvWN);
     static constexpr int kQWM = kTile.q_wm, kQWN = kTile.q_wn;
     static constexpr int kQMT = kBM / (16 * kQWM), kQNT = kD / (8 * kQWN);
 
     static_assert(kTile.d == kD_, "head dim missing from kBwdTiles");
-    static_assert(kSmem == bwd_smem_bytes(kTile) && kDqSmem == bwd_dq_smem_bytes(kTile), "smem formula");
+    static_assert(kDV_ == kD_ || kDV_ == bwd_dim_v(kD_, kDV_), "a narrow-V instantiation bwd_dim_v does not name");
+    static_assert(kSmem == bwd_smem_bytes(kTile, kDV_) && kDqSmem == bwd_dq_smem_bytes(kTile, kDV_), "smem formula");
     static_assert(kQStages == 1 || kQStages == 2, "qstages");
     static_assert(kSdpWM * kSdpWN == kWarps && kKvWM * kKvWN == kWarps && kQWM * kQWN == kWarps, "warp layout");
     static_assert(kSdpMT * 16 * kSdpWM == kBM && kSdpNT * 8 * kSdpWN == kBN && kSdpNT % 2 == 0, "SdP layout");
     static_assert(kKvMT * 16 * kKvWM == kBN && kKvNT * 8 * kKvWN == kD && kKvNT % 2 == 0, "KV layout");
+    static_assert(kKvNTV * 8 * kKvWN == kDV && kKvNTV % 2 == 0, "KV layout of dV");
     static_assert(kQMT * 16 * kQWM == kBM && kQNT * 8 * kQWN == kD && kQNT % 2 == 0, "dQ layout");
-    static_assert(kD % 16 == 0 && kBM % 16 == 0 && kBN % 16 == 0, "tile shape");
+    static_assert(kD % 16 == 0 && kDV % 16 == 0 && kBM % 16 == 0 && kBN % 16 == 0, "tile shape");
 };
 
 namespace bwd_detail {
@@ -202,12 +209,12 @@ __device__ __forceinline__ void acc_to_smem(unsigned char* s, const float (&acc)
                     prim::pack2<kBf16>(acc[mt][t][2 * r] * mul, acc[mt][t][2 * r + 1] * mul);
 }
 
-// Rows [0, rows_valid) x columns [0, cols_valid) of a swizzled 16-bit shared tile -> global (coalesced).
-template <class Cfg, int kRows>
+// Rows [0, rows_valid) x columns [0, cols_valid) of a swizzled 16-bit shared tile in layout Lay -> global
+// (coalesced).
+template <class Cfg, int kRows, class Lay = typename Cfg::Lay>
 __device__ __forceinline__ void store_tile(const unsigned char* s, uint16_t* g, int64_t row_stride, int rows_valid,
                                            int cols_valid, bool aligned) {
-    using Lay = typename Cfg::Lay;
-    constexpr int kC = Cfg::kChunks;
+    constexpr int kC = Lay::kChunks;
     constexpr int kTotal = kRows * kC;
     constexpr int kIters = (kTotal + Cfg::kThreads - 1) / Cfg::kThreads;
 #pragma unroll 1
@@ -346,8 +353,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_kernel(const __grid_cons
     using namespace prim;
     using namespace bwd_detail;
     using Lay = typename Cfg::Lay;
+    using LayV = typename Cfg::LayV;
     using LayP = typename Cfg::LayP;
-    constexpr int D = Cfg::kD, BM = Cfg::kBM, BN = Cfg::kBN, QS = Cfg::kQStages;
+    constexpr int D = Cfg::kD, DV = Cfg::kDV, BM = Cfg::kBM, BN = Cfg::kBN, QS = Cfg::kQStages;
 
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* sK = smem + Cfg::kOffK;
@@ -383,7 +391,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_kernel(const __grid_cons
                          (sg.k_row0 + n0) * p.v_row + int64_t(hki) * p.v_head;
     if (n_it > 0) {
         detail::load_tile<Cfg, BN>(sK, gK, p.k_row, sg.sk - n0, p.d, p.aligned_k);
-        detail::load_tile<Cfg, BN>(sV, gV, p.v_row, sg.sk - n0, p.dv, p.aligned_v);
+        detail::load_tile<Cfg, BN, false, LayV>(sV, gV, p.v_row, sg.sk - n0, p.dv, p.aligned_v);
     }
     cp_async_commit();
 
@@ -396,19 +404,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_kernel(const __grid_cons
                               (p.cu_seqlens_q ? 0 : int64_t(bi) * p.do_batch) + (sg.q_row0 + m0) * p.do_row +
                               int64_t(hi) * p.do_head;
         detail::load_tile<Cfg, BM>(sQ + slot * Cfg::kQBytes, gQ, p.q_row, sg.sq - m0, p.d, p.aligned_q);
-        detail::load_tile<Cfg, BM>(sdO + slot * Cfg::kQBytes, gdO, p.do_row, sg.sq - m0, p.dv, p.aligned_do);
+        detail::load_tile<Cfg, BM, false, LayV>(sdO + slot * Cfg::kDoBytes, gdO, p.do_row, sg.sq - m0, p.dv,
+                                                p.aligned_do);
         load_rowstats<Cfg>(p, sLse + slot * BM, sD + slot * BM, bi, hi, sg, m0);
     };
 
     // warp tiles
     const int sdp_r0 = (warp % Cfg::kSdpWM) * Cfg::kSdpMT * 16, sdp_c0 = (warp / Cfg::kSdpWM) * Cfg::kSdpNT * 8;
     const int kv_r0 = (warp % Cfg::kKvWM) * Cfg::kKvMT * 16, kv_c0 = (warp / Cfg::kKvWM) * Cfg::kKvNT * 8;
+    const int kv_c0v = (warp / Cfg::kKvWM) * Cfg::kKvNTV * 8; // dV's columns
     const int dq_r0 = (warp % Cfg::kQWM) * Cfg::kQMT * 16, dq_c0 = (warp / Cfg::kQWM) * Cfg::kQNT * 8;
     const uint32_t sK_a = smem_u32addr(sK), sV_a = smem_u32addr(sV), sQ_a = smem_u32addr(sQ),
                    sdO_a = smem_u32addr(sdO), sP_a = smem_u32addr(sP), sdS_a = smem_u32addr(sdS);
     const int64_t acc_row0 = p.cu_seqlens_q ? sg.q_row0 : int64_t(bi) * p.seqlen_q;
 
-    float acc_dk[Cfg::kKvMT][Cfg::kKvNT][4], acc_dv[Cfg::kKvMT][Cfg::kKvNT][4];
+    float acc_dk[Cfg::kKvMT][Cfg::kKvNT][4], acc_dv[Cfg::kKvMT][Cfg::kKvNTV][4];
     zero(acc_dk);
     zero(acc_dv);
 
@@ -430,19 +440,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_kernel(const __grid_cons
         __syncthreads();
         const int hi = hki * p.group + it / nm;
         const int m0 = (m_begin + it % nm) * BM;
-        const uint32_t sQs = sQ_a + slot * Cfg::kQBytes, sdOs = sdO_a + slot * Cfg::kQBytes;
+        const uint32_t sQs = sQ_a + slot * Cfg::kQBytes, sdOs = sdO_a + slot * Cfg::kDoBytes;
 
         {
             float s[Cfg::kSdpMT][Cfg::kSdpNT][4], dp[Cfg::kSdpMT][Cfg::kSdpNT][4];
             zero(s);
             zero(dp);
             warp_gemm<kBf16, Cfg::kSdpMT, Cfg::kSdpNT, D / 16, false, false, Lay, Lay>(s, sQs, sdp_r0, sK_a, sdp_c0);
-            warp_gemm<kBf16, Cfg::kSdpMT, Cfg::kSdpNT, D / 16, false, false, Lay, Lay>(dp, sdOs, sdp_r0, sV_a, sdp_c0);
+            warp_gemm<kBf16, Cfg::kSdpMT, Cfg::kSdpNT, DV / 16, false, false, LayV, LayV>(dp, sdOs, sdp_r0, sV_a,
+                                                                                          sdp_c0);
             scores_to_grads<Cfg, kBf16, kMasked, kFull>(p, s, dp, sP, sdS, sLse + slot * BM, sD + slot * BM, m0, n0,
                                                         sdp_r0, sdp_c0, sg, bi, hi);
         }
         __syncthreads();
-        warp_gemm<kBf16, Cfg::kKvMT, Cfg::kKvNT, BM / 16, true, true, LayP, Lay>(acc_dv, sP_a, kv_r0, sdOs, kv_c0);
+        warp_gemm<kBf16, Cfg::kKvMT, Cfg::kKvNTV, BM / 16, true, true, LayP, LayV>(acc_dv, sP_a, kv_r0, sdOs, kv_c0v);
         warp_gemm<kBf16, Cfg::kKvMT, Cfg::kKvNT, BM / 16, true, true, LayP, Lay>(acc_dk, sdS_a, kv_r0, sQs, kv_c0);
         if (p.dq_accum) {
             float acc_dq[Cfg::kQMT][Cfg::kQNT][4];
@@ -475,14 +486,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_kernel(const __grid_cons
     cp_async_wait<0>();
     __syncthreads();
     acc_to_smem<kBf16, Lay>(sK, acc_dk, kv_r0, kv_c0, p.scale);
-    acc_to_smem<kBf16, Lay>(sV, acc_dv, kv_r0, kv_c0, 1.f);
+    acc_to_smem<kBf16, LayV>(sV, acc_dv, kv_r0, kv_c0v, 1.f);
     __syncthreads();
     uint16_t* gdK = static_cast<uint16_t*>(p.dk_ptr) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.dk_batch) +
                     (sg.k_row0 + n0) * p.dk_row + int64_t(hki) * p.dk_head;
     uint16_t* gdV = static_cast<uint16_t*>(p.dv_ptr) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.dv_batch) +
                     (sg.k_row0 + n0) * p.dv_row + int64_t(hki) * p.dv_head;
     store_tile<Cfg, BN>(sK, gdK, p.dk_row, sg.sk - n0, p.d, p.aligned_dk);
-    store_tile<Cfg, BN>(sV, gdV, p.dv_row, sg.sk - n0, p.dv, p.aligned_dv);
+    store_tile<Cfg, BN, LayV>(sV, gdV, p.dv_row, sg.sk - n0, p.dv, p.aligned_dv);
 }
 
 // Deterministic dQ: one CTA per (query block, head, sequence); key blocks in ascending order.
@@ -491,8 +502,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_dq_kernel(const __grid_c
     using namespace prim;
     using namespace bwd_detail;
     using Lay = typename Cfg::Lay;
+    using LayV = typename Cfg::LayV;
     using LayP = typename Cfg::LayP;
-    constexpr int D = Cfg::kD, BM = Cfg::kBM, BN = Cfg::kBN;
+    constexpr int D = Cfg::kD, DV = Cfg::kDV, BM = Cfg::kBM, BN = Cfg::kBN;
 
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* sQ = smem + Cfg::kDqOffQ;
@@ -533,7 +545,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_dq_kernel(const __grid_c
     const uint16_t* gV = static_cast<const uint16_t*>(p.v) + (p.cu_seqlens_k ? 0 : int64_t(bi) * p.v_batch) +
                          sg.k_row0 * p.v_row + int64_t(hki) * p.v_head;
     detail::load_tile<Cfg, BM>(sQ, gQ, p.q_row, sg.sq - m0, p.d, p.aligned_q);
-    detail::load_tile<Cfg, BM>(sdO, gdO, p.do_row, sg.sq - m0, p.dv, p.aligned_do);
+    detail::load_tile<Cfg, BM, false, LayV>(sdO, gdO, p.do_row, sg.sq - m0, p.dv, p.aligned_do);
     load_rowstats<Cfg>(p, sLse, sD, bi, hi, sg, m0);
     cp_async_commit();
 
@@ -547,7 +559,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_dq_kernel(const __grid_c
     for (int nb = n_begin; nb < n_end; ++nb) {
         const int n0 = nb * BN;
         detail::load_tile<Cfg, BN>(sK, gK + int64_t(n0) * p.k_row, p.k_row, sg.sk - n0, p.d, p.aligned_k);
-        detail::load_tile<Cfg, BN>(sV, gV + int64_t(n0) * p.v_row, p.v_row, sg.sk - n0, p.dv, p.aligned_v);
+        detail::load_tile<Cfg, BN, false, LayV>(sV, gV + int64_t(n0) * p.v_row, p.v_row, sg.sk - n0, p.dv,
+                                                p.aligned_v);
         cp_async_commit();
         cp_async_wait<0>();
         __syncthreads();
@@ -556,7 +569,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) bwd_dq_kernel(const __grid_c
             zero(s);
             zero(dp);
             warp_gemm<kBf16, Cfg::kSdpMT, Cfg::kSdpNT, D / 16, false, false, Lay, Lay>(s, sQ_a, sdp_r0, sK_a, sdp_c0);
-            warp_gemm<kBf16, Cfg::kSdpMT, Cfg::kSdpNT, D / 16, false, false, Lay, Lay>(dp, sdO_a, sdp_r0, sV_a, sdp_c0);
+            warp_gemm<kBf16, Cfg::kSdpMT, Cfg::kSdpNT, DV / 16, false, false, LayV, LayV>(dp, sdO_a, sdp_r0, sV_a,
+                                                                                          sdp_c0);
             scores_to_grads<Cfg, kBf16, kMasked, kFull>(p, s, dp, nullptr, sdS, sLse, sD, m0, n0, sdp_r0, sdp_c0, sg,
                                                         bi, hi);
         }

@@ -37,9 +37,9 @@ int32_t launch_bwd(const BwdParams& p, bool deterministic, cudaStream_t stream) 
 
 } // namespace bwd_detail
 
-template <bool kBf16, int kD, bool kMasked, bool kSmall>
+template <bool kBf16, int kD, bool kMasked, bool kSmall, int kDV>
 int32_t run_bwd(const BwdParams& p, bool full, bool deterministic, cudaStream_t stream) {
-    using Cfg = BwdCfg<kD, kSmall>;
+    using Cfg = BwdCfg<kD, kSmall, kDV>;
     if (full) return bwd_detail::launch_bwd<Cfg, kBf16, kMasked, true>(p, deterministic, stream);
     return bwd_detail::launch_bwd<Cfg, kBf16, kMasked, false>(p, deterministic, stream);
 }

@@ -2,5 +2,5 @@
 #include "../bwd_launch.cuh"
 
 namespace flash::cuda {
-template int32_t run_bwd<true, 128, false, false>(const BwdParams&, bool, bool, cudaStream_t);
+template int32_t run_bwd<true, 128, false, false, 128>(const BwdParams&, bool, bool, cudaStream_t);
 } // namespace flash::cuda

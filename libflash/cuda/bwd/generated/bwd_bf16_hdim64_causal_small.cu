@@ -2,5 +2,5 @@
 #include "../bwd_launch.cuh"
 
 namespace flash::cuda {
-template int32_t run_bwd<true, 64, true, true>(const BwdParams&, bool, bool, cudaStream_t);
+template int32_t run_bwd<true, 64, true, true, 64>(const BwdParams&, bool, bool, cudaStream_t);
 } // namespace flash::cuda

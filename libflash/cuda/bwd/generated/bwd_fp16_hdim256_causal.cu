@@ -2,5 +2,5 @@
 #include "../bwd_launch.cuh"
 
 namespace flash::cuda {
-template int32_t run_bwd<false, 256, true, false>(const BwdParams&, bool, bool, cudaStream_t);
+template int32_t run_bwd<false, 256, true, false, 256>(const BwdParams&, bool, bool, cudaStream_t);
 } // namespace flash::cuda
