@@ -54,14 +54,18 @@ struct FwdTile {
 // d256 -2..-3.7% -> on at d128 (d64 non-causal with lazy off: step 12). d32 / d96 / d192 unmeasured: off.
 // two_chains (session 14, H200, one-process A/B against one chain, bench/NOTES.md mma step 11): d128 +0..+4.2% at
 // 1k-16k (causal 4k-16k +4%), d64 -0.3..-2.6%, d256 -1.6..+0.1% -> on at d128 only (d96 unmeasured).
+// d96 / d192 (session 20, bench/NOTES.md mma step 16): d96 lazy rescale off +2..+8% (H200 screen; sm_90a plain kernels
+// then spill 20-40 B, sm_80 none), with full_load +2% geomean over the old row (H100, bf16 + fp16); two_chains and 2 stages
+// no gain there. d192 full_load + two_chains +0.7% geomean (inside the run's +-2.5% control spread), late_sync -2..-8%:
+// d192 unchanged.
 constexpr FwdTile kFwdTiles[] = {
     //  d  mask  bm   bn  w  st cta q_regs split lazy  rev_m two_chains full_load late_sync
     {32, 0, 128, 64, 4, 2, 2, true, false, false, false, false, false, false},
     {32, 1, 128, 64, 4, 2, 2, true, false, false, false, false, false, false},
     {64, 0, 128, 128, 4, 2, 2, false, false, false, false, false, true, false},
     {64, 1, 128, 128, 4, 2, 2, false, false, false, false, false, true, false},
-    {96, 0, 128, 64, 4, 1, 2, false, false, true, false, false, false, false},
-    {96, 1, 128, 64, 4, 1, 2, false, false, true, false, false, false, false},
+    {96, 0, 128, 64, 4, 1, 2, false, false, false, false, false, true, false},
+    {96, 1, 128, 64, 4, 1, 2, false, false, false, false, false, true, false},
     {128, 0, 128, 64, 4, 1, 2, false, false, true, false, true, false, true},
     {128, 1, 128, 64, 4, 1, 2, false, false, true, false, true, false, true},
     {192, 0, 64, 64, 4, 1, 2, false, true, false, false, false, false, false},
