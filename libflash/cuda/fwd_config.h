@@ -51,7 +51,7 @@ struct FwdTile {
 // full_load d64 +1.2..+3.3% non-causal, +1.2..+1.9% causal (1k-16k); d128 -0.2..-2%, d256 -1.4..+0.4% -> off there.
 // d64 non-causal with lazy rescale off (and full_load) +0.8..+4.4% over lazy on. late_sync d128 non-causal +4.4 /
 // +3.0 / +2.1 / +1.3% at 1k / 2k / 4k / 16k, causal +0.2..+0.9%; d64 non-causal +1.4..+1.9%, causal -0.9..-1.6%;
-// d256 -2..-3.7% -> on at d128 (d64 non-causal with lazy off: step 12). d32 / d96 / d192 unmeasured: off.
+// d256 -2..-3.7% -> on at d128 (d64 non-causal with lazy off: step 12); d96 0.97-1.00, d192 0.92-0.98 -> off; d32 unmeasured.
 // two_chains (session 14, H200, one-process A/B against one chain, bench/NOTES.md mma step 11): d128 +0..+4.2% at
 // 1k-16k (causal 4k-16k +4%), d64 -0.3..-2.6%, d256 -1.6..+0.1% -> on at d128 only (d96 unmeasured).
 // d96 / d192 (session 20, bench/NOTES.md mma step 16): d96 lazy rescale off +2..+8% (H200 screen; sm_90a plain kernels
