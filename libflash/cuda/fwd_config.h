@@ -53,7 +53,7 @@ struct FwdTile {
 // +3.0 / +2.1 / +1.3% at 1k / 2k / 4k / 16k, causal +0.2..+0.9%; d64 non-causal +1.4..+1.9%, causal -0.9..-1.6%;
 // d256 -2..-3.7% -> on at d128 (d64 non-causal with lazy off: step 12); d96 0.97-1.00, d192 0.92-0.98 -> off; d32 unmeasured.
 // two_chains (session 14, H200, one-process A/B against one chain, bench/NOTES.md mma step 11): d128 +0..+4.2% at
-// 1k-16k (causal 4k-16k +4%), d64 -0.3..-2.6%, d256 -1.6..+0.1% -> on at d128 only (d96 unmeasured).
+// 1k-16k (causal 4k-16k +4%), d64 -0.3..-2.6%, d256 -1.6..+0.1% -> on at d128 only (d96 / d192: below).
 // d96 / d192 (session 20, bench/NOTES.md mma step 16): d96 lazy rescale off +2..+8% (H200 screen; sm_90a plain kernels
 // then spill 20-40 B, sm_80 none), with full_load +2% geomean over the old row (H100, bf16 + fp16); two_chains and 2 stages
 // no gain there. d192 full_load + two_chains +0.7% geomean (inside the run's +-2.5% control spread), late_sync -2..-8%:
