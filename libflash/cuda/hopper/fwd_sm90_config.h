@@ -105,6 +105,8 @@ struct Sm90Tile {
 //   Q slot (one CTA per tile; 0.86-0.92 at 4k-16k, with the exit waiting for the copy's reads only), d128 with the
 //   buffer instead of its second Q slot's O (0.96-0.98), the d256 non-causal long row one CTA per tile with O through
 //   the Q slot (0.93-0.97). d64's 3-consumer rows: the turn-taking needs <= 2 consumers (sm90_tile_error).
+// - pair_o (session 23, bench/NOTES.md step 39; results/s23_pair_o_ab_h100.md): d192 +5-9% at 1k-2k, 0-2% from 4k;
+//   d256 block_n 80 rows +2-4% at 4k-8k (H100; +2.5-3.7% at 4k on an H200). d64's 3-consumer rows 0.98-0.99 (off).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o
     {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false},
