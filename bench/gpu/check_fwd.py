@@ -335,6 +335,8 @@ def build_cases(quick):
     cases.append(Case("persistent causal d256", dtype=dt, b=2, h=16, hk=4, d=256, seqs_q=[900], seqs_k=[1000], causal=True))
     cases.append(Case("softcap causal d256", dtype=dt, b=2, h=4, hk=2, d=256, seqs_q=[300], seqs_k=[517], softcap=50.0, causal=True))
     cases.append(Case("long causal d256", dtype=torch.float16, b=1, h=4, hk=2, d=256, seqs_q=[2000], seqs_k=[4200], causal=True))
+    # O's paired register stores (pair_o) ending inside a pair of column tiles: dv 200 on the block_n 80 row.
+    cases.append(Case("long d200 paired O", dtype=torch.float16, b=1, h=3, hk=3, d=200, seqs_q=[300], seqs_k=[4100]))
     cases.append(Case("full tiles causal d256", dtype=dt, b=2, h=8, hk=8, d=256, seqs_q=[1024], seqs_k=[1024], causal=True))
     cases.append(Case("persistent varlen d256", dtype=dt, b=0, h=12, hk=12, d=256, seqs_q=[300, 1200, 5], seqs_k=[800, 1200, 77], varlen=True))
     cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))

@@ -40,6 +40,9 @@ struct Sm90Tile {
     bool uniform;   // the tile's key-block count is re-read from lane 0, so ptxas proves the K/V ring position warp-
                     // uniform and builds every wgmma descriptor in uniform registers (fewer vector integer ops and
                     // R2UR per GEMM); false: the consumers derive it from the tile as loaded
+    bool pair_o;    // O leaving by register stores (tma_o 0, and partial tiles on every row): lanes q and q ^ 1 trade one
+                    // packed value per pair of column tiles so each stores 8 bytes (half the store instructions, whole
+                    // 32-byte sectors per row); false: 4-byte stores, no shuffle
 };
 
 // Shared memory: Q block_m*d*2 + stages * block_n*(d + dv)*2 bytes must fit 227 KB; registers per consumer
@@ -102,25 +105,27 @@ struct Sm90Tile {
 //   Q slot (one CTA per tile; 0.86-0.92 at 4k-16k, with the exit waiting for the copy's reads only), d128 with the
 //   buffer instead of its second Q slot's O (0.96-0.98), the d256 non-causal long row one CTA per tile with O through
 //   the Q slot (0.93-0.97). d64's 3-consumer rows: the turn-taking needs <= 2 consumers (sm90_tile_error).
+// - pair_o (session 23, bench/NOTES.md step 39; results/s23_pair_o_ab_h100.md): d192 +5-9% at 1k-2k, 0-2% from 4k;
+//   d256 block_n 80 rows +2-4% at 4k-8k (H100; +2.5-3.7% at 4k on an H200). d64's 3-consumer rows 0.98-0.99 (off).
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform
-    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false},
-    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 2048, true, true, false},
-    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true},
-    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true},
-    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true},
-    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true},
-    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true},
-    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true},
-    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false},
-    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, 0, 0, true, false, false},
-    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false},
-    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true},
-    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true},
-    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false},
-    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false},
-    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false},
-    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false},
+    //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o
+    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false},
+    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 2048, true, true, false, false},
+    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true, false},
+    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true, false},
+    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false},
+    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false},
+    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false},
+    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false},
+    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true},
+    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true},
+    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false},
+    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false},
+    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false},
+    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false, false},
+    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true},
+    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false, false},
+    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true},
 };
 
 // Row `alt` (0 or 1) of (d, dv, mask); d = 0 when there is none.
@@ -144,17 +149,21 @@ constexpr Sm90Tile sm90_tile(int d, int dv, bool masked, int alt = 0) {
 #ifndef FLASH_SM90_TUNE_UN
 #define FLASH_SM90_TUNE_UN 0
 #endif
+#ifndef FLASH_SM90_TUNE_PO
+#define FLASH_SM90_TUNE_PO 0
+#endif
     // Tuning builds only (scripts/ab_tune.sh): one instantiation's rows replaced from the command line.
     if (d == FLASH_SM90_TUNE_D && dv == FLASH_SM90_TUNE_DV)
         return Sm90Tile{FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
-                        FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, false, FLASH_SM90_TUNE_UN != 0};
+                        FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, false, FLASH_SM90_TUNE_UN != 0,
+                        FLASH_SM90_TUNE_PO != 0};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.dv == dv && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, 0, 0, false, false, false};
+    return Sm90Tile{0, 0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, 0, 0, false, false, false, false};
 }
 
 // Rows of (d, dv, mask): 1 or 2.

@@ -94,6 +94,10 @@ struct Sm90Cfg {
     static constexpr bool kTmaO = kTile.tma_o != 0; // O staged in shared memory, TMA stores
     static constexpr bool kOBuf = kTile.tma_o == 2;  // ... in a buffer of its own, not the Q slot
     static constexpr bool kQSlotO = kTmaO && !kOBuf; // ... in the Q slot: released after the O copy has read it
+#ifndef FLASH_SM90_EPI_PAIR
+#define FLASH_SM90_EPI_PAIR -1 // A/B builds only: 0 / 1 override every row's pair_o
+#endif
+    static constexpr bool kPairO = FLASH_SM90_EPI_PAIR < 0 ? kTile.pair_o : FLASH_SM90_EPI_PAIR != 0;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -747,6 +751,33 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                                t.q_row0 * p.o_row;
 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
+                    if constexpr (Cfg::kPairO) {
+                        // Lanes q and q ^ 1 trade one value per pair of column tiles, so each holds 4 adjacent
+                        // columns: even lanes of tile tt, odd lanes of tt + 1. Every lane takes part in the
+                        // shuffle, its row stored or not.
+                        const bool odd = (q & 1) != 0;
+                        uint16_t* orow = rv[r] ? gO + int64_t(qi[r]) * p.o_row + int64_t(qh[r]) * p.o_head : gO;
+                        const bool a8 = (reinterpret_cast<uintptr_t>(orow) & 7u) == 0;
+#pragma unroll
+                        for (int tt = 0; tt < DV / 8; tt += 2) {
+                            const uint32_t a = pack2<kBf16>(o[4 * tt + 2 * r] * inv[r], o[4 * tt + 2 * r + 1] * inv[r]);
+                            const uint32_t b =
+                                pack2<kBf16>(o[4 * tt + 4 + 2 * r] * inv[r], o[4 * tt + 4 + 2 * r + 1] * inv[r]);
+                            const uint32_t got = __shfl_xor_sync(0xffffffffu, odd ? a : b, 1);
+                            const uint32_t lo = odd ? got : a, hi = odd ? b : got;
+                            const int col = odd ? 8 * tt + 8 + 2 * q - 2 : 8 * tt + 2 * q;
+                            if (!rv[r]) continue;
+                            if (a8 && col + 4 <= p.dv) {
+                                *reinterpret_cast<uint2*>(orow + col) = make_uint2(lo, hi);
+                            } else { // a row not 8-byte aligned, or the last columns of a dv not a multiple of 4
+                                if (col + 2 <= p.dv) *reinterpret_cast<uint32_t*>(orow + col) = lo;
+                                else if (col < p.dv) orow[col] = uint16_t(lo);
+                                if (col + 4 <= p.dv) *reinterpret_cast<uint32_t*>(orow + col + 2) = hi;
+                                else if (col + 2 < p.dv) orow[col + 2] = uint16_t(hi);
+                            }
+                        }
+                        continue;
+                    }
                     if (!rv[r]) continue;
                     uint16_t* orow = gO + int64_t(qi[r]) * p.o_row + int64_t(qh[r]) * p.o_head;
 #pragma unroll
