@@ -118,7 +118,8 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false},
     {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false},
     {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true},
-    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true},
+    {192, 192, 1, 2, 112, 2, true, false, true, true, 24, 240, true, 1, 0, 0, 0, true, false, false, true},
+    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true},
     {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false},
     {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false},
     {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false},
@@ -152,13 +153,16 @@ constexpr Sm90Tile sm90_tile(int d, int dv, bool masked, int alt = 0) {
 #ifndef FLASH_SM90_TUNE_PO
 #define FLASH_SM90_TUNE_PO 0
 #endif
+#ifndef FLASH_SM90_TUNE_DE
+#define FLASH_SM90_TUNE_DE 0
+#endif
     // Tuning builds only (scripts/ab_tune.sh): one instantiation's rows replaced from the command line.
     if (d == FLASH_SM90_TUNE_D && dv == FLASH_SM90_TUNE_DV)
         return Sm90Tile{FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
-                        FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, false, FLASH_SM90_TUNE_UN != 0,
+                        FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, FLASH_SM90_TUNE_DE != 0, FLASH_SM90_TUNE_UN != 0,
                         FLASH_SM90_TUNE_PO != 0};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
