@@ -30,6 +30,8 @@ for v in "$@"; do
 done
 wait $pids
 for l in ${libs//,/ }; do [ -f "${l#*=}" ] || { echo "no ${l#*=}: see $OUT/build-${l%%=*}.log" >&2; exit 1; }; done
+# BUILD_ONLY=1: stop here (checks run on the builds before the timing, as in a merge's confirming call)
+[ -n "${BUILD_ONLY:-}" ] && { echo "libs: $libs"; exit 0; }
 # shellcheck disable=SC2086  # AB_ARGS is a list of options
 python3 bench/gpu/ab_interleave.py --libs "$libs" ${AB_ARGS:-} --json "$OUT/ab_tune.jsonl" > "$OUT/ab_tune.txt" 2>&1
 echo "ab_interleave rc=$?"; grep "^|" "$OUT/ab_tune.txt"

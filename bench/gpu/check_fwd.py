@@ -337,6 +337,14 @@ def build_cases(quick):
     cases.append(Case("long causal d256", dtype=torch.float16, b=1, h=4, hk=2, d=256, seqs_q=[2000], seqs_k=[4200], causal=True))
     # O's paired register stores (pair_o) ending inside a pair of column tiles: dv 200 on the block_n 80 row.
     cases.append(Case("long d200 paired O", dtype=torch.float16, b=1, h=3, hk=3, d=200, seqs_q=[300], seqs_k=[4100]))
+    # d192 x 192 causal: the persistent dynamic row below 4k keys (CTAs taking several tiles, GQA, softcap, varlen),
+    # the one-CTA-per-tile row from 4k (its first row boundary: seqlen_k 4096 exactly).
+    cases.append(Case("persistent causal gqa d192", dtype=dt, b=4, h=16, hk=4, d=192, seqs_q=[1000], seqs_k=[1000], causal=True))
+    cases.append(Case("persistent causal softcap d192", dtype=torch.float16, b=2, h=16, hk=16, d=192, seqs_q=[900], seqs_k=[1100],
+                      softcap=30.0, causal=True))
+    cases.append(Case("persistent varlen causal d192", dtype=dt, b=0, h=12, hk=6, d=192, seqs_q=[300, 1200, 5],
+                      seqs_k=[800, 1200, 77], varlen=True, causal=True))
+    cases.append(Case("long causal d192 4096", dtype=dt, b=1, h=4, hk=2, d=192, seqs_q=[700], seqs_k=[4096], causal=True))
     cases.append(Case("full tiles causal d256", dtype=dt, b=2, h=8, hk=8, d=256, seqs_q=[1024], seqs_k=[1024], causal=True))
     cases.append(Case("persistent varlen d256", dtype=dt, b=0, h=12, hk=12, d=256, seqs_q=[300, 1200, 5], seqs_k=[800, 1200, 77], varlen=True))
     cases.append(Case("empty rows local d64", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[64], window=(2, 0)))

@@ -24,6 +24,7 @@ SHAPES = [  # (d, b, h, hk, seqs_q, seqs_k, causal, window, softcap, dtype)
     (128, 2, 8, 2, [600], [900], False, (-1, -1), 0.0, torch.bfloat16),
     (128, 2, 4, 4, [513], [513], True, (-1, -1), 30.0, torch.bfloat16),
     (192, 1, 4, 4, [300], [700], False, (50, 20), 0.0, torch.float16),
+    (192, 2, 16, 4, [600], [600], True, (-1, -1), 0.0, torch.bfloat16),  # d192 causal: persistent dynamic, tiles > SMs
     (96, 2, 8, 8, [600], [900], False, (-1, -1), 0.0, torch.bfloat16),  # d96: half-used column block, TMA O
     (96, 2, 4, 2, [513], [513], True, (-1, -1), 30.0, torch.float16),
     (256, 1, 4, 1, [257], [257], True, (-1, -1), 0.0, torch.bfloat16),

@@ -107,6 +107,11 @@ struct Sm90Tile {
 //   the Q slot (0.93-0.97). d64's 3-consumer rows: the turn-taking needs <= 2 consumers (sm90_tile_error).
 // - pair_o (session 23, bench/NOTES.md step 39; results/s23_pair_o_ab_h100.md): d192 +5-9% at 1k-2k, 0-2% from 4k;
 //   d256 block_n 80 rows +2-4% at 4k-8k (H100; +2.5-3.7% at 4k on an H200). d64's 3-consumer rows 0.98-0.99 (off).
+// - d192 x 192 (session 24, H100, bench/NOTES.md step 40; results/s24_d192_rows_ab_h100.md): causal persistent +
+//   dynamic with desc_base below 4k keys (+13-16% at 512-1k, +10% at 2k; its kernels spill 8 B, 28 B the split one),
+//   one CTA per tile with desc_base from 4k (+2-3%; the persistent one 0.95 at 16k). Non-causal unchanged: desc_base
+//   +0.5-5% at 512-4k but 0.96 at 16k, one CTA per tile 0.87-0.95, O through the Q slot 0.88-0.98, dense 0.96-0.99
+//   from 2k, uniform inside the noise.
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o
     {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false},
@@ -118,7 +123,8 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false},
     {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false},
     {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true},
-    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true},
+    {192, 192, 1, 2, 112, 2, true, false, true, true, 24, 240, true, 1, 0, 0, 0, true, false, false, true},
+    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true},
     {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false},
     {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false},
     {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false},
@@ -152,13 +158,16 @@ constexpr Sm90Tile sm90_tile(int d, int dv, bool masked, int alt = 0) {
 #ifndef FLASH_SM90_TUNE_PO
 #define FLASH_SM90_TUNE_PO 0
 #endif
+#ifndef FLASH_SM90_TUNE_DE
+#define FLASH_SM90_TUNE_DE 0
+#endif
     // Tuning builds only (scripts/ab_tune.sh): one instantiation's rows replaced from the command line.
     if (d == FLASH_SM90_TUNE_D && dv == FLASH_SM90_TUNE_DV)
         return Sm90Tile{FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
                         FLASH_SM90_TUNE_ST, FLASH_SM90_TUNE_OV != 0, FLASH_SM90_TUNE_PP != 0,
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
-                        FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, false, FLASH_SM90_TUNE_UN != 0,
+                        FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, FLASH_SM90_TUNE_DE != 0, FLASH_SM90_TUNE_UN != 0,
                         FLASH_SM90_TUNE_PO != 0};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
