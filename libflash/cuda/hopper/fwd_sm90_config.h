@@ -108,8 +108,9 @@ struct Sm90Tile {
 // - pair_o (session 23, bench/NOTES.md step 39; results/s23_pair_o_ab_h100.md): d192 +5-9% at 1k-2k, 0-2% from 4k;
 //   d256 block_n 80 rows +2-4% at 4k-8k (H100; +2.5-3.7% at 4k on an H200). d64's 3-consumer rows 0.98-0.99 (off).
 // - d192 x 192 (session 24, H100, bench/NOTES.md step 40; results/s24_d192_rows_ab_h100.md): causal persistent +
-//   dynamic with desc_base below 4k keys (+13-16% at 512-1k, +10% at 2k; its kernels spill 8 B, 28 B the split one),
-//   one CTA per tile with desc_base from 4k (+2-3%; the persistent one 0.95 at 16k). Non-causal unchanged: desc_base
+//   dynamic with desc_base below 4k keys, one CTA per tile with desc_base from 4k (the persistent one 0.95 at 16k):
+//   +15-18% at 512-1k, +9% at 2k, +2-6% from 4k over the old row (confirming A/B, bf16 + fp16); the persistent row's
+//   kernels spill 8 B (28 B the split one). Non-causal unchanged: desc_base
 //   +0.5-5% at 512-4k but 0.96 at 16k, one CTA per tile 0.87-0.95, O through the Q slot 0.88-0.98, dense 0.96-0.99
 //   from 2k, uniform inside the noise.
 constexpr Sm90Tile kSm90Tiles[] = {
