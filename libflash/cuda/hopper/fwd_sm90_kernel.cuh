@@ -235,6 +235,17 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
     return t;
 }
 
+#ifndef FLASH_SM90_ASC
+#define FLASH_SM90_ASC 0 // A/B builds: 1 visits a tile's key blocks from the first to the last
+#endif
+// The j-th key block a tile visits (producer and consumers alike). From the last to the first: the blocks that need a
+// mask (sequence end, causal diagonal) come first. FLASH_SM90_ASC: the other way round, so the masked diagonal block's
+// softmax runs inside the key loop, under the previous block's P V, and the tile's first, unoverlapped softmax is an
+// unmasked one (a causal tile of 1-4 key blocks spends ~2k of ~9k cycles in that first softmax, bench/NOTES.md).
+__device__ __forceinline__ int key_block(const TileGeom& t, int j) {
+    return FLASH_SM90_ASC ? t.n_begin + j : t.n_end - 1 - j;
+}
+
 template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack, bool kSplit, bool kDense>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid_constant__ Sm90Params P) {
     static_assert(!kSplit || kPack, "split tiles use the packed row map");
@@ -335,7 +346,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 for (int j = 0; j < t.ntiles; ++j, ++it) {
                     const int s = it % S;
                     const uint32_t ph = (it / S) & 1;
-                    const int row = int(t.k_row0) + origin(t.n_end - 1 - j, t.sk);
+                    const int row = int(t.k_row0) + origin(key_block(t, j), t.sk);
                     mbar_wait(k_empty(s), ph ^ 1);
                     mbar_arrive_expect_tx(k_full(s), Cfg::kKVBytes);
 #pragma unroll
@@ -580,7 +591,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // warp-uniform; after the shuffle the ring positions (it + j) % S derived from it are, and so is every wgmma
         // descriptor built from them (uniform registers, no vector adds and R2UR before each HGMMA).
         const int nt = Cfg::kUniform ? __shfl_sync(0xffffffffu, t.ntiles, 0) : t.ntiles;
-        auto nblk = [&](int j) { return t.n_end - 1 - j; };
+        auto nblk = [&](int j) { return key_block(t, j); };
         if (nt > 0) {
             const int qs = u % QS;
             mbar_wait(q_full(qs), (u / QS) & 1);
