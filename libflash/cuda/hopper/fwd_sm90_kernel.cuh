@@ -235,6 +235,11 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
     return t;
 }
 
+#ifndef FLASH_SM90_STAGGER
+// A/B builds: 1 -- consumer 0 keeps the ping-pong turn through a tile's first softmax, so that softmax runs alone
+// (consumer 1's first S GEMM waits for it) instead of beside consumer 1's, and consumer 1 then trails by that much
+#define FLASH_SM90_STAGGER 0
+#endif
 #ifndef FLASH_SM90_ASC
 #define FLASH_SM90_ASC 0 // A/B builds: 1 visits a tile's key blocks from the first to the last
 #endif
@@ -604,7 +609,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     FLASH_TRACE(2, 1 + cw, tcount);
                     sched_wait();
                     issue_s(st, qs);
-                    sched_pass();
+                    if (!(FLASH_SM90_STAGGER && cw == 0)) sched_pass();
                     release_pending();
                     wgmma_wait<0>();
                     fence_operand(s);
@@ -614,6 +619,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     softmax(t, nblk(0), alpha);
                     FLASH_TRACE(4, 1 + cw, tcount);
                     to_p();
+                    if (FLASH_SM90_STAGGER && cw == 0) sched_pass();
                 }
                 for (int j = 1; j < nt; ++j) {
                     const int st = (it + j) % S, pst = (it + j - 1) % S;
