@@ -98,6 +98,10 @@ struct Sm90Cfg {
 #define FLASH_SM90_EPI_PAIR -1 // A/B builds only: 0 / 1 override every row's pair_o
 #endif
     static constexpr bool kPairO = FLASH_SM90_EPI_PAIR < 0 ? kTile.pair_o : FLASH_SM90_EPI_PAIR != 0;
+#ifndef FLASH_SM90_STAGGER
+#define FLASH_SM90_STAGGER -1 // A/B builds only: 0 / 1 override every ping-pong row's stagger
+#endif
+    static constexpr bool kStagger = kPingpong && (FLASH_SM90_STAGGER < 0 ? kTile.stagger : FLASH_SM90_STAGGER != 0);
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -235,22 +239,6 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
     return t;
 }
 
-#ifndef FLASH_SM90_STAGGER
-// A/B builds: 1 -- consumer 0 keeps the ping-pong turn through a tile's first softmax, so that softmax runs alone
-// (consumer 1's first S GEMM waits for it) instead of beside consumer 1's, and consumer 1 then trails by that much
-#define FLASH_SM90_STAGGER 0
-#endif
-#ifndef FLASH_SM90_ASC
-#define FLASH_SM90_ASC 0 // A/B builds: 1 visits a tile's key blocks from the first to the last
-#endif
-// The j-th key block a tile visits (producer and consumers alike). From the last to the first: the blocks that need a
-// mask (sequence end, causal diagonal) come first. FLASH_SM90_ASC: the other way round, so the masked diagonal block's
-// softmax runs inside the key loop, under the previous block's P V, and the tile's first, unoverlapped softmax is an
-// unmasked one (a causal tile of 1-4 key blocks spends ~2k of ~9k cycles in that first softmax, bench/NOTES.md).
-__device__ __forceinline__ int key_block(const TileGeom& t, int j) {
-    return FLASH_SM90_ASC ? t.n_begin + j : t.n_end - 1 - j;
-}
-
 template <class Cfg, bool kBf16, bool kMasked, bool kSoftcap, bool kPack, bool kSplit, bool kDense>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid_constant__ Sm90Params P) {
     static_assert(!kSplit || kPack, "split tiles use the packed row map");
@@ -351,7 +339,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 for (int j = 0; j < t.ntiles; ++j, ++it) {
                     const int s = it % S;
                     const uint32_t ph = (it / S) & 1;
-                    const int row = int(t.k_row0) + origin(key_block(t, j), t.sk);
+                    const int row = int(t.k_row0) + origin(t.n_end - 1 - j, t.sk);
                     mbar_wait(k_empty(s), ph ^ 1);
                     mbar_arrive_expect_tx(k_full(s), Cfg::kKVBytes);
 #pragma unroll
@@ -596,7 +584,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // warp-uniform; after the shuffle the ring positions (it + j) % S derived from it are, and so is every wgmma
         // descriptor built from them (uniform registers, no vector adds and R2UR before each HGMMA).
         const int nt = Cfg::kUniform ? __shfl_sync(0xffffffffu, t.ntiles, 0) : t.ntiles;
-        auto nblk = [&](int j) { return key_block(t, j); };
+        auto nblk = [&](int j) { return t.n_end - 1 - j; };
         if (nt > 0) {
             const int qs = u % QS;
             mbar_wait(q_full(qs), (u / QS) & 1);
@@ -609,7 +597,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     FLASH_TRACE(2, 1 + cw, tcount);
                     sched_wait();
                     issue_s(st, qs);
-                    if (!(FLASH_SM90_STAGGER && cw == 0)) sched_pass();
+                    if (!(Cfg::kStagger && cw == 0)) sched_pass();
                     release_pending();
                     wgmma_wait<0>();
                     fence_operand(s);
@@ -619,7 +607,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     softmax(t, nblk(0), alpha);
                     FLASH_TRACE(4, 1 + cw, tcount);
                     to_p();
-                    if (FLASH_SM90_STAGGER && cw == 0) sched_pass();
+                    if (Cfg::kStagger && cw == 0) sched_pass(); // consumer 1's first S GEMM waited for this
                 }
                 for (int j = 1; j < nt; ++j) {
                     const int st = (it + j) % S, pst = (it + j - 1) % S;
