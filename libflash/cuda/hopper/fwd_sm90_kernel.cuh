@@ -16,7 +16,8 @@
 //   (FA3's intra-warpgroup overlap); the O rescale for block j runs in the next iteration, between the issue
 //   of S = Q K^T (block j+1) and the P V of block j, in the shadow of the QK^T GEMM.
 // - kPingpong (config): the two consumer warpgroups take turns issuing their GEMMs (named barriers), so the
-//   softmax of one runs while the tensor cores work for the other.
+//   softmax of one runs while the tensor cores work for the other. kStagger (config): consumer 0 holds the turn
+//   through a tile's first softmax, so it runs alone rather than beside consumer 1's (which then trails by it).
 // Key blocks are visited from the last to the first, so the blocks that need a mask (sequence end, causal
 // diagonal) come first; blocks wholly outside the window are skipped. The last, partial key block is loaded
 // with its box ending at the sequence's last key (origin sk - block_n, TMA zero-fills negative rows), so a
