@@ -70,6 +70,9 @@ static void rows() {
     u = kSm90Tiles[0];
     u.consumers = 3;
     u.pingpong = false;
+    u.stagger = true;
+    EXPECT(sm90_tile_error(u) != nullptr, "stagger without ping-pong accepted\n");
+    u.stagger = false;
     u.q_slots = 1;
     u.tma_o = 2;
     EXPECT(sm90_tile_error(u) != nullptr, "the O buffer with 3 consumers accepted\n");

@@ -16,7 +16,8 @@
 //   (FA3's intra-warpgroup overlap); the O rescale for block j runs in the next iteration, between the issue
 //   of S = Q K^T (block j+1) and the P V of block j, in the shadow of the QK^T GEMM.
 // - kPingpong (config): the two consumer warpgroups take turns issuing their GEMMs (named barriers), so the
-//   softmax of one runs while the tensor cores work for the other.
+//   softmax of one runs while the tensor cores work for the other. kStagger (config): consumer 0 holds the turn
+//   through a tile's first softmax, so it runs alone rather than beside consumer 1's (which then trails by it).
 // Key blocks are visited from the last to the first, so the blocks that need a mask (sequence end, causal
 // diagonal) come first; blocks wholly outside the window are skipped. The last, partial key block is loaded
 // with its box ending at the sequence's last key (origin sk - block_n, TMA zero-fills negative rows), so a
@@ -98,6 +99,10 @@ struct Sm90Cfg {
 #define FLASH_SM90_EPI_PAIR -1 // A/B builds only: 0 / 1 override every row's pair_o
 #endif
     static constexpr bool kPairO = FLASH_SM90_EPI_PAIR < 0 ? kTile.pair_o : FLASH_SM90_EPI_PAIR != 0;
+#ifndef FLASH_SM90_STAGGER
+#define FLASH_SM90_STAGGER -1 // A/B builds only: 0 / 1 override every ping-pong row's stagger
+#endif
+    static constexpr bool kStagger = kPingpong && (FLASH_SM90_STAGGER < 0 ? kTile.stagger : FLASH_SM90_STAGGER != 0);
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -593,7 +598,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     FLASH_TRACE(2, 1 + cw, tcount);
                     sched_wait();
                     issue_s(st, qs);
-                    sched_pass();
+                    if (!(Cfg::kStagger && cw == 0)) sched_pass();
                     release_pending();
                     wgmma_wait<0>();
                     fence_operand(s);
@@ -603,6 +608,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     softmax(t, nblk(0), alpha);
                     FLASH_TRACE(4, 1 + cw, tcount);
                     to_p();
+                    if (Cfg::kStagger && cw == 0) sched_pass(); // consumer 1's first S GEMM waited for this
                 }
                 for (int j = 1; j < nt; ++j) {
                     const int st = (it + j) % S, pst = (it + j - 1) % S;
