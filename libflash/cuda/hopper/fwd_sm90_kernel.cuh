@@ -37,6 +37,7 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include <cfloat>
 #include <cstdint>
 
 #include "../fwd_params.h"
@@ -103,6 +104,10 @@ struct Sm90Cfg {
 #define FLASH_SM90_STAGGER -1 // A/B builds only: 0 / 1 override every ping-pong row's stagger
 #endif
     static constexpr bool kStagger = kPingpong && (FLASH_SM90_STAGGER < 0 ? kTile.stagger : FLASH_SM90_STAGGER != 0);
+#ifndef FLASH_SM90_SPEC
+#define FLASH_SM90_SPEC 0 // A/B builds only: N turns the speculative softmax on for every row with d <= N
+#endif
+    static constexpr bool kSpec = kD_ <= FLASH_SM90_SPEC;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -445,8 +450,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         mbar_arrive(v_empty(st));
     };
 
-    // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
-    auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
+    // Softcap and the mask of key block n applied to its scores in s.
+    auto mask_scores = [&](const TileGeom& t, int n) {
         const int e0 = origin(n, t.sk);
         if constexpr (kSoftcap) {
 #pragma unroll
@@ -490,6 +495,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 }
             }
         }
+    };
+    // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
+    auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
+        mask_scores(t, n);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const float old = row_max[r];
@@ -525,6 +534,42 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             const float sum = sum2[0] + sum2[1];
             row_sum[r] = row_sum[r] * alpha[r] + sum;
         }
+    };
+    // kSpec: the same without the row max -- the exponentials are taken against the running max as it stands,
+    // and a block is kept when no thread's partial row sum passes 256 * BN / 4 (then no probability does, and
+    // fp16 holds them). Exact in the same sense as the lazy rescale: l and O share the stale max, alpha = 1.
+    // Otherwise (a row whose max moved up by more than 8 in log2 units, a row's first visible keys, NaN)
+    // the caller recomputes S and takes softmax(); that fallback always raises some row's max, so it is rare.
+    // The vote is warpgroup-wide: the recompute is a wgmma. Returns whether the block was kept.
+    constexpr float kSpecMax = 256.f * float(BN / 4);
+    constexpr int kSpecBar = 6; // kSpecBar + consumer: one named barrier per consumer warpgroup
+    auto softmax_spec = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
+        mask_scores(t, n);
+        float bs[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            // A row with no max yet (no visible key so far): against -FLT_MAX a visible score's exponential is inf,
+            // so the block falls back, and a masked one's is 0, so a row still fully masked keeps the block.
+            const float ms = row_max[r] == -INFINITY ? -FLT_MAX : row_max[r] * sl2;
+            float sum2[2] = {0.f, 0.f};
+#pragma unroll
+            for (int tt = 0; tt < kNT; ++tt)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const float pe = exp2_approx(fmaf(s[4 * tt + 2 * r + e], sl2, -ms));
+                    s[4 * tt + 2 * r + e] = pe;
+                    sum2[e] += pe;
+                }
+            bs[r] = sum2[0] + sum2[1];
+        }
+        const bool bad = !(bs[0] <= kSpecMax && bs[1] <= kSpecMax); // NaN fails too
+        if (named_barrier_or(kSpecBar + cw, 128, bad)) return false;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            row_sum[r] += bs[r];
+            alpha[r] = 1.f;
+        }
+        return true;
     };
     auto to_p = [&]() {
 #pragma unroll
@@ -621,9 +666,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     sched_pass();
                     wgmma_wait<1>();
                     fence_operand(s);
-                    mbar_arrive(k_empty(st));
-                    if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
-                    softmax(t, nblk(j), alpha);
+                    if constexpr (Cfg::kSpec) { // K and Q stay until the block is kept: a fallback reads them again
+                        if (!softmax_spec(t, nblk(j), alpha)) {
+                            issue_s(st, qs);
+                            wgmma_wait<0>();
+                            fence_operand(s);
+                            softmax(t, nblk(j), alpha);
+                        }
+                        mbar_arrive(k_empty(st));
+                        if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
+                    } else {
+                        mbar_arrive(k_empty(st));
+                        if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
+                        softmax(t, nblk(j), alpha);
+                    }
                     retire_pv(pst);
                     to_p();
                 }
@@ -646,9 +702,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     if (j == 0) release_pending();
                     wgmma_wait<0>();
                     fence_operand(s);
-                    mbar_arrive(k_empty(st));
-                    if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
-                    softmax(t, nblk(j), alpha);
+                    if (Cfg::kSpec && j > 0) {
+                        if (!softmax_spec(t, nblk(j), alpha)) {
+                            issue_s(st, qs);
+                            wgmma_wait<0>();
+                            fence_operand(s);
+                            softmax(t, nblk(j), alpha);
+                        }
+                        mbar_arrive(k_empty(st));
+                        if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
+                    } else {
+                        mbar_arrive(k_empty(st));
+                        if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
+                        softmax(t, nblk(j), alpha);
+                    }
                     rescale(alpha);
                     to_p();
                     mbar_wait(v_full(st), ph);
