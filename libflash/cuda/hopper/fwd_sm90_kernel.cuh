@@ -12,6 +12,8 @@
 //   of O += P V (wgmma RS form, V read MN-major), deferred 1/l, natural-log LSE. The row max used for the
 //   exponentials is raised only when a block's max exceeds it by more than 8 (log2 units; probabilities then
 //   stay <= 256), so most blocks skip the O rescale (FA4's lazy rescale; exact: l and O share the stale max).
+//   kSpec (config): after a tile's first block the row max is not computed at all -- the block's exponentials are
+//   taken against the running max and kept unless their sums show it moved (then S is recomputed; softmax_spec).
 // - kOverlap (config): the P V of key block j-1 stays on the tensor cores while the softmax of block j runs
 //   (FA3's intra-warpgroup overlap); the O rescale for block j runs in the next iteration, between the issue
 //   of S = Q K^T (block j+1) and the P V of block j, in the shadow of the QK^T GEMM.
@@ -105,9 +107,9 @@ struct Sm90Cfg {
 #endif
     static constexpr bool kStagger = kPingpong && (FLASH_SM90_STAGGER < 0 ? kTile.stagger : FLASH_SM90_STAGGER != 0);
 #ifndef FLASH_SM90_SPEC
-#define FLASH_SM90_SPEC 0 // A/B builds only: N turns the speculative softmax on for every row with d <= N
+#define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 override every row's spec
 #endif
-    static constexpr bool kSpec = kD_ <= FLASH_SM90_SPEC;
+    static constexpr bool kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC != 0;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -631,6 +633,27 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // descriptor built from them (uniform registers, no vector adds and R2UR before each HGMMA).
         const int nt = Cfg::kUniform ? __shfl_sync(0xffffffffu, t.ntiles, 0) : t.ntiles;
         auto nblk = [&](int j) { return t.n_end - 1 - j; };
+        // Block j's softmax, its scores in s and its K in slot st; releases that K slot, and Q after the tile's last S
+        // GEMM. kSpec: speculative from the second block on, releasing K and Q only once the block is kept (a
+        // fallback recomputes S from them).
+        auto softmax_block = [&](int j, int st, int qs, float (&alpha)[2]) {
+            auto release = [&]() {
+                mbar_arrive(k_empty(st));
+                if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
+            };
+            if (Cfg::kSpec && j > 0) {
+                if (!softmax_spec(t, nblk(j), alpha)) {
+                    issue_s(st, qs);
+                    wgmma_wait<0>();
+                    fence_operand(s);
+                    softmax(t, nblk(j), alpha);
+                }
+                release();
+            } else {
+                release();
+                softmax(t, nblk(j), alpha);
+            }
+        };
         if (nt > 0) {
             const int qs = u % QS;
             mbar_wait(q_full(qs), (u / QS) & 1);
@@ -648,9 +671,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     wgmma_wait<0>();
                     fence_operand(s);
                     FLASH_TRACE(3, 1 + cw, tcount);
-                    mbar_arrive(k_empty(st));
-                    if (!Cfg::kQSlotO && nt == 1) mbar_arrive(q_empty(qs)); // the last read of this tile's Q has retired
-                    softmax(t, nblk(0), alpha);
+                    softmax_block(0, st, qs, alpha);
                     FLASH_TRACE(4, 1 + cw, tcount);
                     to_p();
                     if (Cfg::kStagger && cw == 0) sched_pass(); // consumer 1's first S GEMM waited for this
@@ -666,20 +687,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     sched_pass();
                     wgmma_wait<1>();
                     fence_operand(s);
-                    if constexpr (Cfg::kSpec) { // K and Q stay until the block is kept: a fallback reads them again
-                        if (!softmax_spec(t, nblk(j), alpha)) {
-                            issue_s(st, qs);
-                            wgmma_wait<0>();
-                            fence_operand(s);
-                            softmax(t, nblk(j), alpha);
-                        }
-                        mbar_arrive(k_empty(st));
-                        if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
-                    } else {
-                        mbar_arrive(k_empty(st));
-                        if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
-                        softmax(t, nblk(j), alpha);
-                    }
+                    softmax_block(j, st, qs, alpha);
                     retire_pv(pst);
                     to_p();
                 }
@@ -702,20 +710,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     if (j == 0) release_pending();
                     wgmma_wait<0>();
                     fence_operand(s);
-                    if (Cfg::kSpec && j > 0) {
-                        if (!softmax_spec(t, nblk(j), alpha)) {
-                            issue_s(st, qs);
-                            wgmma_wait<0>();
-                            fence_operand(s);
-                            softmax(t, nblk(j), alpha);
-                        }
-                        mbar_arrive(k_empty(st));
-                        if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
-                    } else {
-                        mbar_arrive(k_empty(st));
-                        if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
-                        softmax(t, nblk(j), alpha);
-                    }
+                    softmax_block(j, st, qs, alpha);
                     rescale(alpha);
                     to_p();
                     mbar_wait(v_full(st), ph);
