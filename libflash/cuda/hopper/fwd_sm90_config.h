@@ -121,6 +121,11 @@ struct Sm90Tile {
 //   from 2k, uniform inside the noise.
 // - stagger (session 25, H100, bench/NOTES.md step 42; results/s25_short_ab_h100.md): d64 non-causal row 0 +1.6 / +2.1%
 //   at 512 / 1k; d64 causal 0.95-0.96, d128 0.96-0.98 causal and non-causal (off there).
+// - spec (session 26, H100, bench/NOTES.md step 43; results/s26_spec_ab_h100.md): against the same tree without it,
+//   d64 / d96 / d128 +3-11% from 2k (d128 non-causal 16k 725-743 TF bf16), +0-4% at 1k, -1..-1.5% at 512; d64 causal
+//   3-consumer row -2% at 2k, +6-11% from 4k. Off: the d64 causal short row (-6% at 1k), MLA 192 / 128 (non-causal
+//   -2..-8%, causal -1..+5%, both calls), d192 and d256 (new spills: 20-80 B and 8-124 B). A tile's last block on the
+//   full softmax (its K / Q released early) was worse at 512-1k (-3%) and no better elsewhere.
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o stagger spec
     {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, true},
@@ -134,9 +139,9 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true, false, false},
     {192, 192, 1, 2, 112, 2, true, false, true, true, 24, 240, true, 1, 0, 0, 0, true, false, false, true, false, false},
     {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, false},
-    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false, false, true},
-    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false, false, true},
-    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false, false, true},
+    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false, false, false},
+    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false, false, false},
+    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false, false, false},
     {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, false},
     {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, false},
     {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, false},

@@ -110,9 +110,6 @@ struct Sm90Cfg {
 #define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 override every row's spec
 #endif
     static constexpr bool kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC != 0;
-#ifndef FLASH_SM90_SPEC_LAST
-#define FLASH_SM90_SPEC_LAST 0 // A/B builds only: 1 = speculative on a tile's last key block too
-#endif
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -637,15 +634,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         const int nt = Cfg::kUniform ? __shfl_sync(0xffffffffu, t.ntiles, 0) : t.ntiles;
         auto nblk = [&](int j) { return t.n_end - 1 - j; };
         // Block j's softmax, its scores in s and its K in slot st; releases that K slot, and Q after the tile's last S
-        // GEMM. kSpec: speculative from the second block on, releasing K only once the block is kept (a fallback
-        // recomputes S from it); but not on the tile's last block, whose early K and Q releases let the next tile's
-        // loads start.
+        // GEMM. kSpec: speculative from the second block on, releasing K and Q only once the block is kept (a
+        // fallback recomputes S from them). The last block too: the full softmax there cost more than the later
+        // releases (bench/NOTES.md step 43, call 3).
         auto softmax_block = [&](int j, int st, int qs, float (&alpha)[2]) {
             auto release = [&]() {
                 mbar_arrive(k_empty(st));
                 if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
             };
-            if (Cfg::kSpec && j > 0 && (FLASH_SM90_SPEC_LAST || j < nt - 1)) {
+            if (Cfg::kSpec && j > 0) {
                 if (!softmax_spec(t, nblk(j), alpha)) {
                     issue_s(st, qs);
                     wgmma_wait<0>();
