@@ -498,6 +498,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             }
         }
     };
+    // Row r's scores -> 2^(score * sl2 - ms) in place; returns their sum (two chains).
+    auto exp_row = [&](int r, float ms) {
+        float sum2[2] = {0.f, 0.f};
+#pragma unroll
+        for (int tt = 0; tt < kNT; ++tt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float pe = exp2_approx(fmaf(s[4 * tt + 2 * r + e], sl2, -ms));
+                s[4 * tt + 2 * r + e] = pe;
+                sum2[e] += pe;
+            }
+        return sum2[0] + sum2[1];
+    };
     // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
     auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
         mask_scores(t, n);
@@ -524,17 +537,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 ms = old == -INFINITY ? 0.f : old * sl2;
                 alpha[r] = 1.f;
             }
-            float sum2[2] = {0.f, 0.f};
-#pragma unroll
-            for (int tt = 0; tt < kNT; ++tt)
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const float pe = exp2_approx(fmaf(s[4 * tt + 2 * r + e], sl2, -ms));
-                    s[4 * tt + 2 * r + e] = pe;
-                    sum2[e] += pe;
-                }
-            const float sum = sum2[0] + sum2[1];
-            row_sum[r] = row_sum[r] * alpha[r] + sum;
+            row_sum[r] = row_sum[r] * alpha[r] + exp_row(r, ms);
         }
     };
     // kSpec: the same without the row max -- the exponentials are taken against the running max as it stands,
@@ -553,16 +556,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             // A row with no max yet (no visible key so far): against -FLT_MAX a visible score's exponential is inf,
             // so the block falls back, and a masked one's is 0, so a row still fully masked keeps the block.
             const float ms = row_max[r] == -INFINITY ? -FLT_MAX : row_max[r] * sl2;
-            float sum2[2] = {0.f, 0.f};
-#pragma unroll
-            for (int tt = 0; tt < kNT; ++tt)
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const float pe = exp2_approx(fmaf(s[4 * tt + 2 * r + e], sl2, -ms));
-                    s[4 * tt + 2 * r + e] = pe;
-                    sum2[e] += pe;
-                }
-            bs[r] = sum2[0] + sum2[1];
+            bs[r] = exp_row(r, ms);
         }
         const bool bad = !(bs[0] <= kSpecMax && bs[1] <= kSpecMax); // NaN fails too
         if (named_barrier_or(kSpecBar + cw, 128, bad)) return false;
