@@ -40,6 +40,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
     dropout_p, num_splits = kw.pop("dropout", 0.0), kw.pop("num_splits", 0)
     seqused_k_frac, leftpad_on = kw.pop("seqused_k", None), kw.pop("leftpad", False)
     seqused_q_on = kw.pop("seqused_q", False)
+    kgrow = kw.pop("kgrow", 0.0)  # key j scaled by 1 + kgrow * (1 - j / (sk - 1)): the row max rises block by block
     noncontig = kw.pop("noncontig", False)
     pack = kw.pop("pack", None)  # True / False: the Hopper kernel must (not) pack the GQA group into its tiles
     split_want = kw.pop("split", None)  # True / False: the Hopper heuristic must (not) split the keys
@@ -70,6 +71,9 @@ def run_case(lib, c, dev, results, repeat_check=True):
         q = rnd(b, sq, h, d, last=d)
         k = rnd(b, sk, hk, d, last=d)
         v = rnd(b, sk, hk, dv, last=dv)
+        if kgrow:  # the kernels visit key blocks from the last to the first, so the max grows as they go
+            f = 1.0 + kgrow * (1.0 - torch.arange(sk, device=dev, dtype=torch.float32) / max(sk - 1, 1))
+            k = (k.float() * f.view(1, sk, 1, 1)).to(dtype)
         o = torch.full((b, sq, h, dv), float("nan"), device=dev, dtype=dtype)
         lse = torch.full((b, h, sq), float("nan"), device=dev, dtype=torch.float32)
         cu_q = cu_k = None
@@ -298,6 +302,19 @@ def build_cases(quick):
     cases.append(Case("mla dropout alibi causal d192 dv128", dtype=dt, b=2, h=4, hk=2, d=192, dv=128, seqs_q=[130],
                       seqs_k=[203], dropout=0.17, alibi=True, causal=True))
     cases.append(Case("noncontig d64", dtype=dt, b=2, h=3, hk=3, d=64, seqs_q=[113], seqs_k=[203], noncontig=True))
+    # Scores that grow from key block to key block (in the order the kernels visit them): the running max keeps
+    # moving up, by more than the lazy-rescale threshold (kgrow 8) or by more than an fp32 exponential's range
+    # (kgrow 300: 2^(s - stale max) overflows), so every rescale path runs, the Hopper kernel's speculative
+    # softmax's fallback included. One split, so each tile walks all of its key blocks.
+    for d in ((64, 128, 256) if not quick else (128,)):
+        for causal in (False, True):
+            cases.append(Case(f"growing max d{d} causal{int(causal)}", dtype=torch.float16 if causal else dt, b=2, h=4,
+                              hk=4, d=d, seqs_q=[300], seqs_k=[2100], causal=causal, kgrow=8.0, num_splits=1))
+        cases.append(Case(f"overflowing max d{d}", dtype=dt, b=2, h=4, hk=4, d=d, seqs_q=[300], seqs_k=[2100],
+                          causal=d == 128, kgrow=300.0, num_splits=1))
+    # ... and rows whose first visible key comes blocks after their tile's first (a window's left edge).
+    cases.append(Case("growing max local d128", dtype=torch.float16, b=1, h=4, hk=4, d=128, seqs_q=[2100],
+                      seqs_k=[2100], window=(700, 0), kgrow=8.0, num_splits=1))
     cases.append(Case("noncontig d40 causal", dtype=torch.float16, b=2, h=3, hk=3, d=40, seqs_q=[113], seqs_k=[203], noncontig=True, causal=True))
     for ns in (0, 1, 2, 3, 7, 64):
         cases.append(Case(f"decode splits{ns} d128", dtype=dt, b=1, h=4, hk=1, d=128, seqs_q=[1], seqs_k=[4099], num_splits=ns))

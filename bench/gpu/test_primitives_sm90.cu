@@ -1,4 +1,4 @@
-// Unit tests of the sm90 primitives (libflash/cuda/primitives: tma, mbarrier, wgmma, warpgroup, stmatrix) on a Hopper
+// Unit tests of the sm90 primitives (libflash/cuda/primitives: tma, mbarrier, wgmma, warpgroup incl. named_barrier_or, stmatrix) on a Hopper
 // GPU, against host loops of the layout contracts written in the headers. Every tile shape the Hopper
 // forward uses is covered: Q K^T (SS, K-major, N = block_n) and P V (RS, MN-major B with several 64-wide
 // column blocks, N = head dim). Inputs are small multiples of 1/4, so every product and sum is exact in
@@ -471,6 +471,33 @@ static void test_griddep() {
     cudaFree(out);
 }
 
+// ---- named_barrier_or (warpgroup.cuh): 3 groups of 128 threads, each voting on its own barrier id; the vote of a
+// group is true iff one of its threads passed true (thread `who` of group 1, nobody in group 0, every thread of group
+// 2). Every thread writes what it got back, so a vote that leaked across groups or missed a warp shows. ----
+__global__ void k_bar_or(int who, int* out) {
+    const int grp = threadIdx.x / 128, t = threadIdx.x % 128;
+    const bool pred = grp == 2 || (grp == 1 && t == who);
+    out[threadIdx.x] = named_barrier_or(6 + grp, 128, pred) ? 1 : 0;
+}
+
+static void test_bar_or() {
+    int* out;
+    CK(cudaMalloc(&out, 384 * 4));
+    for (int who : {0, 37, 127}) {
+        CK(cudaMemset(out, 0xff, 384 * 4));
+        k_bar_or<<<1, 384>>>(who, out);
+        CK(cudaDeviceSynchronize());
+        std::vector<int> h(384);
+        CK(cudaMemcpy(h.data(), out, 384 * 4, cudaMemcpyDeviceToHost));
+        int bad = 0;
+        for (int i = 0; i < 384; ++i) bad += h[i] != (i >= 128 ? 1 : 0);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "true voter %d of group 1: %d threads got a wrong vote", who, bad);
+        report("named_barrier_or votes within its group", bad == 0, buf);
+    }
+    cudaFree(out);
+}
+
 int main() {
     int dev = 0;
     cudaDeviceProp prop;
@@ -494,6 +521,7 @@ int main() {
     test_wgmma_trans_a<true>();
     test_wgmma_trans_a<false>();
     test_griddep();
+    test_bar_or();
     test_wgmma<80, 256, true, true>(); // diagnostic only: which descriptor field strides the column blocks
     std::printf("%s: %d failed\n", g_fail ? "FAILED" : "ALL PASSED", g_fail);
     return g_fail ? 1 : 0;

@@ -45,6 +45,10 @@ struct Sm90Tile {
                     // 32-byte sectors per row); false: 4-byte stores, no shuffle
     bool stagger;   // ping-pong rows: consumer 0 keeps the turn through a tile's first softmax, so it runs alone and
                     // consumer 1 trails it by that much (false: both run their first softmax side by side)
+    bool spec;      // speculative softmax: after a tile's first key block the exponentials are taken against the
+                    // running max without computing the block's max; S is recomputed for a block whose sums say the
+                    // max moved (the K slot is released after the softmax instead of before). false: the row max of
+                    // every block, as FA3 does
 };
 
 // Shared memory: Q block_m*d*2 + stages * block_n*(d + dv)*2 bytes must fit 227 KB; registers per consumer
@@ -117,26 +121,31 @@ struct Sm90Tile {
 //   from 2k, uniform inside the noise.
 // - stagger (session 25, H100, bench/NOTES.md step 42; results/s25_short_ab_h100.md): d64 non-causal row 0 +1.6 / +2.1%
 //   at 512 / 1k; d64 causal 0.95-0.96, d128 0.96-0.98 causal and non-causal (off there).
+// - spec (session 26, H100, bench/NOTES.md step 43; results/s26_spec_ab_h100.md): against the same tree without it,
+//   d64 / d96 / d128 +3-11% from 2k (d128 non-causal 16k 725-743 TF bf16), +0-4% at 1k, -1..-1.5% at 512; d64 causal
+//   3-consumer row -2% at 2k, +6-11% from 4k. Off: the d64 causal short row (-6% at 1k), MLA 192 / 128 (non-causal
+//   -2..-8%, causal -1..+5%, both calls), d192 and d256 (new spills: 20-80 B and 8-124 B). A tile's last block on the
+//   full softmax (its K / Q released early) was worse at 512-1k (-3%) and no better elsewhere.
 constexpr Sm90Tile kSm90Tiles[] = {
-    //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o stagger
-    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true},
-    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 2048, true, true, false, false, false},
-    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false},
-    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true, false, false},
-    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false},
-    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false, false},
-    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false},
-    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false, false},
-    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true, false},
-    {192, 192, 1, 2, 112, 2, true, false, true, true, 24, 240, true, 1, 0, 0, 0, true, false, false, true, false},
-    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false},
-    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false, false},
-    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false, false},
-    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false, false},
-    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false},
-    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false},
-    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false},
-    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false},
+    //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o stagger spec
+    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, true},
+    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 2048, true, true, false, false, false, true},
+    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, false},
+    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true, false, false, true},
+    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, true},
+    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false, false, true},
+    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, true},
+    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false, false, true},
+    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true, false, false},
+    {192, 192, 1, 2, 112, 2, true, false, true, true, 24, 240, true, 1, 0, 0, 0, true, false, false, true, false, false},
+    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, false},
+    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false, false, false},
+    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false, false, false},
+    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false, false, false},
+    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, false},
+    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, false},
+    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, false},
+    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, false},
 };
 
 // Row `alt` (0 or 1) of (d, dv, mask); d = 0 when there is none.
@@ -169,6 +178,9 @@ constexpr Sm90Tile sm90_tile(int d, int dv, bool masked, int alt = 0) {
 #ifndef FLASH_SM90_TUNE_SG
 #define FLASH_SM90_TUNE_SG 0
 #endif
+#ifndef FLASH_SM90_TUNE_SP
+#define FLASH_SM90_TUNE_SP 0
+#endif
     // Tuning builds only (scripts/ab_tune.sh): one instantiation's rows replaced from the command line.
     if (d == FLASH_SM90_TUNE_D && dv == FLASH_SM90_TUNE_DV)
         return Sm90Tile{FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, masked ? 1 : 0, FLASH_SM90_TUNE_CONS, FLASH_SM90_TUNE_BN,
@@ -176,11 +188,12 @@ constexpr Sm90Tile sm90_tile(int d, int dv, bool masked, int alt = 0) {
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
                         FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, FLASH_SM90_TUNE_DE != 0, FLASH_SM90_TUNE_UN != 0,
-                        FLASH_SM90_TUNE_PO != 0, FLASH_SM90_TUNE_SG != 0};
+                        FLASH_SM90_TUNE_PO != 0, FLASH_SM90_TUNE_SG != 0, FLASH_SM90_TUNE_SP != 0};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.dv == dv && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
-    return Sm90Tile{0, 0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, 0, 0, false, false, false, false, false};
+    return Sm90Tile{0, 0, 0, 0, 0, 0, false, false, false, false, 0, 0, false, 1, 0, 0, 0, false, false, false, false, false,
+                    false};
 }
 
 // Rows of (d, dv, mask): 1 or 2.

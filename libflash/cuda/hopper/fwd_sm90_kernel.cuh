@@ -12,6 +12,8 @@
 //   of O += P V (wgmma RS form, V read MN-major), deferred 1/l, natural-log LSE. The row max used for the
 //   exponentials is raised only when a block's max exceeds it by more than 8 (log2 units; probabilities then
 //   stay <= 256), so most blocks skip the O rescale (FA4's lazy rescale; exact: l and O share the stale max).
+//   kSpec (config): after a tile's first block the row max is not computed at all -- the block's exponentials are
+//   taken against the running max and kept unless their sums show it moved (then S is recomputed; softmax_spec).
 // - kOverlap (config): the P V of key block j-1 stays on the tensor cores while the softmax of block j runs
 //   (FA3's intra-warpgroup overlap); the O rescale for block j runs in the next iteration, between the issue
 //   of S = Q K^T (block j+1) and the P V of block j, in the shadow of the QK^T GEMM.
@@ -37,6 +39,7 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include <cfloat>
 #include <cstdint>
 
 #include "../fwd_params.h"
@@ -103,6 +106,10 @@ struct Sm90Cfg {
 #define FLASH_SM90_STAGGER -1 // A/B builds only: 0 / 1 override every ping-pong row's stagger
 #endif
     static constexpr bool kStagger = kPingpong && (FLASH_SM90_STAGGER < 0 ? kTile.stagger : FLASH_SM90_STAGGER != 0);
+#ifndef FLASH_SM90_SPEC
+#define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 override every row's spec
+#endif
+    static constexpr bool kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC != 0;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -445,8 +452,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         mbar_arrive(v_empty(st));
     };
 
-    // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
-    auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
+    // Softcap and the mask of key block n applied to its scores in s.
+    auto mask_scores = [&](const TileGeom& t, int n) {
         const int e0 = origin(n, t.sk);
         if constexpr (kSoftcap) {
 #pragma unroll
@@ -490,6 +497,23 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 }
             }
         }
+    };
+    // Row r's scores -> 2^(score * sl2 - ms) in place; returns their sum (two chains).
+    auto exp_row = [&](int r, float ms) {
+        float sum2[2] = {0.f, 0.f};
+#pragma unroll
+        for (int tt = 0; tt < kNT; ++tt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float pe = exp2_approx(fmaf(s[4 * tt + 2 * r + e], sl2, -ms));
+                s[4 * tt + 2 * r + e] = pe;
+                sum2[e] += pe;
+            }
+        return sum2[0] + sum2[1];
+    };
+    // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
+    auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
+        mask_scores(t, n);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const float old = row_max[r];
@@ -513,18 +537,35 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 ms = old == -INFINITY ? 0.f : old * sl2;
                 alpha[r] = 1.f;
             }
-            float sum2[2] = {0.f, 0.f};
-#pragma unroll
-            for (int tt = 0; tt < kNT; ++tt)
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const float pe = exp2_approx(fmaf(s[4 * tt + 2 * r + e], sl2, -ms));
-                    s[4 * tt + 2 * r + e] = pe;
-                    sum2[e] += pe;
-                }
-            const float sum = sum2[0] + sum2[1];
-            row_sum[r] = row_sum[r] * alpha[r] + sum;
+            row_sum[r] = row_sum[r] * alpha[r] + exp_row(r, ms);
         }
+    };
+    // kSpec: the same without the row max -- the exponentials are taken against the running max as it stands,
+    // and a block is kept when no thread's partial row sum passes 256 * BN / 4 (then no probability does, and
+    // fp16 holds them). Exact in the same sense as the lazy rescale: l and O share the stale max, alpha = 1.
+    // Otherwise (a row whose max moved up by more than 8 in log2 units, a row's first visible keys, NaN)
+    // the caller recomputes S and takes softmax(); that fallback always raises some row's max, so it is rare.
+    // The vote is warpgroup-wide: the recompute is a wgmma. Returns whether the block was kept.
+    constexpr float kSpecMax = 256.f * float(BN / 4);
+    constexpr int kSpecBar = 6; // kSpecBar + consumer: one named barrier per consumer warpgroup
+    auto softmax_spec = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
+        mask_scores(t, n);
+        float bs[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            // A row with no max yet (no visible key so far): against -FLT_MAX a visible score's exponential is inf,
+            // so the block falls back, and a masked one's is 0, so a row still fully masked keeps the block.
+            const float ms = row_max[r] == -INFINITY ? -FLT_MAX : row_max[r] * sl2;
+            bs[r] = exp_row(r, ms);
+        }
+        const bool bad = !(bs[0] <= kSpecMax && bs[1] <= kSpecMax); // NaN fails too
+        if (named_barrier_or(kSpecBar + cw, 128, bad)) return false;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            row_sum[r] += bs[r];
+            alpha[r] = 1.f;
+        }
+        return true;
     };
     auto to_p = [&]() {
 #pragma unroll
@@ -586,6 +627,28 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // descriptor built from them (uniform registers, no vector adds and R2UR before each HGMMA).
         const int nt = Cfg::kUniform ? __shfl_sync(0xffffffffu, t.ntiles, 0) : t.ntiles;
         auto nblk = [&](int j) { return t.n_end - 1 - j; };
+        // Block j's softmax, its scores in s and its K in slot st; releases that K slot, and Q after the tile's last S
+        // GEMM. kSpec: speculative from the second block on, releasing K and Q only once the block is kept (a
+        // fallback recomputes S from them). The last block too: the full softmax there cost more than the later
+        // releases (bench/NOTES.md step 43, call 3).
+        auto softmax_block = [&](int j, int st, int qs, float (&alpha)[2]) {
+            auto release = [&]() {
+                mbar_arrive(k_empty(st));
+                if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
+            };
+            if (Cfg::kSpec && j > 0) {
+                if (!softmax_spec(t, nblk(j), alpha)) {
+                    issue_s(st, qs);
+                    wgmma_wait<0>();
+                    fence_operand(s);
+                    softmax(t, nblk(j), alpha);
+                }
+                release();
+            } else {
+                release();
+                softmax(t, nblk(j), alpha);
+            }
+        };
         if (nt > 0) {
             const int qs = u % QS;
             mbar_wait(q_full(qs), (u / QS) & 1);
@@ -603,9 +666,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     wgmma_wait<0>();
                     fence_operand(s);
                     FLASH_TRACE(3, 1 + cw, tcount);
-                    mbar_arrive(k_empty(st));
-                    if (!Cfg::kQSlotO && nt == 1) mbar_arrive(q_empty(qs)); // the last read of this tile's Q has retired
-                    softmax(t, nblk(0), alpha);
+                    softmax_block(0, st, qs, alpha);
                     FLASH_TRACE(4, 1 + cw, tcount);
                     to_p();
                     if (Cfg::kStagger && cw == 0) sched_pass(); // consumer 1's first S GEMM waited for this
@@ -621,9 +682,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     sched_pass();
                     wgmma_wait<1>();
                     fence_operand(s);
-                    mbar_arrive(k_empty(st));
-                    if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
-                    softmax(t, nblk(j), alpha);
+                    softmax_block(j, st, qs, alpha);
                     retire_pv(pst);
                     to_p();
                 }
@@ -646,9 +705,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     if (j == 0) release_pending();
                     wgmma_wait<0>();
                     fence_operand(s);
-                    mbar_arrive(k_empty(st));
-                    if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
-                    softmax(t, nblk(j), alpha);
+                    softmax_block(j, st, qs, alpha);
                     rescale(alpha);
                     to_p();
                     mbar_wait(v_full(st), ph);

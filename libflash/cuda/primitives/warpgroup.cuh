@@ -7,6 +7,9 @@
 // - named_barrier_sync(id, threads) / named_barrier_arrive(id, threads): bar.sync / bar.arrive on hardware
 //   barrier `id` (1..15; 0 is __syncthreads) among `threads` threads (a multiple of 32). arrive does not
 //   wait, so a producer of an event can signal a waiter without blocking.
+// - named_barrier_or(id, threads, pred): bar.red.or.pred -- waits like named_barrier_sync and returns, in every
+//   one of the `threads` threads, whether `pred` held in any of them (a vote wider than a warp: a warpgroup's
+//   wgmma must be issued by all of its warps or none).
 #pragma once
 
 #include "arch.cuh"
@@ -44,6 +47,25 @@ FLASH_DEVICE void named_barrier_arrive(int id, int threads) {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 #else
     FLASH_ARCH_UNSUPPORTED();
+#endif
+}
+
+FLASH_DEVICE bool named_barrier_or(int id, int threads, bool pred) {
+#if FLASH_SM80_OR_NEWER
+    uint32_t any;
+    asm volatile("{\n"
+                 " .reg .pred p, q;\n"
+                 " setp.ne.u32 p, %1, 0;\n"
+                 " bar.red.or.pred q, %2, %3, p;\n"
+                 " selp.u32 %0, 1, 0, q;\n"
+                 "}\n"
+                 : "=r"(any)
+                 : "r"(uint32_t(pred)), "r"(id), "r"(threads)
+                 : "memory");
+    return any != 0;
+#else
+    FLASH_ARCH_UNSUPPORTED();
+    return pred;
 #endif
 }
 
