@@ -543,8 +543,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     // kSpec: the same without the row max -- the exponentials are taken against the running max as it stands,
     // and a block is kept when no thread's partial row sum passes 256 * BN / 4 (then no probability does, and
     // fp16 holds them). Exact in the same sense as the lazy rescale: l and O share the stale max, alpha = 1.
-    // Otherwise (a row whose max moved up by more than 8 in log2 units, a row's first visible keys, NaN)
-    // the caller recomputes S and takes softmax(); that fallback always raises some row's max, so it is rare.
+    // Otherwise (a row whose max moved up so far that a partial sum passes the bound -- then by more than 8 in log2
+    // units, so the fallback raises that row's max and cannot repeat on it --, a row's first visible keys, inf, NaN)
+    // the caller recomputes S and takes softmax(). A max that moved by 8-13 units may be kept stale: p <= 8192.
     // The vote is warpgroup-wide: the recompute is a wgmma. Returns whether the block was kept.
     constexpr float kSpecMax = 256.f * float(BN / 4);
     constexpr int kSpecBar = 6; // kSpecBar + consumer: one named barrier per consumer warpgroup
