@@ -42,6 +42,7 @@ def run_case(lib, c, dev, results, repeat_check=True):
     seqused_q_on = kw.pop("seqused_q", False)
     kgrow = kw.pop("kgrow", 0.0)  # key j scaled by 1 + kgrow * (1 - j / (sk - 1)): the row max rises block by block
     noncontig = kw.pop("noncontig", False)
+    assert not (kgrow and (varlen or noncontig)), "kgrow scales dense contiguous K only"
     pack = kw.pop("pack", None)  # True / False: the Hopper kernel must (not) pack the GQA group into its tiles
     split_want = kw.pop("split", None)  # True / False: the Hopper heuristic must (not) split the keys
     tail_want = kw.pop("tail", None)  # True / False: the Hopper grid's partial last wave must (not) run as pieces

@@ -549,6 +549,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     // The vote is warpgroup-wide: the recompute is a wgmma. Returns whether the block was kept.
     constexpr float kSpecMax = 256.f * float(BN / 4);
     constexpr int kSpecBar = 6; // kSpecBar + consumer: one named barrier per consumer warpgroup
+    static_assert(kSpecBar >= kEpi + Cfg::kCons && kSpecBar + Cfg::kCons <= 16,
+                  "the speculative softmax's vote barriers overlap the epilogue's or pass the 16 hardware barriers");
     auto softmax_spec = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
         mask_scores(t, n);
         float bs[2];
