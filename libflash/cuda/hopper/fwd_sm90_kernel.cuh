@@ -107,9 +107,9 @@ struct Sm90Cfg {
 #endif
     static constexpr bool kStagger = kPingpong && (FLASH_SM90_STAGGER < 0 ? kTile.stagger : FLASH_SM90_STAGGER != 0);
 #ifndef FLASH_SM90_SPEC
-#define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 override every row's spec
+#define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 / 2 override every row's spec
 #endif
-    static constexpr bool kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC != 0;
+    static constexpr int kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -522,8 +522,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         return fmaxf(fmaxf(fmaxf(m4[0], m4[1]), fmaxf(m4[2], m4[3])), init);
     };
     // Masked scores (in s) -> probabilities in place, with each row's new max in nm, O rescale factor in alpha and
-    // block sum in bs (the caller commits: row_sum = row_sum * alpha + bs, row_max = nm).
-    auto rows_full = [&](float (&nm)[2], float (&alpha)[2], float (&bs)[2]) {
+    // block sum in bs; committed (row_sum = row_sum * alpha + bs, row_max = nm) row by row when `now`, else by the
+    // caller (commit). Row by row keeps the kSpec 0 / 1 kernels' instruction order as it was before kSpec 2.
+    auto rows_full = [&](float (&nm)[2], float (&alpha)[2], float (&bs)[2], bool now) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const float old = row_max[r];
@@ -542,6 +543,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 nm[r] = old;
             }
             bs[r] = exp_row(r, ms);
+            if (now) {
+                row_max[r] = nm[r];
+                row_sum[r] = row_sum[r] * alpha[r] + bs[r];
+            }
         }
     };
     auto commit = [&](const float (&nm)[2], const float (&alpha)[2], const float (&bs)[2]) {
@@ -555,22 +560,47 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
         mask_scores(t, n);
         float nm[2], bs[2];
-        rows_full(nm, alpha, bs);
-        commit(nm, alpha, bs);
+        rows_full(nm, alpha, bs, true);
     };
     // kSpec: the same without the row max. The exponentials are taken against the running max as it stands; a row
     // whose partial sums all stay under 256 * BN / 4 keeps them (then no probability passes it, and fp16 holds
-    // them): exact in the same sense as the lazy rescale, l and O sharing the stale max with alpha = 1. A row past
-    // the bound (its max moved up by more than 8 in log2 units) takes its new max from the exponentials themselves,
-    // m' = m + log2(max p) / sl2, and scales them by alpha = 2^(m - m') -- no second pass over the scores. Only a
-    // row whose exponentials overflowed (a max that moved by 128 or more, +inf scores) loses its scores: then the
-    // warpgroup votes, the caller recomputes S by wgmma and takes softmax(). A warp with a row that has no max yet
-    // (no visible key so far) runs the full softmax on its intact scores. Returns whether the block was kept.
+    // them): exact in the same sense as the lazy rescale, l and O sharing the stale max with alpha = 1. Otherwise
+    // (a row whose max moved up so far that a partial sum passes the bound -- then by more than 8 in log2 units --,
+    // a row's first visible keys, inf, NaN):
+    // - kSpec 1: the warpgroup votes, the caller recomputes S by wgmma and takes softmax(), which raises that row's
+    //   max (so the fallback cannot repeat on it). A max that moved by 8-13 units may be kept stale: p <= 8192.
+    // - kSpec 2 (rescue): a row past the bound takes its new max from the exponentials themselves,
+    //   m' = m + log2(max p) / sl2, and scales them by alpha = 2^(m - m') -- no second pass over the scores. Only a
+    //   row whose exponentials overflowed (a max that moved by 128 or more, +inf scores) loses its scores and goes
+    //   to the recompute. A warp with a row that has no max yet (no visible key so far) runs the full softmax on
+    //   its intact scores. Worth it where recomputes are routine: causal tiles whose rows and key blocks do not line
+    //   up, so the top rows of a tile see their first key in its second block (bench/NOTES.md step 44); elsewhere
+    //   the larger branch cost 1-3% (ibid., session 28).
+    // Returns whether the block was kept.
     constexpr float kSpecMax = 256.f * float(BN / 4);
     constexpr int kSpecBar = 6; // kSpecBar + consumer: one named barrier per consumer warpgroup
     static_assert(kSpecBar >= kEpi + Cfg::kCons && kSpecBar + Cfg::kCons <= 16,
                   "the speculative softmax's vote barriers overlap the epilogue's or pass the 16 hardware barriers");
-    auto softmax_spec = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
+    auto softmax_spec_recompute = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
+        mask_scores(t, n);
+        float bs[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            // A row with no max yet (no visible key so far): against -FLT_MAX a visible score's exponential is inf,
+            // so the block falls back, and a masked one's is 0, so a row still fully masked keeps the block.
+            const float ms = row_max[r] == -INFINITY ? -FLT_MAX : row_max[r] * sl2;
+            bs[r] = exp_row(r, ms);
+        }
+        const bool bad = !(bs[0] <= kSpecMax && bs[1] <= kSpecMax); // NaN fails too
+        if (named_barrier_or(kSpecBar + cw, 128, bad)) return false;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            row_sum[r] += bs[r];
+            alpha[r] = 1.f;
+        }
+        return true;
+    };
+    auto softmax_spec_rescue = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
         mask_scores(t, n);
         float nm[2], bs[2];
         bool bad = false;
@@ -579,7 +609,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // block is recomputed; a masked score's is 0.
         const bool fresh = kMasked && __any_sync(0xffffffffu, row_max[0] == -INFINITY || row_max[1] == -INFINITY);
         if (fresh) {
-            rows_full(nm, alpha, bs);
+            rows_full(nm, alpha, bs, false);
         } else {
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
@@ -617,6 +647,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         }
         commit(nm, alpha, bs);
         return true;
+    };
+    auto softmax_spec = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
+        if constexpr (Cfg::kSpec == 2) return softmax_spec_rescue(t, n, alpha);
+        else return softmax_spec_recompute(t, n, alpha);
     };
     auto to_p = [&]() {
 #pragma unroll
