@@ -217,6 +217,40 @@ static void test_exp2() {
     cudaFree(dy);
 }
 
+// ---- log2_approx: relative error over 2^-126..2^127, absolute near 1; the special values softmax relies on ----
+__global__ void k_log2(const float* x, float* y, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = log2_approx(x[i]);
+}
+
+static void test_log2() {
+    const int n = 4096;
+    std::vector<float> x(n), y(n);
+    for (int i = 0; i < n - 3; ++i) x[i] = std::exp2(-126.f + 253.f * i / (n - 4));
+    x[n - 3] = 0.f;
+    x[n - 2] = INFINITY;
+    x[n - 1] = 1.f;
+    float *dx, *dy;
+    CK(cudaMalloc(&dx, n * 4));
+    CK(cudaMalloc(&dy, n * 4));
+    CK(cudaMemcpy(dx, x.data(), n * 4, cudaMemcpyHostToDevice));
+    k_log2<<<(n + 255) / 256, 256>>>(dx, dy, n);
+    CK(cudaGetLastError());
+    CK(cudaMemcpy(y.data(), dy, n * 4, cudaMemcpyDeviceToHost));
+    double err = 0; // |error| / max(1, |log2 x|): absolute near x = 1, relative elsewhere
+    for (int i = 0; i < n - 3; ++i) {
+        const double r = std::log2(double(x[i]));
+        err = std::fmax(err, std::fabs(y[i] - r) / std::fmax(1.0, std::fabs(r)));
+    }
+    const bool ok = err < 1e-6 && y[n - 3] == -INFINITY && y[n - 2] == INFINITY && y[n - 1] == 0.f;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "max err %.3g, log2(0)=%g, log2(inf)=%g, log2(1)=%g", err, y[n - 3], y[n - 2],
+                  y[n - 1]);
+    report("log2_approx", ok, buf);
+    cudaFree(dx);
+    cudaFree(dy);
+}
+
 // ---- FastDiv: the device quotient against the host's `/`, divisors and dividends at the edges and random ----
 __global__ void k_fastdiv(const flash::cuda::FastDiv* dv, const uint32_t* n, uint32_t* q, int nn) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -277,6 +311,7 @@ int main() {
     test_swizzle<24>();
     test_swizzle<32>();
     test_exp2();
+    test_log2();
     test_fastdiv();
     std::printf("%s: %d failure(s)\n", g_fail ? "FAIL" : "PASS", g_fail);
     return g_fail ? 1 : 0;

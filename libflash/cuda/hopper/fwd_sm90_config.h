@@ -45,10 +45,11 @@ struct Sm90Tile {
                     // 32-byte sectors per row); false: 4-byte stores, no shuffle
     bool stagger;   // ping-pong rows: consumer 0 keeps the turn through a tile's first softmax, so it runs alone and
                     // consumer 1 trails it by that much (false: both run their first softmax side by side)
-    bool spec;      // speculative softmax: after a tile's first key block the exponentials are taken against the
-                    // running max without computing the block's max; S is recomputed for a block whose sums say the
-                    // max moved (the K slot is released after the softmax instead of before). false: the row max of
-                    // every block, as FA3 does
+    int spec;       // speculative softmax: after a tile's first key block the exponentials are taken against the
+                    // running max without computing the block's max (the K slot is released after the softmax instead
+                    // of before). A block whose sums say the max moved: 1, S recomputed; 2, rows rescued from their
+                    // exponentials, S recomputed only on overflow (softmax_spec). 0: the row max of every block, as
+                    // FA3 does
 };
 
 // Shared memory: Q block_m*d*2 + stages * block_n*(d + dv)*2 bytes must fit 227 KB; registers per consumer
@@ -126,26 +127,31 @@ struct Sm90Tile {
 //   3-consumer row -2% at 2k, +6-11% from 4k. Off: the d64 causal short row (-6% at 1k), MLA 192 / 128 (non-causal
 //   -2..-8%, causal -1..+5%, both calls), d192 and d256 (new spills: 20-80 B and 8-124 B). A tile's last block on the
 //   full softmax (its K / Q released early) was worse at 512-1k (-3%) and no better elsewhere.
+//   Sessions 27-28 (step 44: spec 2, rows rescued from their exponentials, no recompute but on overflow; H100 A/Bs
+//   against spec 1, results/s28_rescue_ab_h100.md): d64 causal 3-consumer row +2-6% at 2k-8k (its tiles' top rows
+//   see their first key in the second block, so spec 1 recomputed there); d128 0.95-1.0 (the larger branch), d256
+//   (rescue only; spec 1 spills) short rows -2..-3%, causal long row -3..-6%, non-causal long row +1-3% in session 27
+//   and 0.93-1.00 in session 28: spec 2 on the d64 causal 3-consumer row only.
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o stagger spec
-    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, true},
-    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 2048, true, true, false, false, false, true},
-    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, false},
-    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true, false, false, true},
-    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, true},
-    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false, false, true},
-    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, true},
-    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false, false, true},
-    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true, false, false},
-    {192, 192, 1, 2, 112, 2, true, false, true, true, 24, 240, true, 1, 0, 0, 0, true, false, false, true, false, false},
-    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, false},
-    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false, false, false},
-    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false, false, false},
-    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false, false, false},
-    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, false},
-    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, false},
-    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, false},
-    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, false},
+    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, 1},
+    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 2048, true, true, false, false, false, 1},
+    {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, 0},
+    {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true, false, false, 2},
+    {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, 1},
+    {96, 96, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false, false, 1},
+    {128, 128, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, 1},
+    {128, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 32, 1, 0, true, true, true, false, false, 1},
+    {192, 192, 0, 2, 112, 2, true, false, true, false, 24, 240, false, 1, 0, 0, 0, true, false, false, true, false, 0},
+    {192, 192, 1, 2, 112, 2, true, false, true, true, 24, 240, true, 1, 0, 0, 0, true, false, false, true, false, 0},
+    {192, 192, 1, 2, 112, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, 0},
+    {192, 128, 0, 2, 128, 2, true, false, true, false, 24, 240, true, 1, 0, 2, 0, true, false, false, false, false, 0},
+    {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false, false, 0},
+    {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false, false, 0},
+    {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, 0},
+    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, 0},
+    {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, 0},
+    {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, 0},
 };
 
 // Row `alt` (0 or 1) of (d, dv, mask); d = 0 when there is none.

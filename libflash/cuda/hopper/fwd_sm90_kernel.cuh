@@ -107,9 +107,9 @@ struct Sm90Cfg {
 #endif
     static constexpr bool kStagger = kPingpong && (FLASH_SM90_STAGGER < 0 ? kTile.stagger : FLASH_SM90_STAGGER != 0);
 #ifndef FLASH_SM90_SPEC
-#define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 override every row's spec
+#define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 / 2 override every row's spec
 #endif
-    static constexpr bool kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC != 0;
+    static constexpr int kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -511,20 +511,24 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             }
         return sum2[0] + sum2[1];
     };
-    // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
-    auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
-        mask_scores(t, n);
+    // Row r's max over this thread's values in s: four independent chains (the softmax warp mostly issues alone on
+    // its scheduler, so the latency of one 2 * kNT deep chain would be on the critical path).
+    auto thread_row_max = [&](int r, float init) {
+        float m4[4] = {s[2 * r], s[2 * r + 1], s[4 + 2 * r], s[4 + 2 * r + 1]};
+#pragma unroll
+        for (int tt = 2; tt < kNT; ++tt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) m4[2 * (tt & 1) + e] = fmaxf(m4[2 * (tt & 1) + e], s[4 * tt + 2 * r + e]);
+        return fmaxf(fmaxf(fmaxf(m4[0], m4[1]), fmaxf(m4[2], m4[3])), init);
+    };
+    // Masked scores (in s) -> probabilities in place, with each row's new max in nm, O rescale factor in alpha and
+    // block sum in bs; committed (row_sum = row_sum * alpha + bs, row_max = nm) row by row when `now`, else by the
+    // caller (commit). Row by row keeps the kSpec 0 / 1 kernels' instruction order as it was before kSpec 2.
+    auto rows_full = [&](float (&nm)[2], float (&alpha)[2], float (&bs)[2], bool now) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const float old = row_max[r];
-            // Row max: four independent chains (the softmax warp mostly issues alone on its scheduler, so the
-            // latency of one 2 * kNT deep chain would be on the critical path).
-            float m4[4] = {s[2 * r], s[2 * r + 1], s[4 + 2 * r], s[4 + 2 * r + 1]};
-#pragma unroll
-            for (int tt = 2; tt < kNT; ++tt)
-#pragma unroll
-                for (int e = 0; e < 2; ++e) m4[2 * (tt & 1) + e] = fmaxf(m4[2 * (tt & 1) + e], s[4 * tt + 2 * r + e]);
-            const float mx = quad_max(fmaxf(fmaxf(fmaxf(m4[0], m4[1]), fmaxf(m4[2], m4[3])), old));
+            const float mx = quad_max(thread_row_max(r, old));
             // Lazy rescale: keep the old max (alpha = 1, no O rescale) unless the new one exceeds it by more than
             // 8 in log2 units. The first block (old = -inf) always takes the new max; a row that is still fully
             // masked (mx = -inf: the difference is NaN) keeps -inf and uses 0, so its exponentials are exactly 0.
@@ -532,26 +536,52 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             if (mx * sl2 - old * sl2 > 8.f) {
                 ms = mx * sl2;
                 alpha[r] = exp2_approx(old * sl2 - ms);
-                row_max[r] = mx;
+                nm[r] = mx;
             } else {
                 ms = old == -INFINITY ? 0.f : old * sl2;
                 alpha[r] = 1.f;
+                nm[r] = old;
             }
-            row_sum[r] = row_sum[r] * alpha[r] + exp_row(r, ms);
+            bs[r] = exp_row(r, ms);
+            if (now) {
+                row_max[r] = nm[r];
+                row_sum[r] = row_sum[r] * alpha[r] + bs[r];
+            }
         }
     };
-    // kSpec: the same without the row max -- the exponentials are taken against the running max as it stands,
-    // and a block is kept when no thread's partial row sum passes 256 * BN / 4 (then no probability does, and
-    // fp16 holds them). Exact in the same sense as the lazy rescale: l and O share the stale max, alpha = 1.
-    // Otherwise (a row whose max moved up so far that a partial sum passes the bound -- then by more than 8 in log2
-    // units, so the fallback raises that row's max and cannot repeat on it --, a row's first visible keys, inf, NaN)
-    // the caller recomputes S and takes softmax(). A max that moved by 8-13 units may be kept stale: p <= 8192.
-    // The vote is warpgroup-wide: the recompute is a wgmma. Returns whether the block was kept.
+    auto commit = [&](const float (&nm)[2], const float (&alpha)[2], const float (&bs)[2]) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            row_max[r] = nm[r];
+            row_sum[r] = row_sum[r] * alpha[r] + bs[r];
+        }
+    };
+    // Scores of key block n (in s) -> probabilities in place; returns the O rescale factors in alpha.
+    auto softmax = [&](const TileGeom& t, int n, float (&alpha)[2]) {
+        mask_scores(t, n);
+        float nm[2], bs[2];
+        rows_full(nm, alpha, bs, true);
+    };
+    // kSpec: the same without the row max. The exponentials are taken against the running max as it stands; a row
+    // whose partial sums all stay under 256 * BN / 4 keeps them (then no probability passes it, and fp16 holds
+    // them): exact in the same sense as the lazy rescale, l and O sharing the stale max with alpha = 1. Otherwise
+    // (a row whose max moved up so far that a partial sum passes the bound -- then by more than 8 in log2 units --,
+    // a row's first visible keys, inf, NaN):
+    // - kSpec 1: the warpgroup votes, the caller recomputes S by wgmma and takes softmax(), which raises that row's
+    //   max (so the fallback cannot repeat on it). A max that moved by 8-13 units may be kept stale: p <= 8192.
+    // - kSpec 2 (rescue): a row past the bound takes its new max from the exponentials themselves,
+    //   m' = m + log2(max p) / sl2, and scales them by alpha = 2^(m - m') -- no second pass over the scores. Only a
+    //   row whose exponentials overflowed (a max that moved by 128 or more, +inf scores) loses its scores and goes
+    //   to the recompute. A warp with a row that has no max yet (no visible key so far) runs the full softmax on
+    //   its intact scores. Worth it where recomputes are routine: causal tiles whose rows and key blocks do not line
+    //   up, so the top rows of a tile see their first key in its second block (bench/NOTES.md step 44); elsewhere
+    //   the larger branch cost 1-3% (ibid., session 28).
+    // Returns whether the block was kept.
     constexpr float kSpecMax = 256.f * float(BN / 4);
     constexpr int kSpecBar = 6; // kSpecBar + consumer: one named barrier per consumer warpgroup
     static_assert(kSpecBar >= kEpi + Cfg::kCons && kSpecBar + Cfg::kCons <= 16,
                   "the speculative softmax's vote barriers overlap the epilogue's or pass the 16 hardware barriers");
-    auto softmax_spec = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
+    auto softmax_spec_recompute = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
         mask_scores(t, n);
         float bs[2];
 #pragma unroll
@@ -569,6 +599,58 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             alpha[r] = 1.f;
         }
         return true;
+    };
+    auto softmax_spec_rescue = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
+        mask_scores(t, n);
+        float nm[2], bs[2];
+        bool bad = false;
+        // Only a window leaves rows without a max after the first block. Elsewhere (a first block whose scores were
+        // all -inf or NaN, from inf inputs) the exponentials against -FLT_MAX are inf for a finite score, and the
+        // block is recomputed; a masked score's is 0.
+        const bool fresh = kMasked && __any_sync(0xffffffffu, row_max[0] == -INFINITY || row_max[1] == -INFINITY);
+        if (fresh) {
+            rows_full(nm, alpha, bs, false);
+        } else {
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                nm[r] = row_max[r];
+                alpha[r] = 1.f;
+                bs[r] = exp_row(r, row_max[r] == -INFINITY ? -FLT_MAX : row_max[r] * sl2);
+            }
+            bad = !(bs[0] <= kSpecMax && bs[1] <= kSpecMax); // NaN fails too
+        }
+        // The common case costs one vote; the rescue a second one, for the recompute.
+        if (named_barrier_or(kSpecBar + cw, 128, bad)) {
+            bool lost = false;
+            if (!fresh) {
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const float mp = quad_max(thread_row_max(r, 0.f));
+                    if (mp > 256.f) { // as the lazy rescale: the max moved by more than 8 (NaN scores: mp stays)
+                        if (mp <= FLT_MAX && row_max[r] != -INFINITY) {
+                            const float ms = row_max[r] * sl2;
+                            nm[r] = __fdividef(ms + log2_approx(mp), sl2);
+                            alpha[r] = exp2_approx(ms - nm[r] * sl2); // ~1 / mp, against m' as later blocks read it
+                            // The sum again from the scaled values: the unscaled ones may sum past FLT_MAX.
+                            bs[r] = 0.f;
+#pragma unroll
+                            for (int tt = 0; tt < kNT; ++tt)
+#pragma unroll
+                                for (int e = 0; e < 2; ++e) bs[r] += s[4 * tt + 2 * r + e] *= alpha[r];
+                        } else {
+                            lost = true;
+                        }
+                    }
+                }
+            }
+            if (named_barrier_or(kSpecBar + cw, 128, lost)) return false;
+        }
+        commit(nm, alpha, bs);
+        return true;
+    };
+    auto softmax_spec = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
+        if constexpr (Cfg::kSpec == 2) return softmax_spec_rescue(t, n, alpha);
+        else return softmax_spec_recompute(t, n, alpha);
     };
     auto to_p = [&]() {
 #pragma unroll
@@ -631,9 +713,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         const int nt = Cfg::kUniform ? __shfl_sync(0xffffffffu, t.ntiles, 0) : t.ntiles;
         auto nblk = [&](int j) { return t.n_end - 1 - j; };
         // Block j's softmax, its scores in s and its K in slot st; releases that K slot, and Q after the tile's last S
-        // GEMM. kSpec: speculative from the second block on, releasing K and Q only once the block is kept (a
-        // fallback recomputes S from them). The last block too: the full softmax there cost more than the later
-        // releases (bench/NOTES.md step 43, call 3).
+        // GEMM. kSpec: speculative from the second block on, releasing K and Q only once the block is kept (when the
+        // speculative softmax lost the scores, S is recomputed from them). The last block too: the full softmax there
+        // cost more than the later releases (bench/NOTES.md step 43, call 3).
         auto softmax_block = [&](int j, int st, int qs, float (&alpha)[2]) {
             auto release = [&]() {
                 mbar_arrive(k_empty(st));
