@@ -185,25 +185,38 @@ static void test_swizzle() {
     report(name, ok);
 }
 
-// ---- exp2_approx ----
+// ---- exp2_approx / log2_approx: one thread per input through a device function ----
 __global__ void k_exp2(const float* x, float* y, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = exp2_approx(x[i]);
 }
+__global__ void k_log2(const float* x, float* y, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = log2_approx(x[i]);
+}
 
-static void test_exp2() {
-    const int n = 4096;
-    std::vector<float> x(n), y(n);
-    for (int i = 0; i < n; ++i) x[i] = -120.f + 130.f * i / (n - 3);
-    x[n - 2] = -INFINITY;
-    x[n - 1] = 0.f;
+static std::vector<float> run_elementwise(void (*kernel)(const float*, float*, int), const std::vector<float>& x) {
+    const int n = int(x.size());
+    std::vector<float> y(n);
     float *dx, *dy;
     CK(cudaMalloc(&dx, n * 4));
     CK(cudaMalloc(&dy, n * 4));
     CK(cudaMemcpy(dx, x.data(), n * 4, cudaMemcpyHostToDevice));
-    k_exp2<<<(n + 255) / 256, 256>>>(dx, dy, n);
+    kernel<<<(n + 255) / 256, 256>>>(dx, dy, n);
     CK(cudaGetLastError());
     CK(cudaMemcpy(y.data(), dy, n * 4, cudaMemcpyDeviceToHost));
+    cudaFree(dx);
+    cudaFree(dy);
+    return y;
+}
+
+static void test_exp2() {
+    const int n = 4096;
+    std::vector<float> x(n);
+    for (int i = 0; i < n; ++i) x[i] = -120.f + 130.f * i / (n - 3);
+    x[n - 2] = -INFINITY;
+    x[n - 1] = 0.f;
+    const std::vector<float> y = run_elementwise(k_exp2, x);
     double rel = 0;
     for (int i = 0; i < n - 2; ++i) {
         const double r = std::exp2(double(x[i]));
@@ -213,30 +226,17 @@ static void test_exp2() {
     char buf[128];
     std::snprintf(buf, sizeof buf, "max rel err %.3g, exp2(-inf)=%g, exp2(0)=%g", rel, y[n - 2], y[n - 1]);
     report("exp2_approx", ok, buf);
-    cudaFree(dx);
-    cudaFree(dy);
 }
 
-// ---- log2_approx: relative error over 2^-126..2^127, absolute near 1; the special values softmax relies on ----
-__global__ void k_log2(const float* x, float* y, int n) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = log2_approx(x[i]);
-}
-
+// log2: relative error over 2^-126..2^127, absolute near 1; the special values softmax relies on
 static void test_log2() {
     const int n = 4096;
-    std::vector<float> x(n), y(n);
+    std::vector<float> x(n);
     for (int i = 0; i < n - 3; ++i) x[i] = std::exp2(-126.f + 253.f * i / (n - 4));
     x[n - 3] = 0.f;
     x[n - 2] = INFINITY;
     x[n - 1] = 1.f;
-    float *dx, *dy;
-    CK(cudaMalloc(&dx, n * 4));
-    CK(cudaMalloc(&dy, n * 4));
-    CK(cudaMemcpy(dx, x.data(), n * 4, cudaMemcpyHostToDevice));
-    k_log2<<<(n + 255) / 256, 256>>>(dx, dy, n);
-    CK(cudaGetLastError());
-    CK(cudaMemcpy(y.data(), dy, n * 4, cudaMemcpyDeviceToHost));
+    const std::vector<float> y = run_elementwise(k_log2, x);
     double err = 0; // |error| / max(1, |log2 x|): absolute near x = 1, relative elsewhere
     for (int i = 0; i < n - 3; ++i) {
         const double r = std::log2(double(x[i]));
@@ -247,8 +247,6 @@ static void test_log2() {
     std::snprintf(buf, sizeof buf, "max err %.3g, log2(0)=%g, log2(inf)=%g, log2(1)=%g", err, y[n - 3], y[n - 2],
                   y[n - 1]);
     report("log2_approx", ok, buf);
-    cudaFree(dx);
-    cudaFree(dy);
 }
 
 // ---- FastDiv: the device quotient against the host's `/`, divisors and dividends at the edges and random ----
