@@ -3,6 +3,7 @@
 # every correctness script (forward, backward incl. deterministic repeats, KV cache), compute-sanitizer
 # (memcheck, racecheck, synccheck) on the libflash-only workloads, and the GPU-gated bun suites.
 # Usage: OUT=dir scripts/verify_device.sh [steps]  steps: build prim check sanitize bun (default: all)
+# Files under $OUT past the 8 a device call returns go into $OUT/bundle.tgz (scripts/device_out_pack.sh).
 set -uo pipefail
 STEPS=${*:-build prim check sanitize bun}
 OUT=${OUT:-$PWD/device-out}
@@ -73,4 +74,8 @@ if has bun; then
   echo "bun gpu_fwd FLASH_FWD_DECODE=0 rc=$?"; grep -E "^ *[0-9]+ (pass|fail)|^\(fail\)" "$OUT/bun_nodecode.log" | head -4
   FLASH_LIBRARY_PATH=$LIBFLASH timeout 120 /tmp/bun bench/backward_example.ts > "$OUT/bwd_example.log" 2>&1
   echo "backward example rc=$?"; tail -2 "$OUT/bwd_example.log"
+fi
+# a device call returns 8 files at most: past that, all but these go into $OUT/bundle.tgz (VERIFY_PACK=0: leave them)
+if [ "${VERIFY_PACK:-1}" = 1 ]; then
+  OUT=$OUT bash scripts/device_out_pack.sh build.log prim.log check_fwd.json sanitize.log bun.log
 fi
