@@ -82,6 +82,11 @@ static void rows() {
     EXPECT(sm90_tile_error(u) != nullptr, "O through the only Q slot of a persistent CTA accepted\n");
     u.tma_o = 3;
     EXPECT(sm90_tile_error(u) != nullptr, "tma_o 3 accepted\n");
+    u = t;
+    u.spec = 3;
+    EXPECT(sm90_tile_error(u) != nullptr, "spec 3 accepted\n");
+    u.spec = 2;
+    EXPECT(sm90_tile_error(u) == nullptr, "spec 2 rejected: %s\n", sm90_tile_error(u));
 }
 
 // The instantiated head dims: max(d, dv) in (32, 256] runs on the smallest head dim of the table that holds it

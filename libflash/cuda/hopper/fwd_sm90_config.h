@@ -252,6 +252,7 @@ constexpr const char* sm90_tile_error(const Sm90Tile& t) {
     if (t.stages < 1 || sm90_smem_bytes(t) > 227 * 1024) return "shared memory";
     if (t.q_slots != 1 && !(t.q_slots == 2 && t.persistent)) return "a second Q slot serves persistent CTAs only";
     if (t.tma_o < 0 || t.tma_o > 2) return "tma_o is 0, 1 or 2";
+    if (t.spec < 0 || t.spec > 2) return "spec is 0, 1 or 2";
     // The warpgroups take the O buffer in turn, waiting on one mbarrier's parity: exact only while a warpgroup's own
     // previous release has landed before its next wait, i.e. with at most one other user between (2 consumers).
     if (t.tma_o == 2 && t.consumers > 2) return "the O buffer's turn-taking serves at most two consumer warpgroups";
