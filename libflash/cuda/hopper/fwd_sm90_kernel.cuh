@@ -581,16 +581,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     constexpr int kSpecBar = 6; // kSpecBar + consumer: one named barrier per consumer warpgroup
     static_assert(kSpecBar >= kEpi + Cfg::kCons && kSpecBar + Cfg::kCons <= 16,
                   "the speculative softmax's vote barriers overlap the epilogue's or pass the 16 hardware barriers");
+    // Row r's exponentials against its running max. A row with no max yet (no visible key so far): against -FLT_MAX
+    // a visible score's exponential is inf, so the block falls back, and a masked one's is 0, so a row still fully
+    // masked keeps the block.
+    auto exp_stale = [&](int r) { return exp_row(r, row_max[r] == -INFINITY ? -FLT_MAX : row_max[r] * sl2); };
     auto softmax_spec_recompute = [&](const TileGeom& t, int n, float (&alpha)[2]) -> bool {
         mask_scores(t, n);
         float bs[2];
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            // A row with no max yet (no visible key so far): against -FLT_MAX a visible score's exponential is inf,
-            // so the block falls back, and a masked one's is 0, so a row still fully masked keeps the block.
-            const float ms = row_max[r] == -INFINITY ? -FLT_MAX : row_max[r] * sl2;
-            bs[r] = exp_row(r, ms);
-        }
+        for (int r = 0; r < 2; ++r) bs[r] = exp_stale(r);
         const bool bad = !(bs[0] <= kSpecMax && bs[1] <= kSpecMax); // NaN fails too
         if (named_barrier_or(kSpecBar + cw, 128, bad)) return false;
 #pragma unroll
@@ -615,7 +614,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             for (int r = 0; r < 2; ++r) {
                 nm[r] = row_max[r];
                 alpha[r] = 1.f;
-                bs[r] = exp_row(r, row_max[r] == -INFINITY ? -FLT_MAX : row_max[r] * sl2);
+                bs[r] = exp_stale(r);
             }
             bad = !(bs[0] <= kSpecMax && bs[1] <= kSpecMax); // NaN fails too
         }
