@@ -110,6 +110,7 @@ struct Sm90Cfg {
 #define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 / 2 override every row's spec
 #endif
     static constexpr int kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC;
+    static_assert(kSpec >= 0 && kSpec <= 2, "FLASH_SM90_SPEC takes 0, 1 or 2");
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
