@@ -155,7 +155,7 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
         hs = pair - t.bi * int(P.div_heads.d);
         t.split = 0;
     } else {
-        if constexpr (kSplit) {
+        if constexpr (kSplit && !kMasked) { // the host plans tail splits for unmasked problems only (choose_tail)
             if (P.tail_ctas > 0) {
                 const int c = tile < P.tail_ctas ? tile : tile - P.tail_ctas;
                 const int64_t lo = int64_t(c) * P.tail_blocks / P.tail_ctas;
@@ -221,18 +221,19 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
     t.n_begin = 0;
     if constexpr (kMasked) {
         if (p.win_right >= 0) {
+            // The sums need 64 bits; the divisions by BN (not a power of two at d192 / d256) only 32, once the key
+            // counts are clamped to n_end blocks: 64-bit ones held registers the producer's 24 do not have.
             const int64_t lim = int64_t(t.m0) + rows - 1 + t.diag + p.win_right + 1; // one past the last visible key
-            const int64_t nb = lim <= 0 ? 0 : (lim + BN - 1) / BN;
-            if (nb < t.n_end) t.n_end = int(nb);
+            if (lim < int64_t(t.n_end) * BN) t.n_end = lim <= 0 ? 0 : (int(lim) + BN - 1) / BN;
         }
         if (p.win_left >= 0) {
             const int64_t lo = int64_t(t.m0) + t.diag - p.win_left; // first visible key of the first row
-            if (lo > 0) t.n_begin = int(lo / BN < t.n_end ? lo / BN : t.n_end);
+            if (lo > 0) t.n_begin = lo < int64_t(t.n_end) * BN ? int(lo) / BN : t.n_end;
         }
     }
     t.ntiles = t.n_end > t.n_begin ? t.n_end - t.n_begin : 0;
     if constexpr (kSplit) {
-        if (P.tail_ctas > 0) { // a tail piece (dense, unmasked: the tile's key blocks are 0 .. tail_nblk - 1)
+        if (!kMasked && P.tail_ctas > 0) { // a tail piece (dense, unmasked: the tile's key blocks are 0 .. tail_nblk - 1)
             t.n_begin = pb;
             t.n_end = pe;
             t.ntiles = pe - pb;
@@ -291,7 +292,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         if (Cfg::kOBuf) mbar_init(o_free, 1);
         for (int i = 0; i < 2; ++i) {
             mbar_init(tile_full(i), 1);
-            mbar_init(tile_empty(i), 128 * Cfg::kCons);
+            mbar_init(tile_empty(i), 128 * Cfg::kCons + 1); // the consumers and the load thread read each slot
         }
 #pragma unroll
         for (int s = 0; s < S; ++s) {
@@ -308,29 +309,46 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     griddep_launch_dependents();
 
     // Work tiles: blockIdx.x first, then blockIdx.x + gridDim.x, ... (static), or (kDynamic) the next one
-    // claimed from the atomic counter, which the producer publishes through a two-slot ring in shared memory
-    // (full/empty mbarriers), ending with the sentinel total_tiles. Producer and consumers walk the same tiles
+    // claimed from the atomic counter by the scheduler thread (lane 0 of the producer's warp 1), which publishes it
+    // through a two-slot ring in shared memory (full/empty mbarriers), ending with the sentinel total_tiles. The
+    // load thread reads the ring like the consumers: claiming in the load thread kept one more value live across its
+    // loop, and at 24 registers (setmaxnreg) that one was spilled to local memory (bench/NOTES.md step 49).
+    // Producer and consumers walk the same tiles
     // and skip the same ones, so the K/V ring position `it` (key blocks so
     // far) and the Q use count `u` (tiles with keys so far) agree without further communication.
     if (wg == 0) {
         // ================= producer =================
         setmaxnreg_dec<Cfg::kRegP>();
+        if constexpr (Cfg::kDynamic) {
+            if (warp == 1 && lane == 0) {
+                // Slot i is free once tile i - 2 has been read by all: its claim then runs about a tile ahead of
+                // the load thread's need, which hides the atomic's latency.
+                for (int i = 0;; ++i) {
+                    const int slot = i & 1;
+                    mbar_wait(tile_empty(slot), ((i >> 1) & 1) ^ 1);
+                    const int tile = i == 0 ? int(blockIdx.x) : int(gridDim.x) + atomicAdd(P.tile_counter, 1);
+                    st_shared_b32(s_tile + 4u * slot, uint32_t(tile < total_tiles ? tile : total_tiles));
+                    mbar_arrive(tile_full(slot));
+                    if (tile >= total_tiles) break;
+                }
+            }
+        }
         if (warp == 0 && lane == 0) {
             tma_prefetch_map(&P.tm_q);
             tma_prefetch_map(&P.tm_k);
             tma_prefetch_map(&P.tm_v);
-            int it = 0, u = 0, tile = blockIdx.x;
+            int it = 0, u = 0, next = blockIdx.x;
             for (int i = 0;; ++i) {
+                int cur = next; // static schedule
                 if constexpr (Cfg::kDynamic) {
                     const int slot = i & 1;
-                    mbar_wait(tile_empty(slot), ((i >> 1) & 1) ^ 1);
-                    st_shared_b32(s_tile + 4u * slot, uint32_t(tile < total_tiles ? tile : total_tiles));
-                    mbar_arrive(tile_full(slot));
+                    mbar_wait(tile_full(slot), (i >> 1) & 1);
+                    cur = int(ld_shared_b32(s_tile + 4u * slot));
+                    mbar_arrive(tile_empty(slot));
+                } else {
+                    next += int(gridDim.x);
                 }
-                if (tile >= total_tiles) break;
-                const int cur = tile;
-                // Claim the next tile now: the atomic's latency hides under this tile's loads.
-                tile = Cfg::kDynamic ? int(gridDim.x) + atomicAdd(P.tile_counter, 1) : tile + int(gridDim.x);
+                if (cur >= total_tiles) break;
                 const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit, kDense>(P, cur);
                 if (t.skip || t.ntiles == 0) continue;
                 const int qb = !kDense && p.cu_seqlens_q ? 0 : t.bi, kb = !kDense && p.cu_seqlens_k ? 0 : t.bi;
@@ -345,10 +363,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 for (int c = 0; c < CB; ++c)
                     tma_load_4d(sQ + qs * Cfg::kQBytes + c * BM * 128, &P.tm_q, q_full(qs), c * 64,
                                 kPack ? t.hi : qrow, kPack ? qrow : t.hi, qb);
-                for (int j = 0; j < t.ntiles; ++j, ++it) {
+                // Blocks n_end - 1 down to n_begin; only the first can be partial (its box then ends at sk). The rows
+                // are stepped rather than derived from (k_row0, sk, n_end), which would stay live at 24 registers.
+                int row = int(t.k_row0) + origin(t.n_end - 1, t.sk);
+                int row_next = int(t.k_row0) + (t.n_end - 2) * BN;
+                for (int j = 0; j < t.ntiles; ++j, ++it, row = row_next, row_next -= BN) {
                     const int s = it % S;
                     const uint32_t ph = (it / S) & 1;
-                    const int row = int(t.k_row0) + origin(t.n_end - 1 - j, t.sk);
                     mbar_wait(k_empty(s), ph ^ 1);
                     mbar_arrive_expect_tx(k_full(s), Cfg::kKVBytes);
 #pragma unroll
@@ -822,7 +843,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     (!kPack || qr < P.q_rows);
             if constexpr (kSplit) {
                 const int64_t acc_row0 = p.cu_seqlens_q ? t.q_row0 : int64_t(t.bi) * p.seqlen_q;
-                arow[r] = P.tail_ctas > 0 ? int64_t(tile) * BM + pm
+                arow[r] = !kMasked && P.tail_ctas > 0 ? int64_t(tile) * BM + pm
                                           : (int64_t(t.split) * p.h + qh[r]) * p.acc_rows + acc_row0 + qi[r];
             }
         }
