@@ -224,7 +224,7 @@ __device__ __forceinline__ TileGeom tile_geom(const Sm90Params& P, int tile) { /
             // The sums need 64 bits; the divisions by BN (not a power of two at d192 / d256) only 32, once the key
             // counts are clamped to n_end blocks: 64-bit ones held registers the producer's 24 do not have.
             const int64_t lim = int64_t(t.m0) + rows - 1 + t.diag + p.win_right + 1; // one past the last visible key
-            if (lim < int64_t(t.n_end) * BN) t.n_end = lim <= 0 ? 0 : (int(lim) + BN - 1) / BN;
+            if (lim < int64_t(t.n_end) * BN) t.n_end = lim <= 0 ? 0 : (int(lim) - 1) / BN + 1; // no overflow near 2^31
         }
         if (p.win_left >= 0) {
             const int64_t lo = int64_t(t.m0) + t.diag - p.win_left; // first visible key of the first row
@@ -313,9 +313,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     // through a two-slot ring in shared memory (full/empty mbarriers), ending with the sentinel total_tiles. The
     // load thread reads the ring like the consumers: claiming in the load thread kept one more value live across its
     // loop, and at 24 registers (setmaxnreg) that one was spilled to local memory (bench/NOTES.md step 49).
-    // Producer and consumers walk the same tiles
-    // and skip the same ones, so the K/V ring position `it` (key blocks so
-    // far) and the Q use count `u` (tiles with keys so far) agree without further communication.
+    // Producer and consumers walk the same tiles and skip the same ones, so the K/V ring position `it` (key blocks
+    // so far) and the Q use count `u` (tiles with keys so far) agree without further communication.
     if (wg == 0) {
         // ================= producer =================
         setmaxnreg_dec<Cfg::kRegP>();
