@@ -34,7 +34,9 @@ compile() {
   fi
   # ptxas prints "Compiling entry function '<mangled>'" then, per function, "N bytes stack frame, S bytes spill
   # stores, L bytes spill loads"; the template arguments are the readable part of the mangled name.
-  awk -v f="$f" '/Compiling entry function/ { k = $0; sub(/.*Sm90CfgILi/, "", k); sub(/EEEvNS.*/, "", k); n++ }
+  # (the forward's Sm90Cfg arguments where present, else the whole mangled name: one token either way).
+  awk -v f="$f" '/Compiling entry function/ { k = $0; sub(/^[^'"'"']*'"'"'/, "", k); sub(/'"'"'.*/, "", k)
+                                              if (k ~ /Sm90CfgILi/) { sub(/.*Sm90CfgILi/, "", k); sub(/EEEvNS.*/, "", k) } }
                  /spill stores/ { print "KERNEL", f, k, $5, $9 }' "$tmp/$f.log"
 }
 export -f compile
