@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 family=fwd_sm90 dtype=all jobs=$(nproc)
 while [ $# -gt 0 ]; do
   case $1 in
-    --family) family=$2; shift 2;;
-    --dtype) dtype=$2; shift 2;;
-    -j) jobs=$2; shift 2;;
+    --family) family=${2:?--family needs a value}; shift 2;;
+    --dtype) dtype=${2:?--dtype needs a value}; shift 2;;
+    -j) jobs=${2:?-j needs a value}; shift 2;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
@@ -32,9 +32,9 @@ compile() {
       -cubin -Xptxas=-v $defs -Iinclude -Ilibflash "$dir/$f" -o "$tmp/$f.cubin" > "$tmp/$f.log" 2>&1; then
     echo "COMPILE-ERROR $f"; return
   fi
-  # ptxas prints "Compiling entry function '<mangled>'" then, per function, "N bytes stack frame, S bytes spill
-  # stores, L bytes spill loads"; the template arguments are the readable part of the mangled name.
-  # (the forward's Sm90Cfg arguments where present, else the whole mangled name: one token either way).
+  # ptxas prints "Compiling entry function '<mangled>'" then "N bytes stack frame, S bytes spill stores, L bytes
+  # spill loads". The kernel is named by one token: the forward's Sm90Cfg arguments (the readable part), else the
+  # whole mangled name.
   awk -v f="$f" '/Compiling entry function/ { k = $0; sub(/^[^'"'"']*'"'"'/, "", k); sub(/'"'"'.*/, "", k)
                                               if (k ~ /Sm90CfgILi/) { sub(/.*Sm90CfgILi/, "", k); sub(/EEEvNS.*/, "", k) } }
                  /spill stores/ { print "KERNEL", f, k, $5, $9 }' "$tmp/$f.log"
