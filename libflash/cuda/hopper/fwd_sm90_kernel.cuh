@@ -113,7 +113,7 @@ struct Sm90Cfg {
     static_assert(kSpec >= 0 && kSpec <= 2, "FLASH_SM90_SPEC takes 0, 1 or 2");
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
-    static_assert(8 * (9 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
+    static_assert(8 * (10 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
     static_assert(sm90_tile_error(kTile) == nullptr, "this tile row breaks a rule of sm90_tile_error");
 };
 
@@ -279,6 +279,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     const uint32_t sV = sK + S * Cfg::kKVBytes;
     const uint32_t sO = sV + S * Cfg::kVBytes; // kOBuf: 64 rows x DV, taken by the consumer warpgroups in turn
     const uint32_t o_free = base + 8u * (8 + 4 * S); // kOBuf: one phase per use of sO, completed once TMA has read it
+    const uint32_t claim_go = base + 8u * (9 + 4 * S); // kDynamic: one phase per tile the load thread has taken
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
     // Row origin of block n's box inside the sequence: n * BN, or sk - BN for the partial last block.
@@ -290,6 +291,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
             mbar_init(q_empty(i), Cfg::kQSlotO ? Cfg::kCons : 128 * Cfg::kCons); // kQSlotO: one thread per warpgroup
         }
         if (Cfg::kOBuf) mbar_init(o_free, 1);
+        if (Cfg::kDynamic) mbar_init(claim_go, 1);
         for (int i = 0; i < 2; ++i) {
             mbar_init(tile_full(i), 1);
             mbar_init(tile_empty(i), 128 * Cfg::kCons + 1); // the consumers and the load thread read each slot
@@ -320,11 +322,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         setmaxnreg_dec<Cfg::kRegP>();
         if constexpr (Cfg::kDynamic) {
             if (warp == 1 && lane == 0) {
-                // Slot i is free once tile i - 2 has been read by all: its claim then runs about a tile ahead of
-                // the load thread's need, which hides the atomic's latency.
+                // Tile i (i > 0) is claimed once the load thread has taken tile i - 1, so the atomic's latency
+                // hides under that tile's loads. Not earlier: a claim as soon as ring slot i frees (tile i - 2 read
+                // by all) commits a CTA to its tiles about a tile sooner, and the counter's balance of long and
+                // short causal tiles suffered (d256 causal 512-2k -5..-8%; bench/NOTES.md step 49).
                 for (int i = 0;; ++i) {
                     const int slot = i & 1;
                     mbar_wait(tile_empty(slot), ((i >> 1) & 1) ^ 1);
+                    if (i > 0) mbar_wait(claim_go, (i - 1) & 1);
                     const int tile = i == 0 ? int(blockIdx.x) : int(gridDim.x) + atomicAdd(P.tile_counter, 1);
                     st_shared_b32(s_tile + 4u * slot, uint32_t(tile < total_tiles ? tile : total_tiles));
                     mbar_arrive(tile_full(slot));
@@ -344,6 +349,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     mbar_wait(tile_full(slot), (i >> 1) & 1);
                     cur = int(ld_shared_b32(s_tile + 4u * slot));
                     mbar_arrive(tile_empty(slot));
+                    mbar_arrive(claim_go); // the scheduler may claim the next tile now
                 } else {
                     next += int(gridDim.x);
                 }
