@@ -10,8 +10,9 @@
 #             first REF as the reference column, `tree` for the branch), compute-sanitizer memcheck and racecheck of
 #             the sm90 forward on the tree. Logs under $OUT.
 # Env (run): DIMS (default "64;128;256"), TREE_DIMS (default: every head dim; check_fwd fails the cases of the others),
-#            AB_ARGS (default: bf16 + fp16, d64/128/256, 512-16k, both masks, 3 rounds), FWD_SAN_DIMS (default 64,128,256), SKIP_CHECK=1, SKIP_AB=1, SKIP_SAN=1 (a second call on the warm machine
-#            finds the build directories and rebuilds nothing, so the steps can be spread over calls).
+#            AB_ARGS (default: bf16 + fp16, d64/128/256, 512-16k, both masks, 3 rounds), FWD_SAN_DIMS (default
+#            64,128,256), SKIP_CHECK=1, SKIP_AB=1, SKIP_SAN=1 (a second call on the warm machine finds the build
+#            directories and rebuilds nothing, so the steps can be spread over calls).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}; shift || true
