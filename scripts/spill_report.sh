@@ -4,7 +4,8 @@
 # the source and the nvcc version, so this is the report the GPU build prints (bench/NOTES.md, "Resource report").
 # Usage: scripts/spill_report.sh [--family fwd_sm90|bwd_sm90] [--dtype bf16|fp16|all] [-j N]
 # Prints one line per kernel with spills ("file  template-args  stores  loads", bytes), then the summary line
-# "kernels=N spilling=M". Exit 2 when a file does not compile.
+# "kernels=N spilling=M". Exit 2 when a file does not compile. Env EXTRA_DEFS: more nvcc flags, e.g. an A/B switch
+# (EXTRA_DEFS=-DFLASH_SM90_SPEC=2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 family=fwd_sm90 dtype=all jobs=$(nproc)
@@ -25,6 +26,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # Every head dim's switch: a file compiles only its own instantiation, the defines just keep it from being pruned.
 defs="-DFLASH_BUILDING_LIBRARY -DFLASH_WITH_CUDA -DFLASH_WITH_CUDA_KERNELS -DFLASH_HAS_SM90A"
 for d in 32 64 96 128 192 256; do defs="$defs -DFLASH_HDIM_$d"; done
+defs="$defs ${EXTRA_DEFS:-}"
 export tmp defs dir
 compile() {
   local f=$1
