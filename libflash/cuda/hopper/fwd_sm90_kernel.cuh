@@ -110,6 +110,10 @@ struct Sm90Cfg {
 #define FLASH_SM90_SPEC -1 // A/B builds only: 0 / 1 / 2 override every row's spec
 #endif
     static constexpr int kSpec = FLASH_SM90_SPEC < 0 ? kTile.spec : FLASH_SM90_SPEC;
+#ifndef FLASH_SM90_CLAIM_LATE
+#define FLASH_SM90_CLAIM_LATE 0 // A/B builds only: 1 = the next tile claimed once this one's loads are issued
+#endif
+    static constexpr bool kClaimLate = kDynamic && FLASH_SM90_CLAIM_LATE != 0;
     static_assert(kSpec >= 0 && kSpec <= 2, "FLASH_SM90_SPEC takes 0, 1 or 2");
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
@@ -322,10 +326,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         setmaxnreg_dec<Cfg::kRegP>();
         if constexpr (Cfg::kDynamic) {
             if (warp == 1 && lane == 0) {
-                // Tile i (i > 0) is claimed once the load thread has taken tile i - 1, so the atomic's latency
-                // hides under that tile's loads. Not earlier: a claim as soon as ring slot i frees (tile i - 2 read
-                // by all) commits a CTA to its tiles about a tile sooner, and the counter's balance of long and
-                // short causal tiles suffered (d256 causal 512-2k -5..-8%; bench/NOTES.md step 49).
+                // Tile i (i > 0) is claimed once the load thread has taken tile i - 1 (one arrival on claim_go per
+                // tile it reads; kClaimLate: once it has issued that tile's last load), so the atomic's latency hides
+                // under that tile's loads. Not earlier: a claim as soon as ring slot i frees (tile i - 2 read by all)
+                // commits a CTA to its tiles about a tile sooner, and the counter's balance of long and short causal
+                // tiles suffered (d256 causal 512-2k -5..-8%; bench/NOTES.md step 49).
                 for (int i = 0;; ++i) {
                     const int slot = i & 1;
                     mbar_wait(tile_empty(slot), ((i >> 1) & 1) ^ 1);
@@ -346,10 +351,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                 int cur = next; // static schedule
                 if constexpr (Cfg::kDynamic) {
                     const int slot = i & 1;
+                    // kClaimLate: the claim of tile i waits for tile i - 1's last load (here: skipped tiles too;
+                    // at the end of the loop the arrival's address held a register the split kernels lacked). With
+                    // the K/V ring full the next load waits for the consumers anyway, which should hide the atomic;
+                    // a CTA then commits to a tile about S key blocks later (bench/NOTES.md step 50).
+                    if (Cfg::kClaimLate && i > 0) mbar_arrive(claim_go);
                     mbar_wait(tile_full(slot), (i >> 1) & 1);
                     cur = int(ld_shared_b32(s_tile + 4u * slot));
                     mbar_arrive(tile_empty(slot));
-                    mbar_arrive(claim_go); // the scheduler may claim the next tile now
+                    if (!Cfg::kClaimLate) mbar_arrive(claim_go); // the scheduler may claim the next tile now
                 } else {
                     next += int(gridDim.x);
                 }
