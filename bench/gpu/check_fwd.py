@@ -339,6 +339,16 @@ def build_cases(quick):
     cases.append(Case("persistent causal d128", dtype=dt, b=4, h=16, hk=4, d=128, seqs_q=[700], seqs_k=[900], causal=True))
     cases.append(Case("persistent causal d64", dtype=torch.float16, b=3, h=16, hk=8, d=64, seqs_q=[1000], seqs_k=[1000], causal=True))
     cases.append(Case("persistent local varlen d128", dtype=dt, b=0, h=16, hk=16, d=128, seqs_q=[700, 1, 1500, 333], seqs_k=[900, 64, 1500, 2000], varlen=True, window=(100, 0)))
+    # The O-buffer rows (tma_o 2: d256, MLA 192 / 128; causal ones dynamic): a CTA that stores a tile through TMA and
+    # then gets two tiles without an S GEMM (no visible key: causal with seqlen_q >= seqlen_k + 2 block_m; or past a
+    # short sequence's end) must release the buffer before it waits for the tile ring (step 51: it hung before).
+    # Unpacked (hk = h), one split, more tiles than SMs.
+    cases.append(Case("persistent causal sq>>sk d256", dtype=dt, b=4, h=32, hk=32, d=256, seqs_q=[1024], seqs_k=[128],
+                      causal=True))
+    cases.append(Case("persistent causal sq>>sk d192 dv128", dtype=torch.float16, b=4, h=32, hk=32, d=192, dv=128,
+                      seqs_q=[1024], seqs_k=[128], causal=True))
+    cases.append(Case("persistent varlen causal d256", dtype=dt, b=0, h=16, hk=16, d=256, seqs_q=[700, 1] * 8,
+                      seqs_k=[700, 1] * 8, varlen=True, causal=True))
     # seqlen_k >= 2048 puts d64 on its second tile row (3 consumers, fwd_sm90_config.h); varlen: the longest sequence decides.
     cases.append(Case("long d64", dtype=dt, b=1, h=4, hk=2, d=64, seqs_q=[2100], seqs_k=[2100]))
     cases.append(Case("long causal d64", dtype=torch.float16, b=1, h=4, hk=4, d=64, seqs_q=[2048], seqs_k=[2111], causal=True))

@@ -5,7 +5,12 @@ Each SM takes the next tile in numbering order when it finishes one (the dynamic
 behaves alike); a causal tile costs its key blocks plus `overhead` blocks. Prints the makespan of the ideal
 (perfect balance), of the m-block-fastest numbering (heaviest first per head) and of FA3's L2 sections
 (libflash/cuda/tile_order.h) on the FA3 grid (16k tokens, hidden 2048). No GPU needed.
-Usage: tile_order_model.py [--sms 132] [--overhead 1.0]
+--claims: the Hopper kernel's claim point instead (step 49-50): an SM claims its next tile from the counter while
+it still holds committed work, and the earlier it commits, the worse the counter balances unequal tiles. An SM
+claims once its committed work, less the last `q` tiles it claimed, is down to `x` key blocks: q 2 / x 0 = claim at
+the consumers' start of the tile before (branch nospill's first version), q 1 / x S = at the load thread's start
+of the tile before (main), q 0 / x S = once the tile before has all its loads issued (FLASH_SM90_CLAIM_LATE).
+Usage: tile_order_model.py [--sms 132] [--overhead 1.0] [--claims]
 """
 import argparse
 import heapq
@@ -18,11 +23,63 @@ def makespan(weights, sms):
     return max(free)
 
 
+def makespan_claims(weights, sms, q, x):
+    """Each SM starts on its first tile (blockIdx.x) and claims the next when its committed work less its last q
+    claims is down to x blocks; tiles go out in claim order."""
+    it = iter(weights)
+    end, recent, heap = [0.0] * sms, [[] for _ in range(sms)], []
+
+    def take(i, t, w):
+        end[i] = max(end[i], t) + w
+        recent[i] = (recent[i] + [w])[-q:] if q else []
+        heapq.heappush(heap, (max(t, end[i] - sum(recent[i]) - x), i))
+
+    for i in range(sms):
+        w = next(it, None)
+        if w is None:
+            break
+        take(i, 0.0, w)
+    for w in it:
+        t, i = heapq.heappop(heap)
+        take(i, t, w)
+    return max(end)
+
+
+def section_order(w, pairs, sec):
+    out = []
+    for s0 in range(0, pairs, sec):
+        out += [x for x in w for _ in range(min(sec, pairs - s0))]
+    return out
+
+
+def claims_table(a):
+    # The persistent dynamic causal rows of hopper/fwd_sm90_config.h: (d, block_m, block_n, stages, seqlens).
+    rows = [(64, 128, 128, 2, [512, 1024]), (64, 192, 128, 2, [2048, 4096, 8192, 16384]),
+            (128, 128, 128, 2, [512, 1024, 2048, 4096, 8192, 16384]), (256, 128, 128, 1, [512, 1024, 2048])]
+    print(f"Makespan / ideal (overhead {a.overhead} blocks a tile, {a.sms} SMs, L2 sections, causal FA3 grid)")
+    print("| d | block_m x block_n | stages | seqlen | tiles / SM | early (q2 x0) | main (q1 xS) | late (q0 xS) |"
+          " late / main |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for d, bm, bn, st, seqlens in rows:
+        for s in seqlens:
+            pairs, mb = (16384 // s) * (2048 // d), (s + bm - 1) // bm
+            w = [((mb - m) * bm + bn - 1) // bn + a.overhead for m in range(mb)]
+            sec = max(1, min(pairs, (32 << 20) // (s * 2 * d * 2)))
+            order = section_order(w, pairs, sec)
+            ideal = sum(order) / a.sms
+            r = [makespan_claims(order, a.sms, q, x) for q, x in ((2, 0), (1, st), (0, st))]
+            print(f"| {d} | {bm} x {bn} | {st} | {s} | {len(order) / a.sms:.1f} | {ideal / r[0]:.3f} | "
+                  f"{ideal / r[1]:.3f} | {ideal / r[2]:.3f} | {r[1] / r[2]:.3f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sms", type=int, default=132)
     ap.add_argument("--overhead", type=float, default=1.0)
+    ap.add_argument("--claims", action="store_true")
     a = ap.parse_args()
+    if a.claims:
+        return claims_table(a)
     print("| d | block_m x block_n | seqlen | pairs/section | m fastest / ideal | sections / ideal | gain |")
     print("|---|---|---|---|---|---|---|")
     for d, bm, bn in [(64, 128, 128), (64, 192, 128), (128, 128, 128), (256, 128, 128), (256, 128, 80)]:
@@ -32,10 +89,7 @@ def main():
             sec = max(1, min(pairs, (32 << 20) // (s * 2 * d * 2)))
             ideal = sum(w) * pairs / a.sms
             cur = makespan([x for _ in range(pairs) for x in w], a.sms)
-            new = []
-            for s0 in range(0, pairs, sec):
-                new += [x for x in w for _ in range(min(sec, pairs - s0))]
-            new = makespan(new, a.sms)
+            new = makespan(section_order(w, pairs, sec), a.sms)
             print(f"| {d} | {bm} x {bn} | {s} | {sec} | {ideal / cur:.3f} | {ideal / new:.3f} | {cur / new:.3f} |")
 
 

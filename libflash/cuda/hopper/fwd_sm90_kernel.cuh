@@ -737,7 +737,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         }
         if (tile >= total_tiles) break;
         const TileGeom t = tile_geom<BM, BN, kMasked, kPack, kSplit, kDense>(P, tile);
-        if (t.skip) continue;
+        // A tile without an S GEMM (skipped, or no visible key) releases what the last TMA store holds at once, not
+        // under a later GEMM: kOBuf's other warpgroup waits for that release in its epilogue, and this one would
+        // next wait for the tile ring, whose slot that warpgroup has not read yet (a cycle: a hang wherever a CTA
+        // gets a stored tile, then two such tiles; bench/NOTES.md step 51).
+        if (t.skip) {
+            release_pending();
+            continue;
+        }
         FLASH_TRACE(0, 1 + cw, tcount);
 #pragma unroll
         for (int i = 0; i < DV / 2; ++i) o[i] = 0.f;
@@ -747,6 +754,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // warp-uniform; after the shuffle the ring positions (it + j) % S derived from it are, and so is every wgmma
         // descriptor built from them (uniform registers, no vector adds and R2UR before each HGMMA).
         const int nt = Cfg::kUniform ? __shfl_sync(0xffffffffu, t.ntiles, 0) : t.ntiles;
+        if (nt == 0) release_pending();
         auto nblk = [&](int j) { return t.n_end - 1 - j; };
         // Block j's softmax, its scores in s and its K in slot st; releases that K slot, and Q after the tile's last S
         // GEMM. kSpec: speculative from the second block on, releasing K and Q only once the block is kept (when the
