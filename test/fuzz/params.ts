@@ -1,7 +1,7 @@
 // Seeded random draws of bad and odd params for flash_fwd, flash_fwd_kvcache and flash_bwd, over a memory backend
-// (hostMem: host arrays for the CPU backend; a CUDA one can implement Mem over device buffers). What every draw must keep: no crash, a known status, and a
-// refused call leaves every output -- o, lse, dq / dk / dv / softmax_d and, for the KV-cache entry, the caches it would
-// append to -- exactly as it was, with a message in flash_last_error.
+// (hostMem: host arrays for the CPU backend; a CUDA one implements Mem over device buffers). What every draw must
+// keep: no crash, a known status, and a refused call leaves every output -- o, lse, dq / dk / dv / softmax_d and,
+// for the KV-cache entry, the caches it would append to -- exactly as it was, with a message in flash_last_error.
 // Mutations only ever make a problem invalid or smaller than its buffers: a caller who passes sizes or strides beyond
 // their allocations is outside what any library can check (FA2's neither), so those are not drawn (nor h_k = 0, which
 // means h_k = h: more K/V heads than the fixture holds). Index arrays (cu_seqlens, seqused, cache_seqlens, tables) get
