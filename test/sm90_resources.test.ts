@@ -48,17 +48,20 @@ test("sass_report counts HGMMA / HMMA kernels per family and names those with lo
     });
     return { rc: r.exitCode, lines: r.stdout.toString().trim().split("\n").sort() };
   };
-  const sm90 = run();
-  expect(sm90.rc).toBe(1); // one Hopper kernel touches local memory
-  expect(sm90.lines).toEqual([
-    "bwd_sm90 kernels=1 hgmma=1 hmma=0 local=0",
-    "fwd_sm90 kernels=2 hgmma=2 hmma=0 local=1",
-    "local memory: _ZN5flash4cuda4sm9015fwd_sm90_kernelINS1_7Sm90CfgILi128ELi128ELb1ELi0EEELb1ELb1EEEvNS1_10Sm90ParamsE",
-  ]);
-  expect(run("bwd_sm90")).toEqual({ rc: 0, lines: ["bwd_sm90 kernels=1 hgmma=1 hmma=0 local=0"] });
-  expect(run("fwd_kernel").lines).toEqual([
-    "fwd_kernel kernels=1 hgmma=0 hmma=1 local=1",
-    "local memory: _ZN5flash4cuda10fwd_kernelINS0_3CfgEEEvNS0_9FwdParamsE",
-  ]);
-  rmSync(dir, { recursive: true });
+  try {
+    const sm90 = run();
+    expect(sm90.rc).toBe(1); // one Hopper kernel touches local memory
+    expect(sm90.lines).toEqual([
+      "bwd_sm90 kernels=1 hgmma=1 hmma=0 local=0",
+      "fwd_sm90 kernels=2 hgmma=2 hmma=0 local=1",
+      "local memory: _ZN5flash4cuda4sm9015fwd_sm90_kernelINS1_7Sm90CfgILi128ELi128ELb1ELi0EEELb1ELb1EEEvNS1_10Sm90ParamsE",
+    ]);
+    expect(run("bwd_sm90")).toEqual({ rc: 0, lines: ["bwd_sm90 kernels=1 hgmma=1 hmma=0 local=0"] });
+    expect(run("fwd_kernel").lines).toEqual([
+      "fwd_kernel kernels=1 hgmma=0 hmma=1 local=1",
+      "local memory: _ZN5flash4cuda10fwd_kernelINS0_3CfgEEEvNS0_9FwdParamsE",
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });
