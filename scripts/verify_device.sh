@@ -72,6 +72,11 @@ if has bun; then
   echo "bun rc=$?"; grep -E "^ *[0-9]+ (pass|fail)|^\(fail\)" "$OUT/bun.log" | head -8
   FLASH_FWD_DECODE=0 FLASH_LIBRARY_PATH=$LIBFLASH timeout 200 /tmp/bun test test/gpu_fwd.test.ts > "$OUT/bun_nodecode.log" 2>&1
   echo "bun gpu_fwd FLASH_FWD_DECODE=0 rc=$?"; grep -E "^ *[0-9]+ (pass|fail)|^\(fail\)" "$OUT/bun_nodecode.log" | head -4
+  # The API fuzz on device buffers, with the device index arrays read and checked (FLASH_CHECK_INDICES=1) and without.
+  for ci in 1 0; do
+    FLASH_CHECK_INDICES=$ci FLASH_LIBRARY_PATH=$LIBFLASH timeout 200 /tmp/bun test test/gpu_api_fuzz.test.ts > "$OUT/bun_fuzz$ci.log" 2>&1
+    echo "bun gpu_api_fuzz FLASH_CHECK_INDICES=$ci rc=$?"; grep -E "^ *[0-9]+ (pass|fail)|^\(fail\)" "$OUT/bun_fuzz$ci.log" | head -4
+  done
   FLASH_LIBRARY_PATH=$LIBFLASH timeout 120 /tmp/bun bench/backward_example.ts > "$OUT/bwd_example.log" 2>&1
   echo "backward example rc=$?"; tail -2 "$OUT/bwd_example.log"
 fi
