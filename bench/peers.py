@@ -4,8 +4,12 @@ PyTorch SDPA with the FLASH_ATTENTION backend (FlashAttention-2 kernels) and the
 
 Grid (FlashAttention-3 paper): bf16 and fp16, 16,384 tokens (batch = 16384 / seqlen), hidden 2048
 (heads = 2048 / hdim), hdim 64/128/256, causal off/on, seqlen 512..16k. Timing: triton.testing.do_bench
-median. FLOPs = 4 * b * h * s * s * d (/2 causal). Writes peers.json, peers.md and peers.png to --out.
+median (L2 flushed before each call), in --rounds rounds per cell with the order of the three implementations
+rotated each round (so none always runs first, after the inputs' allocation, or last, after the others have
+heated the GPU at its power cap); a cell's figure is the median over its rounds, the rounds' figures are kept in
+the JSON. FLOPs = 4 * b * h * s * s * d (/2 causal). Writes peers.json, peers.md and peers.png to --out.
 Usage: peers.py --out DIR [--lib build/libflash.so] [--quick] [--dtypes bf16,fp16] [--hdims 64,128,256]
+       [--rounds 3] [--rep 100]
        peers.py --render DIR/peers.json --out DIR2   (peers.md / peers.png again from saved rows, no GPU)
 
 --bwd: the backward instead (bench/gpu/bench_bwd.py, issue 6): libflash flash_bwd (and deterministic = 1) vs SDPA
@@ -27,9 +31,21 @@ from plot_grid import plot_tflops  # noqa: E402
 # torch, triton and the library load only when measuring (--render runs where neither is installed).
 
 
-def bench(fn):
+def bench(fn, rep=100):
     import triton
-    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+    return triton.testing.do_bench(fn, warmup=25, rep=rep, return_mode="median")
+
+
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def rotated(todo, r):
+    """Round r's order: the list rotated by r, so over len(todo) rounds each implementation takes each place."""
+    k = r % len(todo)
+    return todo[k:] + todo[:k]
 
 
 def write_outputs(out, meta, rows, write_json=True):
@@ -40,13 +56,16 @@ def write_outputs(out, meta, rows, write_json=True):
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
     gpu = meta["gpu"]
     md = [f"GPU: {gpu}; {meta['date']}; torch {meta['torch']}, cuDNN {meta['cudnn']}; `{meta['command']}`", "",
-          "| dtype | hdim | causal | seqlen | libflash TFLOP/s | SDPA-flash (FA2) | SDPA-cuDNN | libflash / FA2 | max diff |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "| dtype | hdim | causal | seqlen | libflash TFLOP/s | SDPA-flash (FA2) | SDPA-cuDNN | libflash / FA2 | "
+          "libflash / cuDNN | max diff |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    ratio = lambda r, k: f"{r['libflash_tflops'] / r[k]:.2f}" if "libflash_tflops" in r and k in r else "-"
     fmt = lambda r, k: f"{r[k]:.1f}" if k in r else "err"
     for r in rows:
         md.append(f"| {r['dtype']} | {r['hdim']} | {int(r['causal'])} | {r['seqlen']} | {fmt(r, 'libflash_tflops')} | "
                   f"{fmt(r, 'sdpa_flash_tflops')} | {fmt(r, 'sdpa_cudnn_tflops')} | "
-                  f"{r.get('speedup_vs_fa2', float('nan')):.2f} | {r.get('maxdiff_vs_sdpa_flash', float('nan')):.3g} |")
+                  f"{ratio(r, 'sdpa_flash_tflops')} | {ratio(r, 'sdpa_cudnn_tflops')} | "
+                  f"{r.get('maxdiff_vs_sdpa_flash', float('nan')):.3g} |")
     with open(os.path.join(out, "peers.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
@@ -68,6 +87,8 @@ def main():
     ap.add_argument("--causal", default="0,1")
     ap.add_argument("--no-peers", action="store_true", help="time libflash only")
     ap.add_argument("--tag", default="", help="label stored in every row (tuning runs)")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds per cell, the order rotated each round")
+    ap.add_argument("--rep", type=float, default=100.0, help="do_bench's timed milliseconds per measurement")
     ap.add_argument("--bwd", action="store_true", help="the backward benchmark (bench/gpu/bench_bwd.py)")
     ap.add_argument("--budget-ms", type=float, default=150.0, help="--bwd: time spent per measurement")
     ap.add_argument("--stem", default="peers_bwd", help="--bwd: output file stem")
@@ -126,21 +147,35 @@ def main():
                     if not args.no_peers:
                         todo += [("sdpa_flash", f_sdpa(SDPBackend.FLASH_ATTENTION)),
                                  ("sdpa_cudnn", f_sdpa(SDPBackend.CUDNN_ATTENTION))]
-                    for name, fn in todo:
-                        try:
-                            if name != "libflash":
+                    for name, fn in todo:  # outputs first (the check below), outside the timed rounds
+                        if name != "libflash":
+                            try:
                                 out = fn()
                                 if name == "sdpa_flash":
                                     ref = out
-                            ms = bench(fn)
-                            row[name + "_ms"] = ms
-                            row[name + "_tflops"] = flops / ms / 1e9
-                        except Exception as e:  # a backend may refuse a shape
-                            row[name + "_error"] = repr(e)[:200]
+                            except Exception as e:  # a backend may refuse a shape
+                                row[name + "_error"] = repr(e)[:200]
+                    live = [(n, fn) for n, fn in todo if n + "_error" not in row]
+                    for r in range(max(1, args.rounds)):
+                        for name, fn in rotated(live, r):
+                            if name + "_error" in row:
+                                continue
+                            try:
+                                row.setdefault(name + "_ms_rounds", []).append(bench(fn, args.rep))
+                            except Exception as e:
+                                row[name + "_error"] = repr(e)[:200]
+                    for name, _ in live:
+                        if name + "_error" in row:
+                            continue
+                        ms = median(row[name + "_ms_rounds"])
+                        row[name + "_ms"] = ms
+                        row[name + "_tflops"] = flops / ms / 1e9
                     if ref is not None:
                         row["maxdiff_vs_sdpa_flash"] = (o.float() - ref.transpose(1, 2).float()).abs().max().item()
                     if "sdpa_flash_tflops" in row and "libflash_tflops" in row:
                         row["speedup_vs_fa2"] = row["libflash_tflops"] / row["sdpa_flash_tflops"]
+                    if "sdpa_cudnn_tflops" in row and "libflash_tflops" in row:
+                        row["speedup_vs_cudnn"] = row["libflash_tflops"] / row["sdpa_cudnn_tflops"]
                     rows.append(row)
                     print(json.dumps(row), flush=True)
                     del q, k, v, o, lse, f_lib
