@@ -353,11 +353,16 @@ def build_cases(quick):
     cases.append(Case("long d64", dtype=dt, b=1, h=4, hk=2, d=64, seqs_q=[2100], seqs_k=[2100]))
     cases.append(Case("long causal d64", dtype=torch.float16, b=1, h=4, hk=4, d=64, seqs_q=[2048], seqs_k=[2111], causal=True))
     cases.append(Case("long varlen local d64", dtype=dt, b=0, h=4, hk=1, d=64, seqs_q=[2100, 5, 700], seqs_k=[2100, 3000, 9], varlen=True, window=(300, 7)))
-    # d256 non-causal: block_n 128 below 4k keys (O through its own buffer, the consumers in turn; several tiles per
-    # CTA), block_n 80 from 4k (and with softcap).
+    # d256 non-causal: block_n 128 below 2k keys (O through its own buffer, the consumers in turn; several tiles per
+    # CTA), block_n 80 from 2k (and with softcap); the boundary itself (2048 keys, 80 not dividing it).
     cases.append(Case("short d256", dtype=dt, b=3, h=16, hk=8, d=256, seqs_q=[600], seqs_k=[700]))
     cases.append(Case("softcap short d256", dtype=torch.float16, b=2, h=4, hk=4, d=256, seqs_q=[200], seqs_k=[300], softcap=20.0))
     cases.append(Case("long d256", dtype=dt, b=1, h=4, hk=1, d=256, seqs_q=[1100], seqs_k=[4130]))
+    cases.append(Case("long d256 2048", dtype=dt, b=2, h=8, hk=2, d=256, seqs_q=[333], seqs_k=[2048]))
+    cases.append(Case("short d256 2047", dtype=torch.float16, b=1, h=8, hk=8, d=256, seqs_q=[257], seqs_k=[2047]))
+    # d64 non-causal: the 3-consumer row (192-row tiles) from 1536 keys, a partial last tile and a full-tile grid.
+    cases.append(Case("3-consumer d64 1536", dtype=dt, b=2, h=6, hk=3, d=64, seqs_q=[1500], seqs_k=[1536]))
+    cases.append(Case("3-consumer d64 full tiles", dtype=torch.float16, b=1, h=4, hk=4, d=64, seqs_q=[1536], seqs_k=[1600]))
     # d256 causal: below 4k keys the persistent block_n 128 row (O through its own buffer), from 4k (and with softcap)
     # the block_n 80 row; a full-tile grid of the first, so every tile's O takes the buffer.
     cases.append(Case("persistent causal d256", dtype=dt, b=2, h=16, hk=4, d=256, seqs_q=[900], seqs_k=[1000], causal=True))

@@ -17,7 +17,8 @@ using flash::cuda::kFwdTiles;
 // sm90_pick: without softcap, the last row whose min_sk the length reaches; with softcap, a row that has a
 // softcap kernel (the length's row if it has one).
 static void pick() {
-    const int64_t lengths[] = {1, 17, 97, 511, 512, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 16384, int64_t(1) << 31};
+    const int64_t lengths[] = {1, 17, 97, 511, 512, 1023, 1024, 1025, 1535, 1536, 1537, 2047, 2048, 2049, 4095, 4096, 16384,
+                               int64_t(1) << 31};
     for (const Sm90Tile& row : kSm90Tiles) {
         const int d = row.d, dv = row.dv;
         const bool masked = row.masked != 0;

@@ -132,10 +132,16 @@ struct Sm90Tile {
 //   see their first key in the second block, so spec 1 recomputed there); d128 0.95-1.0 (the larger branch), d256
 //   (rescue only; spec 1 spills) short rows -2..-3%, causal long row -3..-6%, non-causal long row +1-3% in session 27
 //   and 0.93-1.00 in session 28: spec 2 on the d64 causal 3-consumer row only.
+// - Row boundaries re-measured (session 35, H100, one-process A/Bs of tuning rows, 5 rounds; bench/NOTES.md step 54):
+//   d64 non-causal 3-consumer row against the 2-consumer one 0.94 / 0.96-0.98 / 1.09-1.10 / 1.13 at 512 / 1k / 1536 /
+//   2k (the 192-row tiles divide 1536 and 3072 exactly) -> from 1536 keys (was 2048); d256 non-causal block_n 80 row
+//   against the block_n 128 short row 1.00-1.01 / 1.00-1.01 / 1.01-1.04 / 1.03-1.04 at 1k / 1536 / 2k / 3k -> from
+//   2048 keys (was 4096). The d256 causal long row (one CTA per tile) 0.87-0.95 below 2k, 1.00-1.01 at 3k: unchanged.
+//   spec 1 on the d256 non-causal long row: 0.99-1.02 at 4k-16k (its softcap kernel spills 4 B): off.
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o stagger spec
     {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, 1},
-    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 2048, true, true, false, false, false, 1},
+    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 1536, true, true, false, false, false, 1},
     {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, 0},
     {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true, false, false, 2},
     {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, 1},
@@ -149,7 +155,7 @@ constexpr Sm90Tile kSm90Tiles[] = {
     {192, 128, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 1, 0, 2, 0, true, false, true, false, false, 0},
     {192, 128, 1, 2, 128, 2, true, true, false, false, 24, 240, true, 1, 0, 1, 2048, true, false, true, false, false, 0},
     {256, 256, 0, 2, 128, 1, false, true, true, false, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, 0},
-    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, 0},
+    {256, 256, 0, 2, 80, 2, true, false, true, false, 24, 240, true, 1, 0, 0, 2048, true, false, false, true, false, 0},
     {256, 256, 1, 2, 128, 1, false, true, true, true, 24, 240, true, 1, 0, 2, 0, false, false, false, false, false, 0},
     {256, 256, 1, 2, 80, 2, true, false, false, false, 24, 240, true, 1, 0, 0, 4096, true, false, false, true, false, 0},
 };
