@@ -471,47 +471,6 @@ static void test_griddep() {
     cudaFree(out);
 }
 
-// ---- mbar_arrive_if (mbarrier.cuh): 128 threads, only lane 0 of each warp arrives. With a count of 5 the phase must
-// still be open after the 4 arrivals (no other lane arrived) and close with one more; with a count of 4 it closes. ----
-__global__ void k_arrive_if(int count, int* out) {
-    __shared__ __align__(8) unsigned long long bar_storage;
-    const uint32_t bar = smem_u32addr(&bar_storage);
-    if (threadIdx.x == 0) {
-        mbar_init(bar, uint32_t(count));
-        mbar_fence_init();
-    }
-    __syncthreads();
-    mbar_arrive_if(bar, (threadIdx.x & 31) == 0);
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        out[0] = mbar_try_wait(bar, 0) ? 1 : 0;
-        if (count == 5) {
-            mbar_arrive(bar);
-            out[1] = mbar_try_wait(bar, 0) ? 1 : 0;
-        }
-    }
-}
-
-static void test_arrive_if() {
-    int* out;
-    CK(cudaMalloc(&out, 2 * sizeof(int)));
-    int h[2];
-    CK(cudaMemset(out, 0xff, 2 * sizeof(int)));
-    k_arrive_if<<<1, 128>>>(4, out);
-    CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(h, out, sizeof h, cudaMemcpyDeviceToHost));
-    const bool four = h[0] == 1;
-    CK(cudaMemset(out, 0xff, 2 * sizeof(int)));
-    k_arrive_if<<<1, 128>>>(5, out);
-    CK(cudaDeviceSynchronize());
-    int g[2];
-    CK(cudaMemcpy(g, out, sizeof g, cudaMemcpyDeviceToHost));
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "count 4: complete %d; count 5: after 4 arrivals %d, after 5 %d", h[0], g[0], g[1]);
-    report("mbar_arrive_if arrives from the predicated lanes only", four && g[0] == 0 && g[1] == 1, buf);
-    cudaFree(out);
-}
-
 // ---- named_barrier_or (warpgroup.cuh): 3 groups of 128 threads, each voting on its own barrier id; the vote of a
 // group is true iff one of its threads passed true (thread `who` of group 1, nobody in group 0, every thread of group
 // 2). Every thread writes what it got back, so a vote that leaked across groups or missed a warp shows. ----
@@ -563,7 +522,6 @@ int main() {
     test_wgmma_trans_a<false>();
     test_griddep();
     test_bar_or();
-    test_arrive_if();
     test_wgmma<80, 256, true, true>(); // diagnostic only: which descriptor field strides the column blocks
     std::printf("%s: %d failed\n", g_fail ? "FAILED" : "ALL PASSED", g_fail);
     return g_fail ? 1 : 0;
