@@ -115,11 +115,6 @@ struct Sm90Cfg {
 #endif
     static constexpr bool kClaimLate = kDynamic && FLASH_SM90_CLAIM_LATE != 0;
     static_assert(kSpec >= 0 && kSpec <= 2, "FLASH_SM90_SPEC takes 0, 1 or 2");
-#ifndef FLASH_SM90_WARP_RELEASE
-#define FLASH_SM90_WARP_RELEASE 0 // A/B builds only: 1 = K / V slots released by one lane per consumer warp
-#endif
-    // K / V slot releases: one arrival per consumer warp (lane 0, predicated) instead of one per thread.
-    static constexpr bool kWarpRelease = FLASH_SM90_WARP_RELEASE != 0;
     static constexpr int kSmem = sm90_smem_bytes(kTile); // 1 KB slack + kBarBytes + kQSlots Q tiles + the K/V ring
     static_assert(kTile.d == kD_ && kTile.dv == kDV_, "(d, dv) missing from kSm90Tiles");
     static_assert(8 * (10 + 4 * kStages) <= 512, "the mbarriers overlap the tile ring at +512");
@@ -309,8 +304,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         for (int s = 0; s < S; ++s) {
             mbar_init(k_full(s), 1);
             mbar_init(v_full(s), 1);
-            mbar_init(k_empty(s), (Cfg::kWarpRelease ? 4 : 128) * Cfg::kCons);
-            mbar_init(v_empty(s), (Cfg::kWarpRelease ? 4 : 128) * Cfg::kCons);
+            mbar_init(k_empty(s), 128 * Cfg::kCons);
+            mbar_init(v_empty(s), 128 * Cfg::kCons);
         }
         mbar_fence_init();
     }
@@ -485,12 +480,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
     auto sched_pass = [&]() {
         if constexpr (Cfg::kPingpong) named_barrier_arrive(kSched + (1 - cw), 256);
     };
-    // Releases a K / V slot once every thread of the warpgroup has waited for the GEMM that read it (a warp's wgmma
-    // wait is warp-synchronous, so with kWarpRelease lane 0 arrives for its warp).
-    auto release_kv = [&](uint32_t bar) {
-        if constexpr (Cfg::kWarpRelease) mbar_arrive_if(bar, lane == 0);
-        else mbar_arrive(bar);
-    };
     auto fence_p = [&]() {
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) fence_operand(pf[kk]);
@@ -500,7 +489,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         wgmma_wait<0>();
         fence_operand(o);
         fence_p();
-        release_kv(v_empty(st));
+        mbar_arrive(v_empty(st));
     };
 
     // Softcap and the mask of key block n applied to its scores in s.
@@ -776,7 +765,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
         // cost more than the later releases (bench/NOTES.md step 43, call 3).
         auto softmax_block = [&](int j, int st, int qs, float (&alpha)[2]) {
             auto release = [&]() {
-                release_kv(k_empty(st));
+                mbar_arrive(k_empty(st));
                 if (!Cfg::kQSlotO && j == nt - 1) mbar_arrive(q_empty(qs));
             };
             if (Cfg::kSpec && j > 0) {

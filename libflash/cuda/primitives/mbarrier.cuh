@@ -38,18 +38,6 @@ FLASH_DEVICE void mbar_arrive(uint32_t bar) {
 #endif
 }
 
-// One arrival from each thread whose `pred` is true, without a branch (a predicated instruction: no divergence for
-// the warp to reconverge from), e.g. one lane per warp releasing a buffer the whole warp has finished with.
-FLASH_DEVICE void mbar_arrive_if(uint32_t bar, bool pred) {
-#if FLASH_SM90_OR_NEWER
-    asm volatile("{\n .reg .pred p;\n .reg .b64 st;\n setp.ne.u32 p, %1, 0;\n @p mbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar),
-                 "r"(uint32_t(pred))
-                 : "memory");
-#else
-    FLASH_ARCH_TRAP();
-#endif
-}
-
 // One arrival that also announces `bytes` of transactions the phase must wait for.
 FLASH_DEVICE void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
 #if FLASH_SM90_OR_NEWER
