@@ -13,8 +13,6 @@
 #include "../attn_params.h"
 #include "../device_info.h"
 #include "../fwd_launch.h"
-#include "../launch_ex.h"
-#include "../primitives/griddep.cuh"
 #include "../split_heuristic.h"
 #include "../tile_order.h"
 #include "fwd_sm90_config.h"
@@ -30,15 +28,6 @@ namespace flash::cuda::sm90 {
 #else
 #define FLASH_SM90_MLA 0
 #endif
-
-// Zeroes the dynamic schedule's tile counter and lets the forward kernel, launched as its programmatic dependent,
-// start at once: the kernel's producer waits for this grid (griddep_wait) only before its first claim, so the
-// launch gap and the kernel's prologue (barrier init, Q and first K / V loads) overlap this one. Replaces a
-// cudaMemsetAsync, after which the kernel could only start once the memset had completed.
-__global__ void sm90_counter_zero(int* counter) {
-    prim::griddep_launch_dependents();
-    *counter = 0;
-}
 
 namespace {
 
@@ -265,9 +254,8 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     if (dynamic) {
         if (counter == nullptr) return set_error(FLASH_ERROR_INTERNAL, "sm90 fwd: no workspace for the tile counter");
         sp.tile_counter = counter;
-        if (const cudaError_t e = launch_ex(sm90_counter_zero, dim3(1), dim3(1), 0, stream, false, counter);
-            e != cudaSuccess)
-            return set_cuda_error(e, cudaGetErrorString(e), "sm90 tile counter reset launch");
+        if (const cudaError_t e = cudaMemsetAsync(counter, 0, sizeof(int), stream); e != cudaSuccess)
+            return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(sm90 tile counter)");
     }
     // A persistent-compiled kernel launched with one CTA per tile runs one tile per CTA (its next tile is
     // past the end): long tiles amortize their own prologue, and the hardware balances them best.
@@ -366,7 +354,7 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
         return set_cuda_error(e, cudaGetErrorString(e), "cudaMemsetAsync(sm90 trace)");
     sp.trace = trace_buf;
 #endif
-    st = launch(sp, grid, dynamic); // dynamic: a programmatic dependent of sm90_counter_zero
+    st = launch(sp, grid, false);
     if (st == FLASH_OK && tail) {
         st = launch(tp, dim3(unsigned(c.tail_ctas)), true);
         if (st == FLASH_OK) st = run_fwd_tail_combine(tp.f, tc, bf16, true, stream);

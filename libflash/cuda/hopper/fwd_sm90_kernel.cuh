@@ -335,9 +335,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) fwd_sm90_kernel(const __grid
                     const int slot = i & 1;
                     mbar_wait(tile_empty(slot), ((i >> 1) & 1) ^ 1);
                     if (i > 0) mbar_wait(claim_go, (i - 1) & 1);
-                    // The counter is zeroed by the grid this one is a programmatic dependent of (fwd_sm90.cu):
-                    // only the first claim from it waits for that grid; tile 0 is blockIdx.x.
-                    if (i == 1) griddep_wait();
                     const int tile = i == 0 ? int(blockIdx.x) : int(gridDim.x) + atomicAdd(P.tile_counter, 1);
                     st_shared_b32(s_tile + 4u * slot, uint32_t(tile < total_tiles ? tile : total_tiles));
                     mbar_arrive(tile_full(slot));
