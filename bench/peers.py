@@ -48,6 +48,23 @@ def rotated(todo, r):
     return todo[k:] + todo[:k]
 
 
+def time_rounds(row, live, rounds, timer):
+    """Times each (name, fn) of live in `rounds` rounds, round r in rotated(live, r) order, with timer(fn) -> ms.
+    Into row: name_ms_rounds (every round's figure), name_ms (their median), or name_error for an implementation
+    whose timing raised (it is not timed again)."""
+    for r in range(max(1, rounds)):
+        for name, fn in rotated(live, r):
+            if name + "_error" in row:
+                continue
+            try:
+                row.setdefault(name + "_ms_rounds", []).append(timer(fn))
+            except Exception as e:
+                row[name + "_error"] = repr(e)[:200]
+    for name, _ in live:
+        if name + "_error" not in row:
+            row[name + "_ms"] = median(row[name + "_ms_rounds"])
+
+
 def write_outputs(out, meta, rows, write_json=True):
     """peers.json (unless re-rendering), peers.md and peers.png under out."""
     os.makedirs(out, exist_ok=True)
@@ -155,21 +172,11 @@ def main():
                                     ref = out
                             except Exception as e:  # a backend may refuse a shape
                                 row[name + "_error"] = repr(e)[:200]
-                    live = [(n, fn) for n, fn in todo if n + "_error" not in row]
-                    for r in range(max(1, args.rounds)):
-                        for name, fn in rotated(live, r):
-                            if name + "_error" in row:
-                                continue
-                            try:
-                                row.setdefault(name + "_ms_rounds", []).append(bench(fn, args.rep))
-                            except Exception as e:
-                                row[name + "_error"] = repr(e)[:200]
-                    for name, _ in live:
-                        if name + "_error" in row:
-                            continue
-                        ms = median(row[name + "_ms_rounds"])
-                        row[name + "_ms"] = ms
-                        row[name + "_tflops"] = flops / ms / 1e9
+                    time_rounds(row, [(n, fn) for n, fn in todo if n + "_error" not in row], args.rounds,
+                                lambda fn: bench(fn, args.rep))
+                    for name, _ in todo:
+                        if name + "_ms" in row:
+                            row[name + "_tflops"] = flops / row[name + "_ms"] / 1e9
                     if ref is not None:
                         row["maxdiff_vs_sdpa_flash"] = (o.float() - ref.transpose(1, 2).float()).abs().max().item()
                     if "sdpa_flash_tflops" in row and "libflash_tflops" in row:
