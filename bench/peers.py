@@ -50,8 +50,8 @@ def rotated(todo, r):
 
 def time_rounds(row, live, rounds, timer):
     """Times each (name, fn) of live in `rounds` rounds, round r in rotated(live, r) order, with timer(fn) -> ms.
-    Into row: name_ms_rounds (every round's figure), name_ms (their median), or name_error for an implementation
-    whose timing raised (it is not timed again)."""
+    Into row: name_ms_rounds (every round's figure) and name_ms (their median); for an implementation whose timing
+    raised, name_error instead of name_ms (it is not timed again; the rounds before it stay in name_ms_rounds)."""
     for r in range(max(1, rounds)):
         for name, fn in rotated(live, r):
             if name + "_error" in row:

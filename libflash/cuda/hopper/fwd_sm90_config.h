@@ -70,6 +70,7 @@ struct Sm90Tile {
 //   d64 causal: 3 or 4 stages = 2 (+-1%); d256 causal dynamic (q_slots 1, no room for 2): +2% at 512-1k, -10% at 16k.
 // - Two rows for d64 (step 12): 2 consumers + ping-pong + tma_o below 2k keys (+6% at 512-1k non-causal over
 //   3 consumers, -1..-7% from 2k); 3 consumers from 2k (causal: +3-4% at 2k-4k, +12% at 16k, -8..-11% at 512-1k).
+//   Non-causal from 1536 keys since session 35 (below).
 // - tma_o (step 11): d128 +11% / +7% / +5% / +2% / 0 non-causal and +17% / +11% / +6% / +3% / -1% causal at
 //   512 / 1k / 2k / 4k / 16k; d64 non-causal (3 consumers) 0.98 -> 0.83 (worse with seqlen: the loop's code,
 //   not the epilogue), d64 causal with q_slots 2 0.97-1.03; d256 causal spills 124 B with it. On at d128 only
@@ -107,7 +108,8 @@ struct Sm90Tile {
 // - O through a buffer of its own (tma_o 2; session 18, H200, one-process A/Bs, bench/NOTES.md step 35): the persistent
 //   rows with one Q slot had room for 64 x dv more but not for a second Q. d256 short rows +19% / +9% / +4% non-causal
 //   and +17% / +10% / +8% causal at 512 / 1k / 2k, and with it they now serve up to 4k keys (non-causal from 1k and
-//   causal from 2k ran the block_n 80 rows; at 4k and 8k the block_n 80 rows stay 1-3% ahead). MLA 192 / 128 +5-12%
+//   causal from 2k ran the block_n 80 rows; at 4k and 8k the block_n 80 rows stay 1-3% ahead). Since session 35 the
+//   non-causal short row serves below 2k keys only (below). MLA 192 / 128 +5-12%
 //   (non-causal and causal row 0 tma_o 2, causal row 1 tma_o 1). Not kept: the d256 causal long row with O through its
 //   Q slot (one CTA per tile; 0.86-0.92 at 4k-16k, with the exit waiting for the copy's reads only), d128 with the
 //   buffer instead of its second Q slot's O (0.96-0.98), the d256 non-causal long row one CTA per tile with O through
@@ -133,7 +135,7 @@ struct Sm90Tile {
 //   (rescue only; spec 1 spills) short rows -2..-3%, causal long row -3..-6%, non-causal long row +1-3% in session 27
 //   and 0.93-1.00 in session 28: spec 2 on the d64 causal 3-consumer row only.
 // - Row boundaries re-measured (session 35, H100, one-process A/Bs of tuning rows, 5 rounds; bench/NOTES.md step 54):
-//   d64 non-causal 3-consumer row against the 2-consumer one 0.94 / 0.96-0.98 / 1.09-1.10 / 1.13 at 512 / 1k / 1536 /
+//   d64 non-causal 3-consumer row against the 2-consumer one 0.94 / 0.98-1.00 / 1.11 / 1.10-1.13 at 512 / 1k / 1536 /
 //   2k (the 192-row tiles divide 1536 and 3072 exactly) -> from 1536 keys (was 2048); d256 non-causal block_n 80 row
 //   against the block_n 128 short row 1.00-1.01 / 1.00-1.01 / 1.01-1.04 / 1.03-1.04 at 1k / 1536 / 2k / 3k -> from
 //   2048 keys (was 4096). The d256 causal long row (one CTA per tile) 0.87-0.95 below 2k, 1.00-1.01 at 3k: unchanged.
