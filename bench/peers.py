@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+from statistics import median
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu"))
 from plot_grid import plot_tflops  # noqa: E402
@@ -34,12 +35,6 @@ from plot_grid import plot_tflops  # noqa: E402
 def bench(fn, rep=100):
     import triton
     return triton.testing.do_bench(fn, warmup=25, rep=rep, return_mode="median")
-
-
-def median(xs):
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
 def rotated(todo, r):
