@@ -2,12 +2,12 @@
 // kernel takes) under the same bad and odd fields, no kernel fault (the device synchronizes clean at the end), and a
 // refused call writes nothing. Index arrays get random contents only with FLASH_CHECK_INDICES=1 (else the library,
 // like FA2, does not read device index arrays on the host). Skipped without CUDA.
-import { expect, test } from "bun:test";
-import { deviceMalloc, deviceSynchronize, hasCuda, memcpy, MemcpyKind, memset, Status } from "../ts/index.ts";
+import { afterAll, expect, test } from "bun:test";
+import { deviceFree, deviceMalloc, deviceSynchronize, hasCuda, memcpy, MemcpyKind, memset, Status } from "../ts/index.ts";
 import { bytesOf, fuzz, NAMES, OUTS, type Entry, type Idx, type Mem, type Name } from "./fuzz/params.ts";
 
 // Device buffers of the bf16 problem; outputs poisoned with all-ones bytes (NaN), read back to check.
-function deviceMem(): Mem {
+function deviceMem(): Mem & { free(): void } {
   const bufs = new Map<Name, number | bigint>();
   for (const n of NAMES) bufs.set(n, deviceMalloc(bytesOf(n, 2)));
   const idx = new Map<Idx, number | bigint>();
@@ -33,12 +33,14 @@ function deviceMem(): Mem {
       return host.subarray(0, bytes).every((x) => x === 0xff);
     },
     workspace: (bytes) => (bytes <= 16 << 20 ? ws : null),
+    free() {
+      for (const p of [...bufs.values(), ...idx.values(), ws]) deviceFree(p);
+    },
   };
 }
 
-
-
 const mem = hasCuda() ? deviceMem() : null;
+afterAll(() => mem?.free());
 for (const [entry, seed] of [["flash_fwd", 21], ["flash_fwd_kvcache", 22], ["flash_bwd", 23]] as [Entry, number][]) {
   test.skipIf(!hasCuda())(`${entry} on CUDA: 1500 random draws of bad and odd fields, no fault, refused calls write nothing`, () => {
     const { failures, counts } = fuzz(mem!, entry, seed, 1500);
