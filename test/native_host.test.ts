@@ -1,16 +1,17 @@
 // Host-side C++ drivers of code the CUDA kernels share with the host, built with the system C++ compiler so they
 // run on machines without a GPU or nvcc (CI compiles no sm_90a code): test/native/index_math.cpp (FastDiv, the
-// L2-section tile order) and test/native/tile_table.cpp (the forward tile tables, mma.sync and Hopper: their rules are
-// static_asserts of the headers, the row choice and the rules themselves are checked at run time). Each prints "ok <checks>" when it passes.
+// L2-section tile order), test/native/tile_table.cpp (the forward tile tables, mma.sync and Hopper: their rules are
+// static_asserts of the headers, the row choice and the rules themselves are checked at run time) and
+// test/native/tune_row.cpp (the Hopper table's command-line tuning row, which every tile A/B times). Each prints "ok <checks>" when it passes.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
 
-function buildAndRun(name: string): { stdout: string; exitCode: number } {
+function buildAndRun(name: string, defines: string[] = []): { stdout: string; exitCode: number } {
   const dir = Bun.spawnSync(["mktemp", "-d"]).stdout.toString().trim();
   const exe = join(dir, name);
-  const cc = Bun.spawnSync(["c++", "-std=c++17", "-O2", "-I", join(root, "libflash"), join(root, `test/native/${name}.cpp`), "-o", exe]);
+  const cc = Bun.spawnSync(["c++", "-std=c++17", "-O2", ...defines, "-I", join(root, "libflash"), join(root, `test/native/${name}.cpp`), "-o", exe]);
   expect(cc.stderr.toString()).toBe("");
   expect(cc.exitCode).toBe(0);
   const r = Bun.spawnSync([exe]);
@@ -25,6 +26,16 @@ test("FastDiv and the L2 sections hold their contracts on the host", () => {
 
 test("the forward tile tables keep their rules and the Hopper one picks rows as documented", () => {
   const r = buildAndRun("tile_table");
+  expect(r.stdout).toMatch(/^ok \d+\n$/);
+  expect(r.exitCode).toBe(0);
+});
+
+// Values no shipped row has, so a field that a cast narrows or drops shows (spec 2 read as 1 until session 36).
+const tuneRow = { D: 64, CONS: 2, BN: 128, ST: 3, OV: 1, PP: 1, PS: 1, DY: 1, RP: 24, RC: 240, DB: 1, QS: 2, PMN: 5, TO: 1,
+  DE: 1, UN: 1, PO: 1, SG: 1, SP: 2 };
+
+test("the Hopper table's tuning row carries every FLASH_SM90_TUNE_* value through unchanged", () => {
+  const r = buildAndRun("tune_row", Object.entries(tuneRow).map(([k, v]) => `-DFLASH_SM90_TUNE_${k}=${v}`));
   expect(r.stdout).toMatch(/^ok \d+\n$/);
   expect(r.exitCode).toBe(0);
 });

@@ -202,7 +202,7 @@ constexpr Sm90Tile sm90_tile(int d, int dv, bool masked, int alt = 0) {
                         FLASH_SM90_TUNE_PS != 0, FLASH_SM90_TUNE_DY != 0, FLASH_SM90_TUNE_RP, FLASH_SM90_TUNE_RC,
                         FLASH_SM90_TUNE_DB != 0, FLASH_SM90_TUNE_QS, FLASH_SM90_TUNE_PMN,
                         FLASH_SM90_TUNE_TO, alt == 0 ? 0 : 1 << 30, true, FLASH_SM90_TUNE_DE != 0, FLASH_SM90_TUNE_UN != 0,
-                        FLASH_SM90_TUNE_PO != 0, FLASH_SM90_TUNE_SG != 0, FLASH_SM90_TUNE_SP != 0};
+                        FLASH_SM90_TUNE_PO != 0, FLASH_SM90_TUNE_SG != 0, FLASH_SM90_TUNE_SP};
 #endif
     for (const Sm90Tile& t : kSm90Tiles)
         if (t.d == d && t.dv == dv && t.masked == (masked ? 1 : 0) && alt-- == 0) return t;
