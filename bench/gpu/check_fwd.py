@@ -349,7 +349,7 @@ def build_cases(quick):
                       seqs_q=[1024], seqs_k=[128], causal=True))
     cases.append(Case("persistent varlen causal d256", dtype=dt, b=0, h=16, hk=16, d=256, seqs_q=[700, 1] * 8,
                       seqs_k=[700, 1] * 8, varlen=True, causal=True))
-    # seqlen_k >= 2048 (causal; non-causal >= 1536) puts d64 on its second tile row (3 consumers, fwd_sm90_config.h);
+    # seqlen_k >= 2048 (causal; non-causal >= 1025) puts d64 on its second tile row (3 consumers, fwd_sm90_config.h);
     # varlen: the longest sequence decides. Without num_splits the heuristic may split these small grids (the row then
     # follows the keys per split).
     cases.append(Case("long d64", dtype=dt, b=1, h=4, hk=2, d=64, seqs_q=[2100], seqs_k=[2100]))
@@ -363,7 +363,12 @@ def build_cases(quick):
     cases.append(Case("long d256", dtype=dt, b=1, h=4, hk=1, d=256, seqs_q=[1100], seqs_k=[4130]))
     cases.append(Case("long d256 2048", dtype=dt, b=2, h=8, hk=2, d=256, seqs_q=[333], seqs_k=[2048], num_splits=1))
     cases.append(Case("short d256 2047", dtype=torch.float16, b=1, h=8, hk=8, d=256, seqs_q=[257], seqs_k=[2047], num_splits=1))
-    # d64 non-causal: the 3-consumer row (192-row tiles) from 1536 keys, a partial last tile and a full-tile grid.
+    # d64 non-causal: the 3-consumer row (192-row tiles) from 1025 keys, a partial last tile and a full-tile grid; below
+    # it the persistent 2-consumer row (CTAs taking 2 tiles of 8 key blocks, so a K/V ring whose depth does not divide 8
+    # wraps its phase inside and across tiles), and the boundary itself.
+    cases.append(Case("persistent 2-consumer d64", dtype=dt, b=3, h=16, hk=8, d=64, seqs_q=[1000], seqs_k=[1000], num_splits=1))
+    cases.append(Case("2-consumer d64 1024", dtype=torch.float16, b=1, h=6, hk=2, d=64, seqs_q=[333], seqs_k=[1024], num_splits=1))
+    cases.append(Case("3-consumer d64 1025", dtype=dt, b=2, h=6, hk=3, d=64, seqs_q=[700], seqs_k=[1025], num_splits=1))
     cases.append(Case("3-consumer d64 1536", dtype=dt, b=2, h=6, hk=3, d=64, seqs_q=[1500], seqs_k=[1536], num_splits=1))
     cases.append(Case("3-consumer d64 full tiles", dtype=torch.float16, b=1, h=4, hk=4, d=64, seqs_q=[1536], seqs_k=[1600],
                       num_splits=1))
@@ -400,7 +405,7 @@ def build_cases(quick):
     cases.append(Case("packgqa dv64 d128", dtype=dt, b=2, h=8, hk=2, d=128, dv=64, seqs_q=[30], seqs_k=[129], num_splits=1, pack=True))
     cases.append(Case("no packgqa sq1000 d128", dtype=dt, b=1, h=8, hk=1, d=128, seqs_q=[1024], seqs_k=[1024], num_splits=1, pack=False))
     # Split-KV on the Hopper kernel (packed instantiation; group 1 packs trivially): every head dim and tile row
-    # (the row follows the keys per split: d64 >= 1536 non-causal / 2048 causal per split takes the 3-consumer row,
+    # (the row follows the keys per split: d64 >= 1025 non-causal / 2048 causal per split takes the 3-consumer row,
     # d256 >= 2048 non-causal / 4096 causal the block_n 80 rows), every mask, varlen, seqused / leftpad, softcap, GQA groups that do and do not divide block_m, MQA,
     # dv < d, splits left empty by a window, more splits than key blocks, and the heuristic on decode shapes.
     cases.append(Case("split2 d64 long row", dtype=dt, b=1, h=2, hk=2, d=64, seqs_q=[300], seqs_k=[4500], num_splits=2))

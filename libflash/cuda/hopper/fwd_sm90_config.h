@@ -70,7 +70,7 @@ struct Sm90Tile {
 //   d64 causal: 3 or 4 stages = 2 (+-1%); d256 causal dynamic (q_slots 1, no room for 2): +2% at 512-1k, -10% at 16k.
 // - Two rows for d64 (step 12): 2 consumers + ping-pong + tma_o below 2k keys (+6% at 512-1k non-causal over
 //   3 consumers, -1..-7% from 2k); 3 consumers from 2k (causal: +3-4% at 2k-4k, +12% at 16k, -8..-11% at 512-1k).
-//   Non-causal from 1536 keys since session 35 (below).
+//   Non-causal from 1536 keys since session 35, from 1025 since session 36 (below).
 // - tma_o (step 11): d128 +11% / +7% / +5% / +2% / 0 non-causal and +17% / +11% / +6% / +3% / -1% causal at
 //   512 / 1k / 2k / 4k / 16k; d64 non-causal (3 consumers) 0.98 -> 0.83 (worse with seqlen: the loop's code,
 //   not the epilogue), d64 causal with q_slots 2 0.97-1.03; d256 causal spills 124 B with it. On at d128 only
@@ -140,10 +140,17 @@ struct Sm90Tile {
 //   against the block_n 128 short row 1.00-1.01 / 1.00-1.01 / 1.01-1.04 / 1.03-1.04 at 1k / 1536 / 2k / 3k -> from
 //   2048 keys (was 4096). The d256 causal long row (one CTA per tile) 0.87-0.95 below 2k, 1.00-1.01 at 3k: unchanged.
 //   spec 1 on the d256 non-causal long row: 0.99-1.02 at 4k-16k (its softcap kernel spills 4 B): off.
+// - d64 rows again (session 36, H100, the same kind of A/B, 5-6 rounds; bench/NOTES.md step 55): non-causal 3-consumer
+//   row against the 2-consumer one 0.98-0.99 / 1.09-1.12 / 1.06-1.09 / 1.06-1.07 / 1.07-1.08 at 1024 / 1088 / 1152 /
+//   1216 / 1280 keys -> from 1025 (was 1536). The non-causal 2-consumer row (now below 1025 keys) with 3 K/V stages
+//   +3 / +1-2 / +4 / +0-1% at 512 / 640 / 768 / 896, 0.99-1.00 at 1024: on branch d64nc until check_fwd has run on
+//   its kernels (no shipped row had a 3-deep ring). Causal: the 3-consumer row 0.89-0.96 below 2048 (boundary
+//   unchanged; its tuning copy ran spec 1, NOTES step 55); the 2-consumer row with 3 stages 0.99 / 1.01 / 1.01-1.03 at
+//   512 / 1k / 1536, 4 stages 0.98 / 1.00 / 1.01-1.02: 2 stages kept (causal 512 is the cell furthest below cuDNN).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o stagger spec
     {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, 1},
-    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 1536, true, true, false, false, false, 1},
+    {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 1025, true, true, false, false, false, 1},
     {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, 0},
     {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true, false, false, 2},
     {96, 96, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, 1},
