@@ -8,10 +8,10 @@ import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
 
-function buildAndRun(name: string, defines: string[] = []): { stdout: string; exitCode: number } {
+function buildAndRun(name: string, defines: string[] = [], opt = "-O2"): { stdout: string; exitCode: number } {
   const dir = Bun.spawnSync(["mktemp", "-d"]).stdout.toString().trim();
   const exe = join(dir, name);
-  const cc = Bun.spawnSync(["c++", "-std=c++17", "-O2", ...defines, "-I", join(root, "libflash"), join(root, `test/native/${name}.cpp`), "-o", exe]);
+  const cc = Bun.spawnSync(["c++", "-std=c++17", opt, ...defines, "-I", join(root, "libflash"), join(root, `test/native/${name}.cpp`), "-o", exe]);
   expect(cc.stderr.toString()).toBe("");
   expect(cc.exitCode).toBe(0);
   const r = Bun.spawnSync([exe]);
@@ -39,3 +39,25 @@ test("the Hopper table's tuning row carries every FLASH_SM90_TUNE_* value throug
   expect(r.stdout).toMatch(/^ok \d+\n$/);
   expect(r.exitCode).toBe(0);
 });
+
+// scripts/sm90_tune_flags.py prints the tuning-row flags of a table row, which A/B recipes take instead of copying
+// fields by hand: each row's copy must equal the row (but min_sk / softcap, which a tuning row fixes).
+const hasPython = Bun.spawnSync(["python3", "--version"]).exitCode === 0;
+test.skipIf(!hasPython)("scripts/sm90_tune_flags.py copies every row of the Hopper table faithfully", () => {
+  const script = join(root, "scripts/sm90_tune_flags.py");
+  const list = Bun.spawnSync(["python3", script, "--list"]);
+  expect(list.exitCode).toBe(0);
+  const rows = list.stdout.toString().trim().split("\n").map((l) => l.split(" ").map(Number));
+  expect(rows.length).toBeGreaterThanOrEqual(16);
+  for (const [d, dv, mask, alt] of rows) {
+    const f = Bun.spawnSync(["python3", script, String(d), String(mask), String(alt), "--dv", String(dv)]);
+    expect(f.exitCode).toBe(0);
+    const defines = [...f.stdout.toString().trim().split(" "), `-DTUNE_ROW_MASK=${mask}`, `-DTUNE_ROW_ALT=${alt}`];
+    const r = buildAndRun("tune_row", defines, "-O0");
+    expect(`${d} ${dv} ${mask} ${alt}: ${r.stdout}`).toMatch(/: ok \d+\n$/);
+  }
+  // an override replaces the field; the macro stays defined once
+  const o = Bun.spawnSync(["python3", script, "64", "0", "0", "ST=3"]).stdout.toString();
+  expect(o.match(/FLASH_SM90_TUNE_ST=/g)?.length).toBe(1);
+  expect(o).toContain("-DFLASH_SM90_TUNE_ST=3");
+}, 120_000);

@@ -1,7 +1,8 @@
 // The tuning row of the Hopper tile table (FLASH_SM90_TUNE_*, scripts/ab_tune.sh): an A/B is only as good as the copy
 // of the row it times, so every field must come through from its macro unchanged. Built by test/native_host.test.ts
-// with the macros below set to values no shipped row has (spec 2 was once narrowed to a bool: session 36).
-#include <cstdio>
+// with values no shipped row has (spec 2 was once narrowed to a bool: session 36), and once per table row with the
+// flags scripts/sm90_tune_flags.py prints for it (TUNE_ROW_MASK / TUNE_ROW_ALT name the row): then the copy must equal
+// that row in every field but min_sk and softcap, which a tuning row fixes.
 
 #include "cuda/hopper/fwd_sm90_config.h"
 #include "expect.h"
@@ -35,5 +36,24 @@ int main() {
         // the second row never serves a length (the tuning row replaces the triple)
         EXPECT(sm90_pick(FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, masked != 0, int64_t(1) << 24, false) == 0, "pick\n");
     }
+#ifdef TUNE_ROW_ALT
+    const Sm90Tile* row = nullptr; // the table's row itself (sm90_tile returns the copy in this build)
+    int alt = TUNE_ROW_ALT;
+    for (const Sm90Tile& r : kSm90Tiles)
+        if (r.d == FLASH_SM90_TUNE_D && r.dv == FLASH_SM90_TUNE_DV && r.masked == TUNE_ROW_MASK && alt-- == 0) row = &r;
+    EXPECT(row != nullptr, "no table row\n");
+    if (row) {
+        Sm90Tile c = sm90_tile(FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, TUNE_ROW_MASK != 0, 0), r = *row;
+        c.min_sk = r.min_sk = 0;
+        c.softcap = r.softcap = true;
+        EXPECT(c.consumers == r.consumers && c.block_n == r.block_n && c.stages == r.stages && c.overlap == r.overlap &&
+                   c.pingpong == r.pingpong && c.persistent == r.persistent && c.dynamic == r.dynamic &&
+                   c.reg_producer == r.reg_producer && c.reg_consumer == r.reg_consumer && c.desc_base == r.desc_base &&
+                   c.q_slots == r.q_slots && c.persist_max_n == r.persist_max_n && c.tma_o == r.tma_o &&
+                   c.dense == r.dense && c.uniform == r.uniform && c.pair_o == r.pair_o && c.stagger == r.stagger &&
+                   c.spec == r.spec,
+               "the copy of row %d differs from the table\n", TUNE_ROW_ALT);
+    }
+#endif
     return native_test::finish();
 }
