@@ -43,9 +43,7 @@ int main() {
         if (r.d == FLASH_SM90_TUNE_D && r.dv == FLASH_SM90_TUNE_DV && r.masked == TUNE_ROW_MASK && alt-- == 0) row = &r;
     EXPECT(row != nullptr, "no table row\n");
     if (row) {
-        Sm90Tile c = sm90_tile(FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, TUNE_ROW_MASK != 0, 0), r = *row;
-        c.min_sk = r.min_sk = 0;
-        c.softcap = r.softcap = true;
+        const Sm90Tile c = sm90_tile(FLASH_SM90_TUNE_D, FLASH_SM90_TUNE_DV, TUNE_ROW_MASK != 0, 0), &r = *row;
         EXPECT(c.consumers == r.consumers && c.block_n == r.block_n && c.stages == r.stages && c.overlap == r.overlap &&
                    c.pingpong == r.pingpong && c.persistent == r.persistent && c.dynamic == r.dynamic &&
                    c.reg_producer == r.reg_producer && c.reg_consumer == r.reg_consumer && c.desc_base == r.desc_base &&
