@@ -2,8 +2,9 @@
 # Same-process A/B of tuning builds on the GPU machine (the way a few-percent kernel change is judged, bench/NOTES.md
 # "Hopper forward" step 8): "base" = the tree as it is, plus one build per argument NAME=FLAGS (FLAGS go into
 # CMAKE_CUDA_FLAGS: the FLASH_TUNE_* / FLASH_SM90_TUNE_* rows of fwd_config.h / hopper/fwd_sm90_config.h), all for
-# DIMS, built side by side (scripts/sm90_tune_flags.py prints a Hopper table row's flags, with overrides); then bench/gpu/ab_interleave.py over them (AB_ARGS passed through; FLASH_SM90=0 in the
-# environment times the mma.sync path). Writes $OUT/ab_tune.{txt,jsonl} and the build logs.
+# DIMS, built side by side (scripts/sm90_tune_flags.py prints a Hopper table row's flags, with overrides); then
+# bench/gpu/ab_interleave.py over them (AB_ARGS passed through; FLASH_SM90=0 in the environment times the mma.sync
+# path). Writes $OUT/ab_tune.{txt,jsonl} and the build logs.
 # Example (mma.sync d128 row with full_load on):
 #   T="-DFLASH_TUNE_D=128 -DFLASH_TUNE_BM=128 -DFLASH_TUNE_BN=64 -DFLASH_TUNE_W=4 -DFLASH_TUNE_ST=1 -DFLASH_TUNE_CTA=2 \
 #      -DFLASH_TUNE_LAZY=1 -DFLASH_TUNE_CHAINS=1"
