@@ -143,13 +143,13 @@ struct Sm90Tile {
 // - d64 rows again (session 36, H100, the same kind of A/B, 5-6 rounds; bench/NOTES.md step 55): non-causal 3-consumer
 //   row against the 2-consumer one 0.98-1.01 / 1.09-1.12 / 1.06-1.09 / 1.06-1.07 / 1.06-1.08 at 1024 / 1088 / 1152 /
 //   1216 / 1280 keys -> from 1025 (was 1536). The non-causal 2-consumer row (now below 1025 keys) with 3 K/V stages
-//   +2-3 / +1-2 / +3-4 / +0-1% at 512 / 640 / 768 / 896, 0.98-1.00 at 1024: on branch d64nc until check_fwd has run on
-//   its kernels (no shipped row had a 3-deep ring). Causal: the 3-consumer row 0.89-0.96 below 2048 (boundary
+//   +2-3 / +1-2 / +3-4 / +0-1% at 512 / 640 / 768 / 896, 0.98-1.00 at 1024: 3 stages (the first row whose ring depth
+//   does not divide a tile's key blocks; check_fwd's "persistent 2-consumer d64" wraps it inside and across tiles). Causal: the 3-consumer row 0.89-0.96 below 2048 (boundary
 //   unchanged; its tuning copy ran spec 1, NOTES step 55); the 2-consumer row with 3 stages 0.99 / 1.01 / 1.01-1.03 at
 //   512 / 1k / 1536, 4 stages 0.98 / 1.00-1.01 / 1.01-1.02: 2 stages kept (causal 512 is the cell furthest below cuDNN).
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o stagger spec
-    {64, 64, 0, 2, 128, 2, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, 1},
+    {64, 64, 0, 2, 128, 3, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, 1},
     {64, 64, 0, 3, 128, 2, true, false, true, false, 32, 160, true, 2, 0, 0, 1025, true, true, false, false, false, 1},
     {64, 64, 1, 2, 128, 2, true, true, true, true, 24, 240, true, 2, 0, 1, 0, true, true, true, false, false, 0},
     {64, 64, 1, 3, 128, 2, true, false, true, true, 32, 160, true, 2, 0, 0, 2048, true, false, true, false, false, 2},
