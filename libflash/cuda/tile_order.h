@@ -13,9 +13,13 @@ namespace flash::cuda {
 
 // (batch, head) pairs per L2 section: 32 MB of K/V (FA3's figure; the H100/H200 L2 is 50 MB). kv_share: query
 // heads sharing one K/V head among adjacent pairs (the GQA group when heads are not packed, else 1).
+// FLASH_L2_SECTION_MB: tuning builds only (scripts/ab_tune.sh), the section's K/V budget in MB.
+#ifndef FLASH_L2_SECTION_MB
+#define FLASH_L2_SECTION_MB 32
+#endif
 inline int64_t l2_section_pairs(int64_t pairs, int64_t seqlen_k, int d, int dv, int kv_share) {
     const int64_t kv_bytes = std::max<int64_t>(1, seqlen_k * (d + dv) * 2 / std::max(1, kv_share));
-    return std::clamp<int64_t>((int64_t(32) << 20) / kv_bytes, 1, std::max<int64_t>(1, pairs));
+    return std::clamp<int64_t>((int64_t(FLASH_L2_SECTION_MB) << 20) / kv_bytes, 1, std::max<int64_t>(1, pairs));
 }
 
 } // namespace flash::cuda
