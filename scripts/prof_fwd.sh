@@ -21,7 +21,9 @@ export LIBFLASH=$LIB PYTHONUNBUFFERED=1
   [ -n "$MMA_CELLS" ] && FLASH_SM90=0 timeout 120 python3 bench/gpu/prof_fwd.py --cells "$MMA_CELLS" --impls libflash,flash
 } > "$OUT/prof_times.txt" 2>&1
 cat "$OUT/prof_times.txt"
-M=sm__cycles_active.min,sm__cycles_active.avg,sm__cycles_active.max,sm__cycles_elapsed.max,gpu__time_duration.sum
+# DRAM bytes and the L2 hit rate: whether a short causal cell re-reads K/V from DRAM (bench/NOTES.md, L2 sections)
+M=sm__cycles_active.min,sm__cycles_active.avg,sm__cycles_active.max,sm__cycles_elapsed.max,gpu__time_duration.sum,\
+dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct
 one() { # env impl cell tag
   echo "=================== $4: $2 $3"
   env $1 timeout 180 ncu -k "regex:fwd|fprop|sdpa|fmha|attn" --launch-skip 3 --launch-count 1 \
@@ -33,4 +35,4 @@ one() { # env impl cell tag
   for c in ${CELLS//,/ }; do for i in ${IMPLS//,/ }; do one X=1 "$i" "$c" sm90; done; done
   for c in ${MMA_CELLS//,/ }; do one FLASH_SM90=0 libflash "$c" mma; one X=1 flash "$c" fa2; done
 } > "$OUT/prof_ncu.txt" 2>&1
-grep -E "^====|Duration|Grid Size|Block Size|Registers Per|Dynamic Shared|Waves Per|Compute \(SM\) Throughput|sm__cycles_active" "$OUT/prof_ncu.txt"
+grep -E "^====|Duration|Grid Size|Block Size|Registers Per|Dynamic Shared|Waves Per|Compute \(SM\) Throughput|sm__cycles_active|dram__bytes|lts__t_sector_hit" "$OUT/prof_ncu.txt"
