@@ -10,10 +10,14 @@ it still holds committed work, and the earlier it commits, the worse the counter
 claims once its committed work, less the last `q` tiles it claimed, is down to `x` key blocks: q 2 / x 0 = claim at
 the consumers' start of the tile before (branch nospill's first version), q 1 / x S = at the load thread's start
 of the tile before (main), q 0 / x S = once the tile before has all its loads issued (FLASH_SM90_CLAIM_LATE).
-Usage: tile_order_model.py [--sms 132] [--overhead 1.0] [--claims]
+--l2: K/V bytes from DRAM per L2 section size: the same schedule's block reads in time order through an LRU cache
+of --l2-mb (Q and O pass through it too); the question of bench/NOTES.md "L2 sections at causal 512-2k". The real
+L2 is neither one LRU nor one partition, so read the ratios between section sizes, not the absolute figures.
+Usage: tile_order_model.py [--sms 132] [--overhead 1.0] [--claims | --l2 [--l2-mb 50]]
 """
 import argparse
 import heapq
+from collections import OrderedDict
 
 
 def makespan(weights, sms):
@@ -72,14 +76,64 @@ def claims_table(a):
                   f"{ideal / r[1]:.3f} | {ideal / r[2]:.3f} | {r[1] / r[2]:.3f} |")
 
 
+def kv_dram_ratio(d, s, bm, bn, sec_mb, a):
+    """K/V bytes read from DRAM / unique K/V bytes for the causal FA3-grid cell (d, s) with sections of sec_mb."""
+    pairs, mb = (16384 // s) * (2048 // d), (s + bm - 1) // bm
+    nblk = [((mb - m) * bm + bn - 1) // bn for m in range(mb)]  # heaviest first
+    sec = max(1, min(pairs, (sec_mb << 20) // (s * 2 * d * 2)))
+    free, events = [0.0] * a.sms, []
+    for s0 in range(0, pairs, sec):
+        for n in nblk:
+            for pair in range(s0, min(pairs, s0 + sec)):
+                t = heapq.heappop(free)
+                events.append((t, ("q", pair, n)))
+                # key blocks last to first (the kernel's order), one block-time apart after the tile's start
+                events += [(t + a.overhead / 2 + j, ("kv", pair, n - 1 - j)) for j in range(n)]
+                events.append((t + n + a.overhead, ("o", pair, n)))
+                heapq.heappush(free, t + n + a.overhead)
+    events.sort(key=lambda e: e[0])
+    kv_bytes, qo_bytes = bn * d * 2 * 2, bm * d * 2
+    lru, used, cap, dram = OrderedDict(), 0, a.l2_mb << 20, 0
+    for _, key in events:
+        if key in lru:
+            lru.move_to_end(key)
+            continue
+        size = kv_bytes if key[0] == "kv" else qo_bytes
+        if key[0] == "kv":
+            dram += size
+        lru[key] = size
+        used += size
+        while used > cap:
+            used -= lru.popitem(last=False)[1]
+    unique = pairs * ((s + bn - 1) // bn) * kv_bytes
+    return dram / unique
+
+
+def l2_table(a):
+    rows = [(64, 128, 128, [512, 1024]), (64, 192, 128, [2048]), (128, 128, 128, [512, 1024, 2048]),
+            (256, 128, 128, [512, 1024, 2048])]
+    sizes = [8, 16, 32, 48]
+    print(f"K/V DRAM bytes / unique K/V bytes (LRU of {a.l2_mb} MB, {a.sms} SMs, causal FA3 grid)")
+    print("| d | block_m x block_n | seqlen | " + " | ".join(f"sections {m} MB" for m in sizes) + " |")
+    print("|---|---|---|" + "---|" * len(sizes))
+    for d, bm, bn, seqlens in rows:
+        for s in seqlens:
+            r = [kv_dram_ratio(d, s, bm, bn, m, a) for m in sizes]
+            print(f"| {d} | {bm} x {bn} | {s} | " + " | ".join(f"{x:.2f}" for x in r) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sms", type=int, default=132)
     ap.add_argument("--overhead", type=float, default=1.0)
     ap.add_argument("--claims", action="store_true")
+    ap.add_argument("--l2", action="store_true")
+    ap.add_argument("--l2-mb", type=int, default=50)
     a = ap.parse_args()
     if a.claims:
         return claims_table(a)
+    if a.l2:
+        return l2_table(a)
     print("| d | block_m x block_n | seqlen | pairs/section | m fastest / ideal | sections / ideal | gain |")
     print("|---|---|---|---|---|---|---|")
     for d, bm, bn in [(64, 128, 128), (64, 192, 128), (128, 128, 128), (256, 128, 128), (256, 128, 80)]:
