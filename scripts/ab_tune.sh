@@ -22,6 +22,8 @@ build() { # name flags
 }
 for v in "$@"; do
   case "${v%%=*}" in base | "$v") echo "variant '$v': expected NAME=FLAGS with NAME other than base" >&2; exit 2;; esac
+  # an empty FLAGS is usually a $(scripts/sm90_tune_flags.py ...) that failed: it would time the base build twice
+  [ -n "${v#*=}" ] || { echo "variant '$v': no flags" >&2; exit 2; }
 done
 libs="base=$PWD/build-ab-base/libflash.so"
 build base "" & pids=$!

@@ -144,13 +144,14 @@ struct Sm90Tile {
 //   row against the 2-consumer one 0.98-1.01 / 1.09-1.12 / 1.06-1.09 / 1.06-1.07 / 1.06-1.08 at 1024 / 1088 / 1152 /
 //   1216 / 1280 keys -> from 1025 (was 1536). The non-causal 2-consumer row (now below 1025 keys) with 3 K/V stages
 //   +2-3 / +1-2 / +3-4 / +0-1% at 512 / 640 / 768 / 896, 0.98-1.00 at 1024: 3 stages (the first row whose ring depth
-//   does not divide a tile's key blocks; check_fwd's "persistent 2-consumer d64" wraps it inside and across tiles). Causal: the 3-consumer row 0.89-0.96 below 2048 (boundary
-//   unchanged; its tuning copy ran spec 1, NOTES step 55); the 2-consumer row with 3 stages 0.99 / 1.01 / 1.01-1.03 at
-//   512 / 1k / 1536, 4 stages 0.98 / 1.00-1.01 / 1.01-1.02: 2 stages kept (causal 512 is the cell furthest below cuDNN).
-// - Session 37 (H100, bench/NOTES.md step 56): the 3-stage non-causal row confirmed against the 2-stage one, +2-4% at
-//   512-768, 1.00 at 896-2048 (d64 non-causal 512 0.99 -> 1.04-1.05x cuDNN). Causal: the 3-consumer row with spec 2 from a
-//   faithful copy 1.00-1.04 of the 2-consumer row at 1536-1792 (boundary kept at 2048); on the 2-consumer row spec 1 /
-//   spec 2 0.95-0.97 / 0.92-0.95 at 512-1536, ping-pong off 1.00: unchanged.
+//   does not divide a tile's key blocks; check_fwd's "persistent 2-consumer d64" wraps it inside and across tiles).
+//   Causal: the 3-consumer row 0.89-0.96 below 2048 (boundary unchanged; its tuning copy ran spec 1, NOTES step 55);
+//   the 2-consumer row with 3 stages 0.99 / 1.01 / 1.01-1.03 at 512 / 1k / 1536, 4 stages 0.98 / 1.00-1.01 /
+//   1.01-1.02: 2 stages kept (causal 512 is the cell furthest below cuDNN).
+// - Session 37 (H100, bench/NOTES.md step 56): the 3-stage non-causal row confirmed against the 2-stage one, +2-4%
+//   at 512-768, 1.00 at 896-2048 (d64 non-causal 512 0.99 -> 1.04-1.05x cuDNN). Causal: the 3-consumer row with spec 2
+//   from a faithful copy 1.00-1.04 of the 2-consumer row at 1536-1792 (boundary kept at 2048); on the 2-consumer row
+//   spec 1 / spec 2 0.95-0.97 / 0.92-0.95 at 512-1536, ping-pong off 1.00: unchanged.
 constexpr Sm90Tile kSm90Tiles[] = {
     //  d  dv  mask cons  bn  st  overlap pingpong persist dynamic regs     desc_base q_slots persist_max_n tma_o min_sk softcap dense uniform pair_o stagger spec
     {64, 64, 0, 2, 128, 3, true, true, true, false, 24, 240, true, 2, 0, 1, 0, true, true, false, false, true, 1},
