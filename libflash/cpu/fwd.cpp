@@ -11,11 +11,6 @@
 namespace flash::cpu {
 namespace {
 
-int64_t per_thread_bytes(const FwdProblem& p) {
-    const int dvp = int(round_up(p.dv, kPad));
-    return FwdTileMem::bytes(p.d, dvp) + FwdScratch::bytes(p.d, dvp);
-}
-
 template <class D>
 struct FwdRun {
     const FwdProblem& p;
@@ -30,18 +25,8 @@ struct FwdRun {
         const SeqInfo s = seq_info(p, bi);
         const int64_t r0 = int64_t(qb) * kBlockM;
         if (r0 >= s.sq) return;
-        const int dvp = int(round_up(p.dv, kPad));
-        Carve c{thread_slice(ws, per_thread, thread)};
-        FwdTile tile;
-        FwdTileMem::carve(c, tile, p.d, dvp);
-        FwdScratch w;
-        w.carve(c, p.d, dvp);
-        tile.r0 = r0;
-        tile.m = int(std::min<int64_t>(kBlockM, s.sq - r0));
-
+        auto [tile, w] = fwd_begin<D>(p, s, bi, hi, r0, thread_slice(ws, per_thread, thread));
         const FwdHead hd = fwd_head(p, s, bi, hi);
-        load_q<D>(p, s, bi, hi, tile, q_prescale(p));
-        fwd_tile_reset(tile, dvp);
         if (s.sk > 0) {
             const int hk = hi / p.group;
             const auto kr = kv_rows<typename D::T>(p, p.k, p.sk_, s, bi, hk);
@@ -54,7 +39,7 @@ struct FwdRun {
 
 } // namespace
 
-uint64_t fwd_workspace_size(const FwdProblem& p) { return 64 + uint64_t(per_thread_bytes(p)) * num_threads(); }
+uint64_t fwd_workspace_size(const FwdProblem& p) { return 64 + uint64_t(fwd_thread_bytes(p)) * num_threads(); }
 
 int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes) {
     if (p.b == 0 || p.seqlen_q == 0) return FLASH_OK;
@@ -65,7 +50,7 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes) {
     const int64_t ntasks = int64_t(p.b) * p.h * nqb;
     dispatch_dtype(p.dtype, [&](auto tag) {
         using D = decltype(tag);
-        const FwdRun<D> run{p, workspace, per_thread_bytes(p), nqb};
+        const FwdRun<D> run{p, workspace, fwd_thread_bytes(p), nqb};
         parallel_for(ntasks, [&](int64_t t, int th) { run.task(t, th); });
         return 0;
     });

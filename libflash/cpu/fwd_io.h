@@ -63,6 +63,33 @@ void load_q(const FwdProblem& p, const SeqInfo& s, int bi, int hi, FwdTile& t, f
     }
 }
 
+// One thread's working set for a tile: FwdTileMem + FwdScratch, carved from its fwd_thread_bytes slice.
+struct FwdWork {
+    FwdTile tile;
+    FwdScratch w;
+};
+
+inline int64_t fwd_thread_bytes(const FwdProblem& p) {
+    const int dvp = int(round_up(p.dv, kPad));
+    return FwdTileMem::bytes(p.d, dvp) + FwdScratch::bytes(p.d, dvp);
+}
+
+// Carves the working set from `slice`, loads the scaled query rows [r0, min(r0 + kBlockM, s.sq)) and resets the
+// accumulators: the start of every forward tile (flash_fwd and the KV cache alike).
+template <class D>
+FwdWork fwd_begin(const FwdProblem& p, const SeqInfo& s, int bi, int hi, int64_t r0, char* slice) {
+    const int dvp = int(round_up(p.dv, kPad));
+    Carve c{slice};
+    FwdWork k;
+    FwdTileMem::carve(c, k.tile, p.d, dvp);
+    k.w.carve(c, p.d, dvp);
+    k.tile.r0 = r0;
+    k.tile.m = int(std::min<int64_t>(kBlockM, s.sq - r0));
+    load_q<D>(p, s, bi, hi, k.tile, q_prescale(p));
+    fwd_tile_reset(k.tile, dvp);
+    return k;
+}
+
 // Writes O = acc * (rp_keep / l) and the LSE of every row of the tile; rows with nothing visible get 0 / +inf.
 template <class D>
 void store_o(const FwdProblem& p, const SeqInfo& s, int bi, int hi, const FwdTile& t, float rp_keep) {

@@ -12,11 +12,6 @@
 namespace flash::cpu {
 namespace {
 
-int64_t per_thread_bytes(const FwdProblem& p) {
-    const int dvp = int(round_up(p.dv, kPad));
-    return FwdTileMem::bytes(p.d, dvp) + FwdScratch::bytes(p.d, dvp);
-}
-
 int q_blocks(const FwdProblem& p) { return int((p.seqlen_q + kBlockM - 1) / kBlockM); }
 
 // Splits depend on the shapes only (never on the thread count), so a result never depends on the machine's
@@ -85,15 +80,7 @@ struct KVRun {
         const int64_t r0 = int64_t(qb) * kBlockM;
         if (r0 >= s.sq) return;
         const int dvp = int(round_up(p.dv, kPad));
-        Carve c{thread_slice(ws, per_thread, thread)};
-        FwdTile tile;
-        FwdTileMem::carve(c, tile, p.d, dvp);
-        FwdScratch w;
-        w.carve(c, p.d, dvp);
-        tile.r0 = r0;
-        tile.m = int(std::min<int64_t>(kBlockM, s.sq - r0));
-        load_q<D>(p, s, bi, hi, tile, q_prescale(p));
-        fwd_tile_reset(tile, dvp);
+        auto [tile, w] = fwd_begin<D>(p, s, bi, hi, r0, thread_slice(ws, per_thread, thread));
         // Split sp covers whole key tiles, so every split sees the same tile boundaries as an unsplit run.
         const int64_t tiles = (int64_t(std::max(s.sk, 0)) + kBlockN - 1) / kBlockN;
         const int64_t per = (tiles + ns - 1) / ns;
@@ -153,7 +140,7 @@ struct KVRun {
 } // namespace
 
 uint64_t fwd_kvcache_workspace_size(const FwdProblem& p) {
-    return 128 + uint64_t(per_thread_bytes(p)) * num_threads() + 4 * partial_floats(p, num_splits(p));
+    return 128 + uint64_t(fwd_thread_bytes(p)) * num_threads() + 4 * partial_floats(p, num_splits(p));
 }
 
 int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_bytes) {
@@ -167,7 +154,7 @@ int32_t fwd_kvcache(const FwdProblem& p, void* workspace, uint64_t workspace_byt
             parallel_for(int64_t(p.b) * p.hk, [&](int64_t t, int) { append_kv<D>(p, int(t / p.hk), int(t % p.hk)); });
         if (p.seqlen_q == 0) return 0;
         const int ns = num_splits(p);
-        const int64_t per_thread = per_thread_bytes(p);
+        const int64_t per_thread = fwd_thread_bytes(p);
         float* part = reinterpret_cast<float*>(thread_slice(workspace, per_thread, num_threads()));
         const KVRun<D> run{p, workspace, per_thread, q_blocks(p), ns, part};
         const int64_t rows = int64_t(p.b) * p.h * run.nqb;
