@@ -96,6 +96,12 @@ export function setDevice(p: P, device: Device, dtype: AttnDType): void {
   pp.i32("dtype", DTYPE_CODE[dtype]);
 }
 
+/** Device, dtype and every tensor operand of a call: the start of each packing, forward and backward. */
+export function setOperands(p: P, device: Device, dtype: AttnDType, tensors: Partial<Record<TensorField, Tensor>>): void {
+  setDevice(p, device, dtype);
+  for (const [name, t] of Object.entries(tensors) as [TensorField, Tensor | undefined][]) if (t) setTensor(p, name, t);
+}
+
 /** Masks, scale, softcap, ALiBi and dropout: the options forward and backward share. */
 export function setOptions(c: Checker, p: P, o: AttnOptions, b: number, h: number): void {
   const pp = p as Params<Common>;
@@ -167,6 +173,15 @@ export function freeOnError<T>(owned: Tensor[], body: () => T): T {
   }
 }
 
+/** The part of a flash_fwd call after the shapes: LSE, options, scheduling, the launch. */
+function runFwd(c: Checker, p: Params<FwdField>, opts: AttnOptions, b: number, h: number, out: Tensor, lse?: Tensor): AttnResult {
+  if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
+  setOptions(c, p, opts, b, h);
+  setScheduling(c, p, opts);
+  launch("flash_fwd", p, c.device!, opts.stream);
+  return { out, lse };
+}
+
 /** Attention over dense batches: q [b, sq, h, d], k [b, sk, hk, d], v [b, sk, hk, dv] → out [b, sq, h, dv]. */
 export function flashAttn(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions = {}): AttnResult {
   const c = new Checker("flashAttn");
@@ -182,17 +197,9 @@ export function flashAttn(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions = {
   const { out, lse, owned } = outputs(c, opts, [b, sq, h, dv], [b, h, sq], dtype, c.device!);
   return freeOnError(owned, () => {
     const p = fwdPacker().reset();
-    setDevice(p, c.device!, dtype);
-    setTensor(p, "q", q);
-    setTensor(p, "k", k);
-    setTensor(p, "v", v);
-    setTensor(p, "o", out);
+    setOperands(p, c.device!, dtype, { q, k, v, o: out });
     p.i32("b", b).i32("seqlen_q", sq).i32("seqlen_k", sk).i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
-    if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
-    setOptions(c, p, opts, b, h);
-    setScheduling(c, p, opts);
-    launch("flash_fwd", p, c.device!, opts.stream);
-    return { out, lse };
+    return runFwd(c, p, opts, b, h, out, lse);
   });
 }
 
@@ -246,17 +253,9 @@ export function flashAttnVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOpt
   const { out, lse, owned } = outputs(c, opts, [totalQ, h, dv], [h, totalQ], dtype, c.device!);
   return freeOnError(owned, () => {
     const p = fwdPacker().reset();
-    setDevice(p, c.device!, dtype);
-    setTensor(p, "q", q);
-    setTensor(p, "k", k);
-    setTensor(p, "v", v);
-    setTensor(p, "o", out);
+    setOperands(p, c.device!, dtype, { q, k, v, o: out });
     p.i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
     setVarlen(c, p, opts, { b, cuq, cuk, usq, usk }, totalQ);
-    if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
-    setOptions(c, p, opts, b, h);
-    setScheduling(c, p, opts);
-    launch("flash_fwd", p, c.device!, opts.stream);
-    return { out, lse };
+    return runFwd(c, p, opts, b, h, out, lse);
   });
 }

@@ -4,7 +4,7 @@ import { invalid } from "./errors.ts";
 import { Checker } from "./checks.ts";
 import { Tensor } from "./tensor.ts";
 import { uniformSeqlens } from "./workspace.ts";
-import { attnDType, freeOnError, fwdPacker, launch, setDevice, setOptions, setTensor, type AttnOptions, type AttnResult } from "./attention.ts";
+import { attnDType, freeOnError, fwdPacker, launch, setOperands, setOptions, setTensor, type AttnOptions, type AttnResult } from "./attention.ts";
 
 export interface KVCacheOptions extends Omit<AttnOptions, "dropoutP" | "seed" | "offset"> {
   /** New keys/values [b, seqlen_new, hk, d] / [.., dv] written at rows cacheSeqlens[i].. before attending. */
@@ -56,11 +56,7 @@ export function flashAttnWithKVCache(q: Tensor, kCache: Tensor, vCache: Tensor, 
     else if (opts.returnLse) owned.push((lse = Tensor.empty([b, h, sq], "float32", dev)));
 
     const p = fwdPacker().reset();
-    setDevice(p, dev, dtype);
-    setTensor(p, "q", q);
-    setTensor(p, "k", kCache);
-    setTensor(p, "v", vCache);
-    setTensor(p, "o", out);
+    setOperands(p, dev, dtype, { q, k: kCache, v: vCache, o: out });
     p.i32("b", b).i32("seqlen_q", sq).i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
     if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
 
