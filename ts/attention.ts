@@ -89,7 +89,7 @@ export function setTensor(p: P, name: TensorField, t: Tensor): void {
   pp.i64(fh, t.strides[r - 2]!);
 }
 
-export function setDevice(p: P, device: Device, dtype: AttnDType): void {
+function setDeviceFields(p: P, device: Device, dtype: AttnDType): void {
   const pp = p as Params<Common>;
   pp.i32("device_type", device === "cpu" ? 1 : 2);
   pp.i32("device_id", device === "cpu" ? 0 : device);
@@ -98,7 +98,7 @@ export function setDevice(p: P, device: Device, dtype: AttnDType): void {
 
 /** Device, dtype and every tensor operand of a call: the start of each packing, forward and backward. */
 export function setOperands(p: P, device: Device, dtype: AttnDType, tensors: Partial<Record<TensorField, Tensor>>): void {
-  setDevice(p, device, dtype);
+  setDeviceFields(p, device, dtype);
   for (const [name, t] of Object.entries(tensors) as [TensorField, Tensor | undefined][]) if (t) setTensor(p, name, t);
 }
 
