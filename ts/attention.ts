@@ -96,10 +96,13 @@ function setDeviceFields(p: P, device: Device, dtype: AttnDType): void {
   pp.i32("dtype", DTYPE_CODE[dtype]);
 }
 
-/** Device, dtype and every tensor operand of a call: the start of each packing, forward and backward. */
-export function setOperands(p: P, device: Device, dtype: AttnDType, tensors: Partial<Record<TensorField, Tensor>>): void {
+/** Device, dtype, q, k, v and o: the start of every packing, forward and backward. Positional, so a call allocates nothing. */
+export function setOperands(p: P, device: Device, dtype: AttnDType, q: Tensor, k: Tensor, v: Tensor, o: Tensor): void {
   setDeviceFields(p, device, dtype);
-  for (const [name, t] of Object.entries(tensors) as [TensorField, Tensor | undefined][]) if (t) setTensor(p, name, t);
+  setTensor(p, "q", q);
+  setTensor(p, "k", k);
+  setTensor(p, "v", v);
+  setTensor(p, "o", o);
 }
 
 /** Masks, scale, softcap, ALiBi and dropout: the options forward and backward share. */
@@ -197,7 +200,7 @@ export function flashAttn(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions = {
   const { out, lse, owned } = outputs(c, opts, [b, sq, h, dv], [b, h, sq], dtype, c.device!);
   return freeOnError(owned, () => {
     const p = fwdPacker().reset();
-    setOperands(p, c.device!, dtype, { q, k, v, o: out });
+    setOperands(p, c.device!, dtype, q, k, v, out);
     p.i32("b", b).i32("seqlen_q", sq).i32("seqlen_k", sk).i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
     return runFwd(c, p, opts, b, h, out, lse);
   });
@@ -253,7 +256,7 @@ export function flashAttnVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOpt
   const { out, lse, owned } = outputs(c, opts, [totalQ, h, dv], [h, totalQ], dtype, c.device!);
   return freeOnError(owned, () => {
     const p = fwdPacker().reset();
-    setOperands(p, c.device!, dtype, { q, k, v, o: out });
+    setOperands(p, c.device!, dtype, q, k, v, out);
     p.i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
     setVarlen(c, p, opts, { b, cuq, cuk, usq, usk }, totalQ);
     return runFwd(c, p, opts, b, h, out, lse);

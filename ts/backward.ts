@@ -4,7 +4,7 @@ import { Checker } from "./checks.ts";
 import { invalid } from "./errors.ts";
 import type { Stream } from "./device.ts";
 import {
-  attnDType, bwdPacker, freeOnError, launch, setOperands, setOptions, setVarlen, varlenIndex,
+  attnDType, bwdPacker, freeOnError, launch, setOperands, setOptions, setTensor, setVarlen, varlenIndex,
   type AttnOptions, type VarlenIndex,
 } from "./attention.ts";
 import { Tensor } from "./tensor.ts";
@@ -106,7 +106,11 @@ function run(c: Checker, t: Inputs, opts: BackwardOptions, rank: 3 | 4, lseShape
   const softmaxD = opts.returnSoftmaxD ? (owned[owned.length] = Tensor.empty(lseShape, "float32", dev)) : undefined;
   return freeOnError(owned, () => {
     const p = bwdPacker().reset();
-    setOperands(p, dev, dtype, { q: t.q, k: t.k, v: t.v, o: t.out, do: t.dout, dq, dk, dv });
+    setOperands(p, dev, dtype, t.q, t.k, t.v, t.out);
+    setTensor(p, "do", t.dout);
+    setTensor(p, "dq", dq);
+    setTensor(p, "dk", dk);
+    setTensor(p, "dv", dv);
     p.i32("b", dims.b).i32("seqlen_q", dims.sq).i32("seqlen_k", dims.sk).i32("d", d).i32("dv", dvDim).i32("h", h).i32("h_k", hk);
     varlen?.();
     p.ptr("softmax_lse_ptr", t.lse.ptr).ptr("dsoftmax_sum", softmaxD?.ptr);

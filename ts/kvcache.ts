@@ -56,7 +56,7 @@ export function flashAttnWithKVCache(q: Tensor, kCache: Tensor, vCache: Tensor, 
     else if (opts.returnLse) owned.push((lse = Tensor.empty([b, h, sq], "float32", dev)));
 
     const p = fwdPacker().reset();
-    setOperands(p, dev, dtype, { q, k: kCache, v: vCache, o: out });
+    setOperands(p, dev, dtype, q, kCache, vCache, out);
     p.i32("b", b).i32("seqlen_q", sq).i32("d", d).i32("dv", dv).i32("h", h).i32("h_k", hk);
     if (lse) p.ptr("softmax_lse_ptr", lse.ptr);
 
