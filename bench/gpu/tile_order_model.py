@@ -49,9 +49,12 @@ def makespan_claims(weights, sms, q, x):
     return max(end)
 
 
-def section_pairs(pairs, s, d, mb=32):
-    """libflash/cuda/tile_order.h's l2_section_pairs for d = dv, no GQA sharing."""
-    return max(1, min(pairs, (mb << 20) // (s * 2 * d * 2)))
+def section_pairs(pairs, s, d, m_blocks, slots, mb=8, waves=2, max_mb=32):
+    """libflash/cuda/tile_order.h's l2_section_pairs for d = dv, no GQA sharing (defaults: the session-39 rule;
+    mb=32, waves=0 is the order shipped before it)."""
+    kv = s * 2 * d * 2
+    by_waves = (waves * slots + m_blocks - 1) // m_blocks
+    return max(1, min(pairs, min(max((mb << 20) // kv, by_waves), (max_mb << 20) // kv)))
 
 
 def section_order(w, pairs, sec):
@@ -73,7 +76,7 @@ def claims_table(a):
         for s in seqlens:
             pairs, mb = (16384 // s) * (2048 // d), (s + bm - 1) // bm
             w = [((mb - m) * bm + bn - 1) // bn + a.overhead for m in range(mb)]
-            sec = section_pairs(pairs, s, d)
+            sec = section_pairs(pairs, s, d, mb, a.sms)
             order = section_order(w, pairs, sec)
             ideal = sum(order) / a.sms
             r = [makespan_claims(order, a.sms, q, x) for q, x in ((2, 0), (1, st), (0, st))]
@@ -85,7 +88,7 @@ def kv_dram_ratio(d, s, bm, bn, sec_mb, a):
     """K/V bytes read from DRAM / unique K/V bytes for the causal FA3-grid cell (d, s) with sections of sec_mb."""
     pairs, mb = (16384 // s) * (2048 // d), (s + bm - 1) // bm
     nblk = [((mb - m) * bm + bn - 1) // bn for m in range(mb)]  # heaviest first
-    sec = section_pairs(pairs, s, d, sec_mb)
+    sec = section_pairs(pairs, s, d, mb, a.sms, sec_mb, 0, sec_mb)
     free, events = [0.0] * a.sms, []
     for s0 in range(0, pairs, sec):
         for n in nblk:
@@ -145,7 +148,7 @@ def main():
         for s in [512, 1024, 2048, 4096, 8192, 16384]:
             pairs, mb = (16384 // s) * (2048 // d), (s + bm - 1) // bm
             w = [((mb - m) * bm + bn - 1) // bn + a.overhead for m in range(mb)]  # heaviest first
-            sec = section_pairs(pairs, s, d)
+            sec = section_pairs(pairs, s, d, mb, a.sms)
             ideal = sum(w) * pairs / a.sms
             cur = makespan([x for _ in range(pairs) for x in w], a.sms)
             new = makespan(section_order(w, pairs, sec), a.sms)

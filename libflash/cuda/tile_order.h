@@ -11,15 +11,33 @@
 
 namespace flash::cuda {
 
-// (batch, head) pairs per L2 section: 32 MB of K/V (FA3's figure; the H100/H200 L2 is 50 MB). kv_share: query
-// heads sharing one K/V head among adjacent pairs (the GQA group when heads are not packed, else 1).
-// FLASH_L2_SECTION_MB: tuning builds only (scripts/ab_tune.sh), the section's K/V budget in MB.
+// (batch, head) pairs per L2 section. kv_share: query heads sharing one K/V head among adjacent pairs (the GQA
+// group when heads are not packed, else 1). m_blocks: tiles per pair; slots: CTAs the GPU runs at once.
+// A section's tiles all run within about one wave, so a K/V head is read from DRAM once while its m blocks share it
+// in L2: FLASH_L2_SECTION_MB of K/V (8: a quarter of one L2 partition's share; FA3 uses 32). But a section of fewer
+// than FLASH_L2_SECTION_WAVES waves of tiles ends on heavy tiles, which the heaviest-first order exists to avoid, so
+// the section grows to that many waves, up to FLASH_L2_SECTION_MAX_MB of K/V (beyond it K/V re-reads come back).
+// H100 one-process A/B, causal, session 39 (bench/NOTES.md): 8 MB sections +9% / +6% at d64 512 / 1k and +14% at
+// d128 512, but -6..-9% at d256 512-2k, where 8 MB is 16 pairs = 64 tiles; 32 MB was best at d256 and 2k.
+// The -D overrides: tuning builds only (scripts/ab_tune.sh). Shipped: 32 / 0 / 32, the order before session 39, until
+// the rule's A/B over the whole causal grid and the GPU checks have run; 8 / 2 / 32 is the rule (NOTES step 57).
 #ifndef FLASH_L2_SECTION_MB
 #define FLASH_L2_SECTION_MB 32
 #endif
-inline int64_t l2_section_pairs(int64_t pairs, int64_t seqlen_k, int d, int dv, int kv_share) {
+#ifndef FLASH_L2_SECTION_WAVES
+#define FLASH_L2_SECTION_WAVES 0
+#endif
+#ifndef FLASH_L2_SECTION_MAX_MB
+#define FLASH_L2_SECTION_MAX_MB 32
+#endif
+inline int64_t l2_section_pairs(int64_t pairs, int64_t seqlen_k, int d, int dv, int kv_share, int64_t m_blocks,
+                                int64_t slots) {
     const int64_t kv_bytes = std::max<int64_t>(1, seqlen_k * (d + dv) * 2 / std::max(1, kv_share));
-    return std::clamp<int64_t>((int64_t(FLASH_L2_SECTION_MB) << 20) / kv_bytes, 1, std::max<int64_t>(1, pairs));
+    const int64_t by_bytes = (int64_t(FLASH_L2_SECTION_MB) << 20) / kv_bytes;
+    const int64_t mb = std::max<int64_t>(1, m_blocks);
+    const int64_t by_waves = (int64_t(FLASH_L2_SECTION_WAVES) * std::max<int64_t>(0, slots) + mb - 1) / mb;
+    const int64_t cap = (int64_t(FLASH_L2_SECTION_MAX_MB) << 20) / kv_bytes;
+    return std::clamp<int64_t>(std::min(std::max(by_bytes, by_waves), cap), 1, std::max<int64_t>(1, pairs));
 }
 
 } // namespace flash::cuda

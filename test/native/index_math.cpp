@@ -33,23 +33,31 @@ static void fastdiv() {
     }
 }
 
-// l2_section_pairs: at least one pair and at most all of them; a section of several pairs holds at most 32 MB
-// of K/V, and one more pair would not fit.
+// l2_section_pairs: at least one pair and at most all of them; a section of several pairs holds at most the cap's K/V
+// (FLASH_L2_SECTION_MAX_MB); it stops growing only once it holds FLASH_L2_SECTION_MB of K/V and FLASH_L2_SECTION_WAVES
+// waves of tiles (or the cap, or every pair), and grows no further than the larger of the two needs.
 static void sections() {
-    const int64_t budget = int64_t(32) << 20;
+    const int64_t small = int64_t(FLASH_L2_SECTION_MB) << 20, cap = int64_t(FLASH_L2_SECTION_MAX_MB) << 20;
+    const int64_t waves = FLASH_L2_SECTION_WAVES;
     for (int64_t pairs : {1, 2, 7, 16, 64, 100000})
         for (int64_t sk : {1, 64, 1000, 16384, 131072, 1 << 22})
             for (int d : {32, 64, 128, 256})
-                for (int share : {1, 4, 8}) {
-                    const int64_t s = flash::cuda::l2_section_pairs(pairs, sk, d, d, share);
-                    const int64_t kv = std::max<int64_t>(1, sk * (2 * d) * 2 / share);
-                    EXPECT(s >= 1 && s <= std::max<int64_t>(1, pairs), "sections: %lld pairs of %lld\n",
-                           (long long)s, (long long)pairs);
-                    EXPECT(s == 1 || s * kv <= budget, "sections: %lld pairs x %lld B > 32 MB\n", (long long)s,
-                           (long long)kv);
-                    EXPECT(s == pairs || (s + 1) * kv > budget, "sections: %lld pairs leave room (sk %lld d %d)\n",
-                           (long long)s, (long long)sk, d);
-                }
+                for (int share : {1, 4, 8})
+                    for (int64_t mb : {1, 4, 11, 128})
+                        for (int64_t slots : {0, 78, 132, 264}) {
+                            const int64_t s = flash::cuda::l2_section_pairs(pairs, sk, d, d, share, mb, slots);
+                            const int64_t kv = std::max<int64_t>(1, sk * (2 * d) * 2 / share);
+                            EXPECT(s >= 1 && s <= std::max<int64_t>(1, pairs), "sections: %lld pairs of %lld\n",
+                                   (long long)s, (long long)pairs);
+                            EXPECT(s == 1 || s * kv <= cap, "sections: %lld pairs x %lld B > the cap\n", (long long)s,
+                                   (long long)kv);
+                            EXPECT(s == pairs || (s + 1) * kv > cap || ((s + 1) * kv > small && s * mb >= waves * slots),
+                                   "sections: %lld pairs stop early (sk %lld d %d mb %lld slots %lld)\n", (long long)s,
+                                   (long long)sk, d, (long long)mb, (long long)slots);
+                            EXPECT(s == 1 || s * kv <= small || (s - 1) * mb < waves * slots,
+                                   "sections: %lld pairs grow past both needs (sk %lld d %d mb %lld slots %lld)\n",
+                                   (long long)s, (long long)sk, d, (long long)mb, (long long)slots);
+                        }
 }
 
 int main() {
