@@ -24,6 +24,14 @@ test("FastDiv and the L2 sections hold their contracts on the host", () => {
   expect(r.exitCode).toBe(0);
 });
 
+// The session-39 rule (tile_order.h, shipped off until measured on a GPU), plain and with equal sections.
+for (const equal of [0, 1])
+  test(`the L2 section rule (8 MB, 2 waves, equal ${equal}) holds its contracts on the host`, () => {
+    const r = buildAndRun("index_math", ["-DFLASH_L2_SECTION_MB=8", "-DFLASH_L2_SECTION_WAVES=2", `-DFLASH_L2_SECTION_EQUAL=${equal}`]);
+    expect(r.stdout).toMatch(/^ok \d+\n$/);
+    expect(r.exitCode).toBe(0);
+  });
+
 test("the forward tile tables keep their rules and the Hopper one picks rows as documented", () => {
   const r = buildAndRun("tile_table");
   expect(r.stdout).toMatch(/^ok \d+\n$/);

@@ -35,7 +35,9 @@ static void fastdiv() {
 
 // l2_section_pairs: at least one pair and at most all of them; a section of several pairs holds at most the cap's K/V
 // (FLASH_L2_SECTION_MAX_MB); it stops growing only once it holds FLASH_L2_SECTION_MB of K/V and FLASH_L2_SECTION_WAVES
-// waves of tiles (or the cap, or every pair), and grows no further than the larger of the two needs.
+// waves of tiles (or the cap, or every pair), and grows no further than the larger of the two needs. With
+// FLASH_L2_SECTION_EQUAL the sections are instead of near-equal size: the last one is short by fewer pairs than
+// there are sections (test/native_host.test.ts builds this file both ways).
 static void sections() {
     const int64_t small = int64_t(FLASH_L2_SECTION_MB) << 20, cap = int64_t(FLASH_L2_SECTION_MAX_MB) << 20;
     const int64_t waves = FLASH_L2_SECTION_WAVES;
@@ -51,6 +53,13 @@ static void sections() {
                                    (long long)s, (long long)pairs);
                             EXPECT(s == 1 || s * kv <= cap, "sections: %lld pairs x %lld B > the cap\n", (long long)s,
                                    (long long)kv);
+                            if (FLASH_L2_SECTION_EQUAL) {
+                                const int64_t all = std::max<int64_t>(1, pairs), n = (all + s - 1) / s;
+                                const int64_t last = all - (n - 1) * s;
+                                EXPECT(last >= 1 && s - last < n, "sections: %lld of %lld pairs, the last %lld\n",
+                                       (long long)s, (long long)all, (long long)last);
+                                continue;
+                            }
                             EXPECT(s == pairs || (s + 1) * kv > cap || ((s + 1) * kv > small && s * mb >= waves * slots),
                                    "sections: %lld pairs stop early (sk %lld d %d mb %lld slots %lld)\n", (long long)s,
                                    (long long)sk, d, (long long)mb, (long long)slots);
