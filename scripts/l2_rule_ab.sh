@@ -3,12 +3,14 @@
 # macros (tile_order.h) timed against the tree's sections in one process, causal 512-16k at d64 / d128 / d256, then
 # check_fwd's L2-section cases on each variant's build (the tile decode of its section sizes; outputs are also
 # compared between builds by ab_interleave, maxdiff_vs_first in the jsonl, which should read 0: the order moves no bits).
-# Usage (device machine): OUT=dir [VARIANTS="name=flags ..."] [SEQLENS=...] [ROUNDS=2] scripts/l2_rule_ab.sh  (~5 min)
+# Usage (device machine): OUT=dir [VARIANTS="name=flags|..."] [SEQLENS=...] [ROUNDS=2] scripts/l2_rule_ab.sh  (~6 min)
 set -u
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-$PWD/device-out}; mkdir -p "$OUT"
 R="-DFLASH_L2_SECTION_MB=8 -DFLASH_L2_SECTION_MAX_MB=32"
-VARIANTS=${VARIANTS:-"rule=$R -DFLASH_L2_SECTION_WAVES=2|rule_eq=$R -DFLASH_L2_SECTION_WAVES=2 -DFLASH_L2_SECTION_EQUAL=1|w4_eq=$R -DFLASH_L2_SECTION_WAVES=4 -DFLASH_L2_SECTION_EQUAL=1"}
+E="$R -DFLASH_L2_SECTION_WAVES=2 -DFLASH_L2_SECTION_EQUAL=1"
+# '|'-separated NAME=FLAGS: the rule, with equal sections, and with equal sections up to 1536 keys only
+VARIANTS=${VARIANTS:-"rule=$R -DFLASH_L2_SECTION_WAVES=2|rule_eq=$E|short_eq=$E -DFLASH_L2_SECTION_SHORT_SK=1536"}
 SEQLENS=${SEQLENS:-512,1024,2048,4096,8192,16384}; ROUNDS=${ROUNDS:-2}
 nvidia-smi --query-gpu=name,power.limit,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
 IFS='|' read -r -a vars <<< "$VARIANTS"
@@ -20,4 +22,9 @@ for v in "${vars[@]}"; do
   timeout 40 python3 -u bench/gpu/check_fwd.py --lib "$PWD/build-ab-$n/libflash.so" --only "l2 sections" > "$OUT/check_$n.log" 2>&1
   echo "check_fwd l2 sections ($n) rc=$? $(grep -E 'passed in' "$OUT/check_$n.log" | tail -1)"; grep -E "^FAIL" "$OUT/check_$n.log" | head -3
 done
-scripts/device_out_pack.sh ab.txt ab_tune.txt ab_tune.jsonl gpu.txt
+# the mma.sync path takes the same sections (fwd.cu; slots = SMs x CTAs per SM): the same builds, FLASH_SM90=0, vs FA2
+libs="base=$PWD/build-ab-base/libflash.so"; for v in "${vars[@]}"; do libs="$libs,${v%%=*}=$PWD/build-ab-${v%%=*}/libflash.so"; done
+FLASH_SM90=0 timeout 90 python3 -u bench/gpu/ab_interleave.py --libs "$libs" --dtypes bf16 --hdims 64,128 --seqlens 1024,4096 \
+  --causal 1 --rounds 2 --rep 20 --peer flash > "$OUT/ab_sm80.txt" 2>&1
+echo "ab sm80 rc=$?"; grep "^|" "$OUT/ab_sm80.txt"
+scripts/device_out_pack.sh ab.txt ab_tune.txt ab_tune.jsonl ab_sm80.txt gpu.txt

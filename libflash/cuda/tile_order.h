@@ -36,12 +36,19 @@ namespace flash::cuda {
 #ifndef FLASH_L2_SECTION_EQUAL
 #define FLASH_L2_SECTION_EQUAL 0
 #endif
+// > 0: the small sections (FLASH_L2_SECTION_MB, the wave floor) only up to this many keys, FLASH_L2_SECTION_MAX_MB
+// sections above it (measured: smaller sections gained nothing at 2k; the model says they cost balance from 2k up).
+#ifndef FLASH_L2_SECTION_SHORT_SK
+#define FLASH_L2_SECTION_SHORT_SK 0
+#endif
 inline int64_t l2_section_pairs(int64_t pairs, int64_t seqlen_k, int d, int dv, int kv_share, int64_t m_blocks,
                                 int64_t slots) {
     const int64_t kv_bytes = std::max<int64_t>(1, seqlen_k * (d + dv) * 2 / std::max(1, kv_share));
-    const int64_t by_bytes = (int64_t(FLASH_L2_SECTION_MB) << 20) / kv_bytes;
+    const bool short_k = FLASH_L2_SECTION_SHORT_SK <= 0 || seqlen_k <= FLASH_L2_SECTION_SHORT_SK;
+    const int64_t by_bytes = (int64_t(short_k ? FLASH_L2_SECTION_MB : FLASH_L2_SECTION_MAX_MB) << 20) / kv_bytes;
     const int64_t mb = std::max<int64_t>(1, m_blocks);
-    const int64_t by_waves = (int64_t(FLASH_L2_SECTION_WAVES) * std::max<int64_t>(0, slots) + mb - 1) / mb;
+    const int64_t waves = short_k ? FLASH_L2_SECTION_WAVES : 0;
+    const int64_t by_waves = (waves * std::max<int64_t>(0, slots) + mb - 1) / mb;
     const int64_t cap = (int64_t(FLASH_L2_SECTION_MAX_MB) << 20) / kv_bytes;
     const int64_t all = std::max<int64_t>(1, pairs);
     const int64_t sec = std::clamp<int64_t>(std::min(std::max(by_bytes, by_waves), cap), 1, all);

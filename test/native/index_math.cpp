@@ -37,10 +37,10 @@ static void fastdiv() {
 // (FLASH_L2_SECTION_MAX_MB); it stops growing only once it holds FLASH_L2_SECTION_MB of K/V and FLASH_L2_SECTION_WAVES
 // waves of tiles (or the cap, or every pair), and grows no further than the larger of the two needs. With
 // FLASH_L2_SECTION_EQUAL the sections are instead of near-equal size: the last one is short by fewer pairs than
-// there are sections (test/native_host.test.ts builds this file both ways).
+// there are sections; with FLASH_L2_SECTION_SHORT_SK, longer keys get the cap's sections (test/native_host.test.ts
+// builds this file with the rule's macros in each form).
 static void sections() {
-    const int64_t small = int64_t(FLASH_L2_SECTION_MB) << 20, cap = int64_t(FLASH_L2_SECTION_MAX_MB) << 20;
-    const int64_t waves = FLASH_L2_SECTION_WAVES;
+    const int64_t cap = int64_t(FLASH_L2_SECTION_MAX_MB) << 20;
     for (int64_t pairs : {1, 2, 7, 16, 64, 100000})
         for (int64_t sk : {1, 64, 1000, 16384, 131072, 1 << 22})
             for (int d : {32, 64, 128, 256})
@@ -49,6 +49,10 @@ static void sections() {
                         for (int64_t slots : {0, 78, 132, 264}) {
                             const int64_t s = flash::cuda::l2_section_pairs(pairs, sk, d, d, share, mb, slots);
                             const int64_t kv = std::max<int64_t>(1, sk * (2 * d) * 2 / share);
+                            // above FLASH_L2_SECTION_SHORT_SK keys the sections are the cap's, no wave floor
+                            const bool short_k = FLASH_L2_SECTION_SHORT_SK <= 0 || sk <= FLASH_L2_SECTION_SHORT_SK;
+                            const int64_t small = short_k ? int64_t(FLASH_L2_SECTION_MB) << 20 : cap;
+                            const int64_t waves = short_k ? FLASH_L2_SECTION_WAVES : 0;
                             EXPECT(s >= 1 && s <= std::max<int64_t>(1, pairs), "sections: %lld pairs of %lld\n",
                                    (long long)s, (long long)pairs);
                             EXPECT(s == 1 || s * kv <= cap, "sections: %lld pairs x %lld B > the cap\n", (long long)s,
