@@ -14,7 +14,7 @@ namespace flash::cuda {
 // (batch, head) pairs per L2 section. kv_share: query heads sharing one K/V head among adjacent pairs (the GQA
 // group when heads are not packed, else 1). m_blocks: tiles per pair; slots: CTAs the GPU runs at once.
 // A section's tiles all run within about one wave, so a K/V head is read from DRAM once while its m blocks share it
-// in L2: FLASH_L2_SECTION_MB of K/V (8: a quarter of one L2 partition's share; FA3 uses 32). But a section of fewer
+// in L2: FLASH_L2_SECTION_MB of K/V (8: a third of one 25 MB half of the L2; FA3 uses 32). But a section of fewer
 // than FLASH_L2_SECTION_WAVES waves of tiles ends on heavy tiles, which the heaviest-first order exists to avoid, so
 // the section grows to that many waves, up to FLASH_L2_SECTION_MAX_MB of K/V (beyond it K/V re-reads come back).
 // H100 one-process A/B, causal, session 39 (bench/NOTES.md): 8 MB sections +9% / +6% at d64 512 / 1k and +14% at
