@@ -49,12 +49,18 @@ def makespan_claims(weights, sms, q, x):
     return max(end)
 
 
-def section_pairs(pairs, s, d, m_blocks, slots, mb=8, waves=2, max_mb=32):
-    """libflash/cuda/tile_order.h's l2_section_pairs for d = dv, no GQA sharing (defaults: the session-39 rule;
-    mb=32, waves=0 is the order shipped before it)."""
+def section_pairs(pairs, s, d, m_blocks, slots, mb=32, waves=0, max_mb=32, equal=False, short_sk=0):
+    """libflash/cuda/tile_order.h's l2_section_pairs for d = dv, no GQA sharing; the defaults are its shipped macros,
+    the keywords its FLASH_L2_SECTION_{MB, WAVES, MAX_MB, EQUAL, SHORT_SK} (the session-39 rule: mb=8, waves=2)."""
     kv = s * 2 * d * 2
-    by_waves = (waves * slots + m_blocks - 1) // m_blocks
-    return max(1, min(pairs, min(max((mb << 20) // kv, by_waves), (max_mb << 20) // kv)))
+    short = short_sk <= 0 or s <= short_sk
+    by_waves = ((waves if short else 0) * slots + m_blocks - 1) // m_blocks
+    by_bytes = ((mb if short else max_mb) << 20) // kv
+    sec = max(1, min(pairs, min(max(by_bytes, by_waves), (max_mb << 20) // kv)))
+    if not equal:
+        return sec
+    n = -(-max(1, pairs) // sec)
+    return -(-max(1, pairs) // n)
 
 
 def section_order(w, pairs, sec):
@@ -88,7 +94,7 @@ def kv_dram_ratio(d, s, bm, bn, sec_mb, a):
     """K/V bytes read from DRAM / unique K/V bytes for the causal FA3-grid cell (d, s) with sections of sec_mb."""
     pairs, mb = (16384 // s) * (2048 // d), (s + bm - 1) // bm
     nblk = [((mb - m) * bm + bn - 1) // bn for m in range(mb)]  # heaviest first
-    sec = section_pairs(pairs, s, d, mb, a.sms, sec_mb, 0, sec_mb)
+    sec = section_pairs(pairs, s, d, mb, a.sms, mb=sec_mb, max_mb=sec_mb)
     free, events = [0.0] * a.sms, []
     for s0 in range(0, pairs, sec):
         for n in nblk:
