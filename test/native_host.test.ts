@@ -24,8 +24,9 @@ test("FastDiv and the L2 sections hold their contracts on the host", () => {
   expect(r.exitCode).toBe(0);
 });
 
-// The session-39 rule (tile_order.h, shipped off until measured on a GPU): plain, with equal sections, and for short
-// key lengths only (sk 1000 in the test's grid is short, 16384 is not).
+// The L2 section rule (tile_order.h; the plain build above tests the shipped form: equal sections, small ones up to
+// 1536 keys) in its other forms: plain, with equal sections, and for short key lengths only (sk 1000 in the test's
+// grid is short, 16384 is not).
 for (const [equal, shortSk] of [[0, 0], [1, 0], [0, 1536]])
   test(`the L2 section rule (8 MB, 2 waves, equal ${equal}, short_sk ${shortSk}) holds its contracts on the host`, () => {
     const r = buildAndRun("index_math", ["-DFLASH_L2_SECTION_MB=8", "-DFLASH_L2_SECTION_WAVES=2",

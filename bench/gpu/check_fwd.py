@@ -428,10 +428,10 @@ def build_cases(quick):
     cases.append(Case("decode seqused_k leftpad gqa d128", dtype=dt, b=3, h=16, hk=4, d=128, seqs_q=[1], seqs_k=[3000], seqused_k=0.7, leftpad=True))
     cases.append(Case("decode seqused_q causal mqa d64", dtype=torch.float16, b=3, h=8, hk=1, d=64, seqs_q=[4], seqs_k=[900], seqused_q=True, seqused_k=0.9, causal=True))
     cases.append(Case("decode leftpad local softcap d96", dtype=dt, b=2, h=4, hk=4, d=96, seqs_q=[5], seqs_k=[1300], leftpad=True, window=(200, 0), softcap=20.0))
-    # Masked tiles in L2 sections (tile_order.h: 8 MB of K/V per section grown to two waves of tiles, at most
-    # 32 MB): several sections with a shorter last one, on the one-CTA-per-tile and the persistent dynamic rows,
-    # local, packed GQA, varlen; the last two sized by the wave floor (with 132 SMs: 9+9+9+9+4 and 33+33+14
-    # pairs; 16+16+8 and one section at 32 MB).
+    # Masked tiles in L2 sections (tile_order.h), on the one-CTA-per-tile and the persistent dynamic rows, local,
+    # packed GQA, varlen. The names give the sections as they were before session 40 (32 MB of K/V each, the last one
+    # shorter; the mma.sync path keeps that order); the Hopper path makes them equal (4+4+4+3, 36+36, 3+3, 2+2, 4+4+4, 14+13+13) and, up to 1536 keys, sizes them by
+    # 8 MB grown to two waves of tiles: the last case is 27+27+26 pairs there (wave floor 33 with 132 SMs).
     cases.append(Case("l2 sections causal d128 4+4+4+3", dtype=dt, b=3, h=5, hk=5, d=128, seqs_q=[300], seqs_k=[16384], causal=True, num_splits=1))
     cases.append(Case("l2 sections causal d64 dynamic 65+7", dtype=torch.float16, b=9, h=8, hk=8, d=64, seqs_q=[200], seqs_k=[2000], causal=True, num_splits=1))
     cases.append(Case("l2 sections local d256 3+3", dtype=dt, b=2, h=3, hk=3, d=256, seqs_q=[600], seqs_k=[9000], window=(500, 100), num_splits=1))

@@ -49,9 +49,10 @@ def makespan_claims(weights, sms, q, x):
     return max(end)
 
 
-def section_pairs(pairs, s, d, m_blocks, slots, mb=32, waves=0, max_mb=32, equal=False, short_sk=0):
-    """libflash/cuda/tile_order.h's l2_section_pairs for d = dv, no GQA sharing; the defaults are its shipped macros,
-    the keywords its FLASH_L2_SECTION_{MB, WAVES, MAX_MB, EQUAL, SHORT_SK} (the session-39 rule: mb=8, waves=2)."""
+def section_pairs(pairs, s, d, m_blocks, slots, mb=8, waves=2, max_mb=32, equal=True, short_sk=1536):
+    """libflash/cuda/tile_order.h's l2_section_pairs (rule = true, the Hopper path) for d = dv, no GQA sharing; the
+    defaults are its shipped macros, the keywords its FLASH_L2_SECTION_{MB, WAVES, MAX_MB, EQUAL, SHORT_SK}. The
+    order before session 40 (still the mma.sync path's, rule = false): mb=32, waves=0, equal=False, short_sk=0."""
     kv = s * 2 * d * 2
     short = short_sk <= 0 or s <= short_sk
     by_waves = ((waves if short else 0) * slots + m_blocks - 1) // m_blocks
@@ -94,7 +95,7 @@ def kv_dram_ratio(d, s, bm, bn, sec_mb, a):
     """K/V bytes read from DRAM / unique K/V bytes for the causal FA3-grid cell (d, s) with sections of sec_mb."""
     pairs, mb = (16384 // s) * (2048 // d), (s + bm - 1) // bm
     nblk = [((mb - m) * bm + bn - 1) // bn for m in range(mb)]  # heaviest first
-    sec = section_pairs(pairs, s, d, mb, a.sms, mb=sec_mb, max_mb=sec_mb)
+    sec = section_pairs(pairs, s, d, mb, a.sms, mb=sec_mb, waves=0, max_mb=sec_mb, equal=False, short_sk=0)
     free, events = [0.0] * a.sms, []
     for s0 in range(0, pairs, sec):
         for n in nblk:

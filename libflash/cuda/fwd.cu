@@ -173,7 +173,7 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
         DevInfo di;
         if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
         k.sec_pairs = int32_t(l2_section_pairs(int64_t(p.h) * p.b, p.seqlen_k, p.d, p.dv, p.group, plan.m_blocks,
-                                               int64_t(di.sms) * plan.tile.ctas_per_sm));
+                                               int64_t(di.sms) * plan.tile.ctas_per_sm, /*rule=*/false));
     }
 
     int32_t st = FLASH_ERROR_INTERNAL;

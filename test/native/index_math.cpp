@@ -38,7 +38,7 @@ static void fastdiv() {
 // waves of tiles (or the cap, or every pair), and grows no further than the larger of the two needs. With
 // FLASH_L2_SECTION_EQUAL the sections are instead of near-equal size: the last one is short by fewer pairs than
 // there are sections; with FLASH_L2_SECTION_SHORT_SK, longer keys get the cap's sections (test/native_host.test.ts
-// builds this file with the rule's macros in each form).
+// builds this file with the rule's macros in each form). rule = false ignores all but the cap.
 static void sections() {
     const int64_t cap = int64_t(FLASH_L2_SECTION_MAX_MB) << 20;
     for (int64_t pairs : {1, 2, 7, 16, 64, 100000})
@@ -47,8 +47,13 @@ static void sections() {
                 for (int share : {1, 4, 8})
                     for (int64_t mb : {1, 4, 11, 128})
                         for (int64_t slots : {0, 78, 132, 264}) {
-                            const int64_t s = flash::cuda::l2_section_pairs(pairs, sk, d, d, share, mb, slots);
+                            const int64_t s = flash::cuda::l2_section_pairs(pairs, sk, d, d, share, mb, slots, true);
                             const int64_t kv = std::max<int64_t>(1, sk * (2 * d) * 2 / share);
+                            // rule = false (the mma.sync path): the cap's sections, whatever the rule's macros say
+                            const int64_t fixed = flash::cuda::l2_section_pairs(pairs, sk, d, d, share, mb, slots, false);
+                            EXPECT(fixed == std::clamp<int64_t>(cap / kv, 1, std::max<int64_t>(1, pairs)),
+                                   "sections: rule off, %lld pairs (sk %lld d %d pairs %lld)\n", (long long)fixed,
+                                   (long long)sk, d, (long long)pairs);
                             // above FLASH_L2_SECTION_SHORT_SK keys the sections are the cap's, no wave floor
                             const bool short_k = FLASH_L2_SECTION_SHORT_SK <= 0 || sk <= FLASH_L2_SECTION_SHORT_SK;
                             const int64_t small = short_k ? int64_t(FLASH_L2_SECTION_MB) << 20 : cap;
