@@ -1,16 +1,18 @@
 #!/bin/bash
-# The L2-section rule over the causal grid in one device call (bench/NOTES.md step 57): tuning builds of the rule's
-# macros (tile_order.h) timed against the tree's sections in one process, causal 512-16k at d64 / d128 / d256, then
-# check_fwd's L2-section cases on each variant's build (the tile decode of its section sizes; outputs are also
-# compared between builds by ab_interleave, maxdiff_vs_first in the jsonl, which should read 0: the order moves no bits).
+# The L2-section rule over the causal grid in one device call (bench/NOTES.md steps 57-58): tuning builds of the rule's
+# macros (tile_order.h) timed against the tree's sections (shipped since session 40: the rule with equal sections, the
+# small ones up to 1536 keys) in one process, causal 512-16k at d64 / d128 / d256, then check_fwd's L2-section cases
+# on each variant's build (outputs are also compared between builds by ab_interleave, maxdiff_vs_first in the jsonl,
+# which should read 0: the order moves no bits). The mma.sync part times FLASH_SM90=0, where only
+# FLASH_L2_SECTION_MAX_MB acts (fwd.cu passes rule = false).
 # Usage (device machine): OUT=dir [VARIANTS="name=flags|..."] [SEQLENS=...] [ROUNDS=2] scripts/l2_rule_ab.sh  (~6 min)
 set -u
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-$PWD/device-out}; mkdir -p "$OUT"
-R="-DFLASH_L2_SECTION_MB=8 -DFLASH_L2_SECTION_MAX_MB=32"
-E="$R -DFLASH_L2_SECTION_WAVES=2 -DFLASH_L2_SECTION_EQUAL=1"
-# '|'-separated NAME=FLAGS: the rule, with equal sections, and with equal sections up to 1536 keys only
-VARIANTS=${VARIANTS:-"rule=$R -DFLASH_L2_SECTION_WAVES=2|rule_eq=$E|short_eq=$E -DFLASH_L2_SECTION_SHORT_SK=1536"}
+# '|'-separated NAME=FLAGS: the order before session 40 (32 MB sections, unequal), the rule with small sections at
+# every length, and the rule with unequal sections
+OLD="-DFLASH_L2_SECTION_MB=32 -DFLASH_L2_SECTION_WAVES=0 -DFLASH_L2_SECTION_EQUAL=0 -DFLASH_L2_SECTION_SHORT_SK=0"
+VARIANTS=${VARIANTS:-"old=$OLD|rule_eq=-DFLASH_L2_SECTION_SHORT_SK=0|short=-DFLASH_L2_SECTION_EQUAL=0"}
 SEQLENS=${SEQLENS:-512,1024,2048,4096,8192,16384}; ROUNDS=${ROUNDS:-2}
 nvidia-smi --query-gpu=name,power.limit,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
 IFS='|' read -r -a vars <<< "$VARIANTS"
