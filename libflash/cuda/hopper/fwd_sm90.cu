@@ -241,7 +241,8 @@ int32_t run(const FwdProblem& p, const FwdParams& k, const Choice& c, int acc_d,
     { // L2 sections for masked tiles (tile_order.h; a packed pair is one K/V head, an unpacked one shares its
       // K/V head with the group's other query heads)
         const int64_t pairs = int64_t(p.b) * tile_heads;
-        const int64_t sec = l2_section_pairs(pairs, p.seqlen_k, p.d, p.dv, pack ? 1 : p.group, sp.m_blocks, di.sms, /*rule=*/true);
+        const int64_t sec =
+            l2_section_pairs(pairs, p.seqlen_k, p.d, p.dv, pack ? 1 : p.group, sp.m_blocks, di.sms, /*rule=*/true);
         sp.n_sec = int((pairs + sec - 1) / sec);
         sp.div_sec = FastDiv(uint32_t(sec));
         sp.div_sec_last = FastDiv(uint32_t(pairs - (sp.n_sec - 1) * sec));
