@@ -50,7 +50,8 @@ static void sections() {
                             const int64_t s = flash::cuda::l2_section_pairs(pairs, sk, d, d, share, mb, slots, true);
                             const int64_t kv = std::max<int64_t>(1, sk * (2 * d) * 2 / share);
                             // rule = false (the mma.sync path): the cap's sections, whatever the rule's macros say
-                            const int64_t fixed = flash::cuda::l2_section_pairs(pairs, sk, d, d, share, mb, slots, false);
+                            const int64_t fixed =
+                                flash::cuda::l2_section_pairs(pairs, sk, d, d, share, mb, slots, false);
                             EXPECT(fixed == std::clamp<int64_t>(cap / kv, 1, std::max<int64_t>(1, pairs)),
                                    "sections: rule off, %lld pairs (sk %lld d %d pairs %lld)\n", (long long)fixed,
                                    (long long)sk, d, (long long)pairs);
