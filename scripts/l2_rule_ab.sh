@@ -3,8 +3,8 @@
 # macros (tile_order.h) timed against the tree's sections (shipped since session 40: the rule with equal sections, the
 # small ones up to 1536 keys) in one process, causal 512-16k at d64 / d128 / d256, then check_fwd's L2-section cases
 # on each variant's build (outputs are also compared between builds by ab_interleave, maxdiff_vs_first in the jsonl,
-# which should read 0: the order moves no bits). The mma.sync part times FLASH_SM90=0, where only
-# FLASH_L2_SECTION_MAX_MB acts (fwd.cu passes rule = false).
+# which should read 0: the order moves no bits). Hopper path only: the mma.sync path keeps 32 MB sections (fwd.cu passes
+# rule = false), so these variants are the same order there (time it with FLASH_SM90=0 and MAX_MB variants).
 # Usage (device machine): OUT=dir [VARIANTS="name=flags|..."] [SEQLENS=...] [ROUNDS=2] scripts/l2_rule_ab.sh  (~6 min)
 set -u
 cd "$(dirname "$0")/.."
@@ -24,9 +24,4 @@ for v in "${vars[@]}"; do
   timeout 40 python3 -u bench/gpu/check_fwd.py --lib "$PWD/build-ab-$n/libflash.so" --only "l2 sections" > "$OUT/check_$n.log" 2>&1
   echo "check_fwd l2 sections ($n) rc=$? $(grep -E 'passed in' "$OUT/check_$n.log" | tail -1)"; grep -E "^FAIL" "$OUT/check_$n.log" | head -3
 done
-# the mma.sync path takes the same sections (fwd.cu; slots = SMs x CTAs per SM): the same builds, FLASH_SM90=0, vs FA2
-libs="base=$PWD/build-ab-base/libflash.so"; for v in "${vars[@]}"; do libs="$libs,${v%%=*}=$PWD/build-ab-${v%%=*}/libflash.so"; done
-FLASH_SM90=0 timeout 90 python3 -u bench/gpu/ab_interleave.py --libs "$libs" --dtypes bf16 --hdims 64,128 --seqlens 1024,4096 \
-  --causal 1 --rounds 2 --rep 20 --peer flash > "$OUT/ab_sm80.txt" 2>&1
-echo "ab sm80 rc=$?"; grep "^|" "$OUT/ab_sm80.txt"
-scripts/device_out_pack.sh ab.txt ab_tune.txt ab_tune.jsonl ab_sm80.txt gpu.txt
+scripts/device_out_pack.sh ab.txt ab_tune.txt ab_tune.jsonl gpu.txt

@@ -169,12 +169,11 @@ int32_t fwd(const FwdProblem& p, void* workspace, uint64_t workspace_bytes, void
     const int64_t gx = int64_t(plan.m_blocks) * plan.num_splits;
     if (gx > INT32_MAX) return set_error(FLASH_ERROR_UNSUPPORTED, "seqlen_q=%d: grid too large", p.seqlen_q);
     const dim3 grid(unsigned(gx), unsigned(p.h), unsigned(p.b));
-    if (masked && plan.num_splits == 1 && gx * p.h * p.b <= INT32_MAX) {
-        DevInfo di;
-        if (int32_t st = device_info(p.device_id, &di); st != FLASH_OK) return st;
+    // the 32 MB sections without the rule (tile_order.h: it cost this kernel 1-2% at d64 causal), so no wave floor
+    // and no SM count
+    if (masked && plan.num_splits == 1 && gx * p.h * p.b <= INT32_MAX)
         k.sec_pairs = int32_t(l2_section_pairs(int64_t(p.h) * p.b, p.seqlen_k, p.d, p.dv, p.group, plan.m_blocks,
-                                               int64_t(di.sms) * plan.tile.ctas_per_sm, /*rule=*/false));
-    }
+                                               /*slots=*/0, /*rule=*/false));
 
     int32_t st = FLASH_ERROR_INTERNAL;
     // The V / O width of the instantiation: dim, or 128 for MLA's 192 / 128 (fwd_config.h fwd_dim_v).
