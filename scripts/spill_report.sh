@@ -3,9 +3,10 @@
 # an sm_90a cubin with the library build's CUDA flags, ptxas -v parsed per kernel. ptxas output depends only on
 # the source and the nvcc version, so this is the report the GPU build prints (bench/NOTES.md, "Resource report").
 # Usage: scripts/spill_report.sh [--family fwd_sm90|bwd_sm90] [--dtype bf16|fp16|all] [-j N]
-# Prints one line per kernel with spills ("file  template-args  stores  loads", bytes), then the summary line
-# "kernels=N spilling=M". Exit 2 when a file does not compile. Env EXTRA_DEFS: more nvcc flags, e.g. an A/B switch
-# (EXTRA_DEFS=-DFLASH_SM90_SPEC=2).
+# Prints one line per kernel with spills ("file  template-args  stores  loads", bytes), one per kernel whose wgmmas
+# ptxas serialized ("file  template-args  C75xx": a C7514 / C7515 warning, a 20-30% loss, bench/NOTES.md steps 10 and
+# 59), then the summary line "kernels=N spilling=M serialized=K". Exit 2 when a file does not compile. Env
+# EXTRA_DEFS: more nvcc flags, e.g. an A/B switch (EXTRA_DEFS=-DFLASH_SM90_SPEC=2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 family=fwd_sm90 dtype=all jobs=$(nproc)
@@ -39,7 +40,11 @@ compile() {
   # whole mangled name.
   awk -v f="$f" '/Compiling entry function/ { k = $0; sub(/^[^'"'"']*'"'"'/, "", k); sub(/'"'"'.*/, "", k)
                                               if (k ~ /Sm90CfgILi/) { sub(/.*Sm90CfgILi/, "", k); sub(/EEEvNS.*/, "", k) } }
-                 /spill stores/ { print "KERNEL", f, k, $5, $9 }' "$tmp/$f.log"
+                 /spill stores/ { print "KERNEL", f, k, $5, $9 }
+                 /\(C75[0-9]+\)/ { c = $0; sub(/^[^(]*\(/, "", c); sub(/\).*/, "", c)
+                                   w = $0; sub(/.*function '"'"'/, "", w); sub(/'"'"'.*/, "", w)
+                                   if (w ~ /Sm90CfgILi/) { sub(/.*Sm90CfgILi/, "", w); sub(/EEEvNS.*/, "", w) }
+                                   print "SERIALIZED", f, w, c }' "$tmp/$f.log"
 }
 export -f compile
 echo "$files" | xargs -P "$jobs" -I{} bash -c 'compile {}' > "$tmp/all.txt"
@@ -47,4 +52,6 @@ if grep -q '^COMPILE-ERROR' "$tmp/all.txt"; then
   grep '^COMPILE-ERROR' "$tmp/all.txt" >&2; exit 2
 fi
 awk '$1 == "KERNEL" && ($4 != "0" || $5 != "0") { print $2, $3, $4, $5 }' "$tmp/all.txt" | sort
-awk '$1 == "KERNEL" { n++; if ($4 != "0" || $5 != "0") s++ } END { printf "kernels=%d spilling=%d\n", n, s }' "$tmp/all.txt"
+awk '$1 == "SERIALIZED" { print $2, $3, $4 }' "$tmp/all.txt" | sort -u
+awk '$1 == "KERNEL" { n++; if ($4 != "0" || $5 != "0") s++ } $1 == "SERIALIZED" { w[$2 " " $3] = 1 }
+     END { printf "kernels=%d spilling=%d serialized=%d\n", n, s, length(w) }' "$tmp/all.txt"
