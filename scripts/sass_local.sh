@@ -5,7 +5,7 @@
 # reads only the ELF header of cubins from before CUDA 12.8 (OS ABI 0x33 version 7, the arch in e_flags as
 # 0xNN00NN), so the header of a copy is rewritten to that form; the sections and the sm_90 encoding are the same, and
 # the 11.8 disassembler decodes the sm_90a instructions the kernels use (HGMMA, SYNCS, UTMALDG, USETMAXREG, STSM).
-# Usage: scripts/sass_local.sh [--install] [--waits | --check] FILE [NVCC_FLAGS...]
+# Usage: scripts/sass_local.sh [--install] [--waits | --check] FILE [NVCC_FLAGS...]   (--install alone: fetch only)
 #   FILE: a file name in libflash/cuda/hopper/generated/ (or a path to a .cu file); NVCC_FLAGS: A/B switches
 #   (-DFLASH_SM90_AHEAD=0). Prints the SASS, or with --waits per kernel the wgmma skeleton: each group of HGMMAs
 #   (S = Q K^T or P V), each wait (WARPGROUP.DEPBAR) and named barrier sync, with how many MUFU.EX2 / FMNMX / FSEL
@@ -38,6 +38,7 @@ if [ "$install" = 1 ] && [ ! -x .tools/nvdisasm ]; then
   (cd "$tmp" && apt-get download -qq nvidia-cuda-toolkit 2> /dev/null && dpkg-deb -x nvidia-cuda-toolkit_*.deb x) || exit 2
   mkdir -p .tools && cp "$tmp/x/usr/bin/nvdisasm" .tools/nvdisasm && rm -rf "$tmp" || exit 2
 fi
+[ $# -gt 0 ] || [ "$install" = 0 ] || exit 0 # --install alone: fetch the disassembler only
 f=${1:?usage: $0 [--install] [--waits | --check] FILE [NVCC_FLAGS...]}
 shift
 [ -f "$f" ] || f=libflash/cuda/hopper/generated/$f
