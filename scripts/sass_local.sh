@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 if [ "$install" = 1 ] && [ ! -x .tools/nvdisasm ]; then
   # Debian's non-free component carries the toolkit; only its nvdisasm is kept (no dependencies installed).
-  if ! apt-cache show nvidia-cuda-toolkit > /dev/null 2>&1; then
+  if ! apt-cache policy nvidia-cuda-toolkit 2> /dev/null | grep -q 'Candidate: [0-9]'; then
     printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       > /etc/apt/sources.list.d/libflash-nonfree.sources && apt-get update -qq || exit 2
   fi
