@@ -1,10 +1,10 @@
 // Where ptxas put the Hopper forward's wgmma waits, read from the SASS on this machine (scripts/sass_local.sh --check:
-// nvcc, then Debian's nvdisasm, which .ci/run fetches). In the overlapped key loop the wait for P V(j-1) must come after
-// block j's softmax, so that the softmax runs while that GEMM is on the tensor cores. ptxas moves a wait above
-// arithmetic that does not feed it, no warning says so, and only the SASS shows it (bench/NOTES.md step 60). On main
-// it does so on the rows without the speculative softmax (whose vote keeps the exponentials before the wait): this
-// test holds that map, so a change that moves a wait anywhere else fails here. Pinning those waits after the softmax
-// (branch pin-wait) measured slower or equal on an H100 (NOTES step 60): the early wait frees the V slot sooner.
+// nvcc, then Debian's nvdisasm, which .ci/run fetches). In the overlapped key loop, where the wait for P V(j-1) lands
+// decides whether block j's softmax runs while that GEMM is on the tensor cores. ptxas moves a wait above arithmetic
+// that does not feed it, no warning says so, and only the SASS shows it (bench/NOTES.md step 60). It does so on the
+// rows without the speculative softmax (whose vote keeps the exponentials before the wait): this test holds that
+// map, so a change that moves a wait anywhere else fails here. Pinning those waits after the softmax (branch
+// pin-wait) measured slower or equal on an H100 (NOTES step 60): the early wait frees the V slot sooner.
 import { expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
